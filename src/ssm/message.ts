@@ -1,0 +1,238 @@
+/**
+ * ClientMessage / AgentMessage codec (specs/ssm-protocol.md §4). Pure functions, no I/O.
+ *
+ * Layout, all big-endian: HeaderLength(4) MessageType(32) SchemaVersion(4) CreatedDate(8)
+ * SequenceNumber(8) Flags(8) MessageId(16, half-swapped UUID) PayloadDigest(32) PayloadType(4)
+ * PayloadLength(4) Payload. Senders write HeaderLength 116; readers honour the value on the wire
+ * (MGS's channel_closed is reported with 112, i.e. without a PayloadType field).
+ */
+import { createHash } from "node:crypto";
+
+export const HEADER_LENGTH = 116;
+export const FRAME_OVERHEAD = 120;
+const MIN_HEADER_LENGTH = 112;
+
+export const MessageType = {
+  InputStreamData: "input_stream_data",
+  OutputStreamData: "output_stream_data",
+  Acknowledge: "acknowledge",
+  ChannelClosed: "channel_closed",
+  StartPublication: "start_publication",
+  PausePublication: "pause_publication",
+  AgentSessionState: "agent_session_state",
+} as const;
+
+export const PayloadType = {
+  None: 0,
+  Output: 1,
+  Error: 2,
+  Size: 3,
+  Parameter: 4,
+  HandshakeRequest: 5,
+  HandshakeResponse: 6,
+  HandshakeComplete: 7,
+  EncChallengeRequest: 8,
+  EncChallengeResponse: 9,
+  Flag: 10,
+  StdErr: 11,
+  ExitCode: 12,
+} as const;
+
+/** Values of a PayloadType 10 (Flag) payload, a 4-byte big-endian uint32. */
+export const PayloadFlag = {
+  DisconnectToPort: 1,
+  TerminateSession: 2,
+  ConnectToPortError: 3,
+} as const;
+
+export const Flags = { None: 0n, Syn: 1n, Fin: 2n, Ack: 3n } as const;
+
+export interface ClientMessage {
+  messageType: string;
+  schemaVersion: number;
+  /** Unix epoch milliseconds; never 0 on the wire. */
+  createdDate: number;
+  sequenceNumber: bigint;
+  flags: bigint;
+  /** Canonical lowercase hyphenated UUID. */
+  messageId: string;
+  payloadType: number;
+  payload: Uint8Array;
+}
+
+export class FrameError extends Error {
+  override name = "FrameError";
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** UUID text → 16 wire bytes: least significant long first (spec §4 "MessageId byte order"). */
+export function uuidToWire(uuid: string): Uint8Array {
+  const hex = uuid.replace(/-/g, "");
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new FrameError(`invalid UUID ${JSON.stringify(uuid)}`);
+  const b = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) b[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const out = new Uint8Array(16);
+  out.set(b.subarray(8, 16), 0);
+  out.set(b.subarray(0, 8), 8);
+  return out;
+}
+
+export function uuidFromWire(wire: Uint8Array): string {
+  const b = new Uint8Array(16);
+  b.set(wire.subarray(8, 16), 0);
+  b.set(wire.subarray(0, 8), 8);
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * SHA-256 of the payload. Synchronous because the codec sits on the hot path of a sans-IO
+ * engine; crypto.subtle is async only.
+ */
+export function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(data).digest());
+}
+
+export function encodeMessage(m: ClientMessage): Uint8Array {
+  if (m.messageType.length === 0 || m.messageType.length > 32 || !/^[\x21-\x7e]+$/.test(m.messageType)) {
+    throw new FrameError(`invalid MessageType ${JSON.stringify(m.messageType)}`);
+  }
+  const n = m.payload.length;
+  const out = new Uint8Array(FRAME_OVERHEAD + n);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, HEADER_LENGTH);
+  out.fill(0x20, 4, 36);
+  out.set(enc.encode(m.messageType), 4);
+  v.setUint32(36, m.schemaVersion);
+  v.setBigUint64(40, BigInt(m.createdDate));
+  v.setBigInt64(48, m.sequenceNumber);
+  v.setBigUint64(56, m.flags);
+  out.set(uuidToWire(m.messageId), 64);
+  out.set(sha256(m.payload), 80);
+  v.setUint32(112, m.payloadType);
+  v.setUint32(116, n);
+  out.set(m.payload, 120);
+  return out;
+}
+
+export interface DecodeOptions {
+  /** Check SHA-256(payload) against the digest (the plugin does; the agent does not). */
+  verifyDigest?: boolean;
+}
+
+/**
+ * Decode one WebSocket binary message. Throws FrameError on anything malformed; never reads
+ * out of bounds. As the plugin does, the payload is everything after HeaderLength + 4, and
+ * publication messages skip validation (§4 "Validation rules on receive").
+ */
+export function decodeMessage(buf: Uint8Array, opts: DecodeOptions = {}): ClientMessage {
+  if (buf.length < MIN_HEADER_LENGTH + 4) throw new FrameError(`frame too short (${buf.length} bytes)`);
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const hl = v.getUint32(0);
+  if (hl < MIN_HEADER_LENGTH || hl + 4 > buf.length) {
+    throw new FrameError(`bad HeaderLength ${hl} for a ${buf.length}-byte frame`);
+  }
+  const messageType = dec.decode(buf.subarray(4, 36)).replace(/^\0+|\0+$/g, "").trim();
+  const schemaVersion = v.getUint32(36);
+  const createdDate = Number(v.getBigUint64(40));
+  const sequenceNumber = v.getBigInt64(48);
+  const flags = v.getBigUint64(56);
+  const messageId = uuidFromWire(buf.subarray(64, 80));
+  const digest = buf.subarray(80, 112);
+  const payloadType = hl >= 116 ? v.getUint32(112) : 0;
+  const payloadLength = v.getUint32(hl);
+  const payload = buf.slice(hl + 4);
+  const skipChecks = messageType === MessageType.StartPublication ||
+    messageType === MessageType.PausePublication;
+  if (!skipChecks) {
+    if (messageType.length === 0) throw new FrameError("empty MessageType");
+    if (createdDate === 0) throw new FrameError("CreatedDate is 0");
+    if (payloadLength !== payload.length) {
+      throw new FrameError(`PayloadLength ${payloadLength} but ${payload.length} payload bytes`);
+    }
+    if (opts.verifyDigest !== false && payload.length > 0 && hl >= 116) {
+      const want = sha256(payload);
+      for (let i = 0; i < 32; i++) {
+        if (want[i] !== digest[i]) throw new FrameError(`payload digest mismatch (${messageType})`);
+      }
+    }
+  }
+  return { messageType, schemaVersion, createdDate, sequenceNumber, flags, messageId, payloadType, payload };
+}
+
+// ---- JSON payloads (§5, §6, §10) -------------------------------------------------------------
+
+export interface AcknowledgeContent {
+  AcknowledgedMessageType: string;
+  AcknowledgedMessageId: string;
+  AcknowledgedMessageSequenceNumber: number;
+  IsSequentialMessage: boolean;
+}
+
+export function ackPayload(of: ClientMessage): Uint8Array {
+  const a: AcknowledgeContent = {
+    AcknowledgedMessageType: of.messageType,
+    AcknowledgedMessageId: of.messageId,
+    AcknowledgedMessageSequenceNumber: Number(of.sequenceNumber),
+    IsSequentialMessage: true,
+  };
+  return enc.encode(JSON.stringify(a));
+}
+
+export function parseJson<T>(payload: Uint8Array, what: string): T {
+  try {
+    const v = JSON.parse(dec.decode(payload));
+    if (v === null || typeof v !== "object") throw new Error("not an object");
+    return v as T;
+  } catch (e) {
+    throw new FrameError(`malformed ${what} payload: ${(e as Error).message}`);
+  }
+}
+
+export function parseAck(payload: Uint8Array): AcknowledgeContent {
+  const a = parseJson<AcknowledgeContent>(payload, "acknowledge");
+  if (typeof a.AcknowledgedMessageSequenceNumber !== "number") {
+    throw new FrameError("acknowledge without AcknowledgedMessageSequenceNumber");
+  }
+  return a;
+}
+
+export interface ChannelClosedContent {
+  MessageId?: string;
+  CreatedDate?: string;
+  DestinationId?: string;
+  SessionId?: string;
+  MessageType?: string;
+  SchemaVersion?: number;
+  Output?: string;
+}
+
+export function flagPayload(flag: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, flag);
+  return b;
+}
+
+export function parseFlag(payload: Uint8Array): number {
+  if (payload.length !== 4) throw new FrameError(`Flag payload of ${payload.length} bytes`);
+  return new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+}
+
+export function jsonBytes(v: unknown): Uint8Array {
+  return enc.encode(JSON.stringify(v));
+}
+
+/**
+ * Compare dotted versions numerically, as the agent's versionutil.Compare does: with fewer
+ * components a version counts as lower when the common prefix is equal.
+ */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map((x) => parseInt(x, 10) || 0);
+  const pb = b.split(".").map((x) => parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    if (pa[i] !== pb[i]) return pa[i] < pb[i] ? -1 : 1;
+  }
+  return pa.length === pb.length ? 0 : pa.length < pb.length ? -1 : 1;
+}
