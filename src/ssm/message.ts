@@ -96,7 +96,9 @@ export function sha256(data: Uint8Array): Uint8Array {
 }
 
 export function encodeMessage(m: ClientMessage): Uint8Array {
-  if (m.messageType.length === 0 || m.messageType.length > 32 || !/^[\x21-\x7e]+$/.test(m.messageType)) {
+  if (
+    m.messageType.length === 0 || m.messageType.length > 32 || !/^[\x21-\x7e]+$/.test(m.messageType)
+  ) {
     throw new FrameError(`invalid MessageType ${JSON.stringify(m.messageType)}`);
   }
   const n = m.payload.length;
@@ -128,7 +130,9 @@ export interface DecodeOptions {
  * publication messages skip validation (§4 "Validation rules on receive").
  */
 export function decodeMessage(buf: Uint8Array, opts: DecodeOptions = {}): ClientMessage {
-  if (buf.length < MIN_HEADER_LENGTH + 4) throw new FrameError(`frame too short (${buf.length} bytes)`);
+  if (buf.length < MIN_HEADER_LENGTH + 4) {
+    throw new FrameError(`frame too short (${buf.length} bytes)`);
+  }
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const hl = v.getUint32(0);
   if (hl < MIN_HEADER_LENGTH || hl + 4 > buf.length) {
@@ -159,7 +163,16 @@ export function decodeMessage(buf: Uint8Array, opts: DecodeOptions = {}): Client
       }
     }
   }
-  return { messageType, schemaVersion, createdDate, sequenceNumber, flags, messageId, payloadType, payload };
+  return {
+    messageType,
+    schemaVersion,
+    createdDate,
+    sequenceNumber,
+    flags,
+    messageId,
+    payloadType,
+    payload,
+  };
 }
 
 // ---- JSON payloads (§5, §6, §10) -------------------------------------------------------------
