@@ -259,7 +259,7 @@ export class DataChannel {
     if (!handshake && !this.#receiveReady) return; // no ack: the agent will resend
     this.#ack(m, now);
     this.#expected++;
-    this.#process(m, now);
+    this.#processSafely(m, now);
     for (
       let next = this.#reorder.get(this.#expected);
       next;
@@ -267,7 +267,17 @@ export class DataChannel {
     ) {
       this.#reorder.delete(this.#expected);
       this.#expected++;
-      this.#process(next, now);
+      this.#processSafely(next, now);
+    }
+  }
+
+  /** A bad payload is consumed (it was acked) and reported; the messages after it still flow. */
+  #processSafely(m: ClientMessage, now: number): void {
+    try {
+      this.#process(m, now);
+    } catch (e) {
+      if (!(e instanceof FrameError)) throw e;
+      this.#bad(e.message);
     }
   }
 
