@@ -9,6 +9,7 @@ import { compareVersions, flagPayload, PayloadFlag, PayloadType } from "./messag
 import { SmuxClient, type SmuxStream, type StreamHandlers } from "./smux.ts";
 import { DataChannelSocket, HIGH_WATER } from "./websocket.ts";
 import { backoffDelays } from "./backoff.ts";
+import { ExitCode, UserError } from "../errors.ts";
 
 export interface SessionGrant {
   sessionId: string;
@@ -299,7 +300,7 @@ export class PortSession {
 
   #fail(message: string): void {
     this.lastError = message;
-    this.#ready.reject(new Error(message));
+    this.#ready.reject(new UserError(message, ExitCode.Remote));
     this.#end({ kind: "failed", message });
   }
 
@@ -307,7 +308,7 @@ export class PortSession {
     if (this.#endedValue) return;
     this.#endedValue = end;
     this.state = "closed";
-    this.#ready.reject(new Error(end.message));
+    this.#ready.reject(new UserError(end.message, ExitCode.Remote));
     this.smux.abort();
     // A final frame (the TerminateSession flag) is queued on the socket before its close frame.
     this.#pump();

@@ -5,6 +5,7 @@
  *
  * Deno's client cannot send pings, so liveness is checked by the session with acked traffic.
  */
+import { ExitCode, UserError } from "../errors.ts";
 
 export interface OpenDataChannelInput {
   MessageSchemaVersion: "1.0";
@@ -35,8 +36,12 @@ export interface SocketHandlers {
   closed(reason: string): void;
 }
 
-export class TransportError extends Error {
+/** The data channel's WebSocket could not be opened or kept. */
+export class TransportError extends UserError {
   override name = "TransportError";
+  constructor(message: string) {
+    super(message, ExitCode.Remote);
+  }
 }
 
 /** Bytes queued in the socket above which producers should wait (deno-platform.md §3). */

@@ -76,6 +76,7 @@ export class AgentEngine {
   #hsStartedAt = 0;
   #clientVersion = "";
   #lastStreamActivity: number;
+  #pendingFailure?: string;
 
   constructor(private cfg: EngineConfig, private host: EngineHost, now: number) {
     this.#lastStreamActivity = now;
@@ -157,6 +158,7 @@ export class AgentEngine {
         this.#unpause(now);
         this.#lastStreamActivity = now;
         this.#onStreamData(msg, now);
+        this.#flushFailure();
         return;
       case MessageType.Acknowledge:
         this.#unpause(now);
@@ -200,6 +202,7 @@ export class AgentEngine {
     }
     // Buffered input that found the handler not ready was already acked; nobody resends it.
     this.#drain(now);
+    this.#flushFailure();
     if (this.#paused) return;
     const oldest = this.#out.values().next();
     if (oldest.done || !oldest.value.sent) return;
@@ -242,7 +245,7 @@ export class AgentEngine {
   #onStreamData(msg: ClientMessage, now: number): void {
     const seq = Number(msg.sequenceNumber);
     if (seq === this.#expected) {
-      if (this.#process(msg, now) !== "ok") return;
+      if (this.#hs === "failed" || this.#process(msg, now) !== "ok") return;
       this.host.send(ackFrame(msg, now));
       this.#expected++;
       this.#drain(now);
@@ -258,9 +261,9 @@ export class AgentEngine {
   }
 
   #drain(now: number): void {
-    while (this.#hs !== "failed") {
+    while (true) {
       const m = this.#in.get(this.#expected);
-      if (!m) return;
+      if (!m || this.#hs === "failed") return;
       // Already acked when buffered; an error cannot be retried, so it is dropped.
       if (this.#process(m, now) === "notReady") return;
       this.#in.delete(this.#expected);
@@ -299,17 +302,13 @@ export class AgentEngine {
     const actions = (r.ProcessedClientActions ?? []) as Record<string, unknown>[];
     const bad = actions.find((a) => a?.ActionStatus !== 1);
     if (bad) {
-      // Acked (the response was well-formed), then the session fails, as in the agent.
-      this.host.send(
-        ackFrame({ ...msgStub(payload), sequenceNumber: BigInt(this.#expected) }, now),
-      );
-      this.#expected++;
-      this.#fail(
+      // The response itself was readable, so it is acked; the session fails right after (§6).
+      this.#hs = "failed";
+      this.#pendingFailure =
         `${bad?.ActionType} failed on client with status ${bad?.ActionStatus} error: ${
           bad?.Error ?? ""
-        }`,
-      );
-      return "error";
+        }`;
+      return "ok";
     }
     const ns = Math.round((now - this.#hsStartedAt) * 1e6);
     this.send(
@@ -326,17 +325,11 @@ export class AgentEngine {
     this.#hs = "failed";
     this.host.fail(reason);
   }
-}
 
-function msgStub(payload: Uint8Array): ClientMessage {
-  return {
-    messageType: MessageType.InputStreamData,
-    schemaVersion: 1,
-    createdDate: 1,
-    sequenceNumber: 0n,
-    flags: 0n,
-    messageId: "00000000-0000-0000-0000-000000000000",
-    payloadType: PayloadType.HandshakeResponse,
-    payload,
-  };
+  #flushFailure(): void {
+    const reason = this.#pendingFailure;
+    if (reason === undefined) return;
+    this.#pendingFailure = undefined;
+    this.host.fail(reason);
+  }
 }

@@ -1,0 +1,122 @@
+/**
+ * Bulk throughput through `ssm-proxy forward` + the emulator, each in its own process as in real
+ * use, with the destination and the load in this one. Prints a table and a JSON line.
+ */
+import { download, pattern, sha256hex, startDestination, upload } from "../tests/support/net.ts";
+import { awsEnv } from "../tests/support/aws_env.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+/** The real agent's ceiling: 1024 bytes per message, one message per ms. */
+const PACED_CEILING = 1024 * 1000;
+
+interface Proc {
+  child: Deno.ChildProcess;
+  lines: AsyncIterator<string>;
+}
+
+function spawn(args: string[], env: Record<string, string>): Proc {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--cached-only", `${ROOT}main.ts`, ...args],
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines())[
+    Symbol.asyncIterator
+  ]();
+  return { child, lines };
+}
+
+function splitLines(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, ctl) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) ctl.enqueue(p);
+    },
+    flush(ctl) {
+      if (rest) ctl.enqueue(rest);
+    },
+  });
+}
+
+async function waitFor(p: Proc, re: RegExp): Promise<RegExpMatchArray> {
+  while (true) {
+    const r = await p.lines.next();
+    if (r.done) throw new Error(`process ended before printing ${re}`);
+    const m = r.value.match(re);
+    if (m) return m;
+  }
+}
+
+async function stopProc(p: Proc) {
+  try {
+    p.child.kill("SIGINT");
+  } catch { /* gone */ }
+  await p.child.status;
+  await p.lines.return?.();
+}
+
+export async function benchForward(pacing: boolean, sizes: { up: number; down: number }) {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const emu = spawn([
+    "emulator",
+    "--listen",
+    `127.0.0.1:${port}`,
+    ...(pacing ? [] : ["--no-pacing"]),
+  ], {});
+  await waitFor(emu, /emulator listening/);
+  const dest = startDestination();
+  const env = awsEnv(`http://127.0.0.1:${port}`);
+  const fwd = spawn([
+    "forward",
+    "--target",
+    "i-0123456789abcdef0",
+    "--remote-port",
+    String(dest.port),
+  ], env);
+  const [, localPort] = await waitFor(fwd, /^Local port: (\d+)/);
+  const lp = Number(localPort);
+  try {
+    // Warm up the path (JIT, TCP windows) before timing.
+    await download(lp, 64 * 1024);
+    const upData = pattern(sizes.up, 5);
+    let t = performance.now();
+    const digest = await upload(lp, upData);
+    const upSecs = (performance.now() - t) / 1000;
+    if (digest !== sha256hex(upData)) throw new Error("upload corrupted");
+    t = performance.now();
+    const down = await download(lp, sizes.down);
+    const downSecs = (performance.now() - t) / 1000;
+    if (down.length !== sizes.down) throw new Error("download short");
+    return {
+      pacing,
+      upMBps: sizes.up / upSecs / 1e6,
+      downMBps: sizes.down / downSecs / 1e6,
+      downOfCeiling: sizes.down / downSecs / PACED_CEILING,
+      upOfCeiling: sizes.up / upSecs / PACED_CEILING,
+    };
+  } finally {
+    await stopProc(fwd);
+    await stopProc(emu);
+    await dest.close();
+  }
+}
+
+if (import.meta.main) {
+  const off = await benchForward(false, { up: 100e6, down: 100e6 });
+  const on = await benchForward(true, { up: 3e6, down: 5e6 });
+  console.log("forward throughput (loopback, emulator in its own process)");
+  console.log(
+    `  pacing off: client->agent ${off.upMBps.toFixed(1)} MB/s, agent->client ${
+      off.downMBps.toFixed(1)
+    } MB/s`,
+  );
+  console.log(
+    `  pacing on:  client->agent ${on.upMBps.toFixed(2)} MB/s, agent->client ${
+      on.downMBps.toFixed(2)
+    } MB/s = ${(on.downOfCeiling * 100).toFixed(1)} % of the 1024 B/ms ceiling`,
+  );
+  console.log(JSON.stringify({ forward: { pacingOff: off, pacingOn: on } }));
+}

@@ -1,0 +1,71 @@
+/**
+ * Entry of `ssm-proxy`. Subcommands are imported when run, so `--help`, `--version` and argument
+ * errors never load the AWS SDK (deno-platform.md §6).
+ */
+import { VERSION } from "./src/version.ts";
+
+if (Deno.args.length === 1 && (Deno.args[0] === "--version" || Deno.args[0] === "-V")) {
+  console.log(`ssm-proxy ${VERSION}`);
+  Deno.exit(0);
+}
+
+const { Command, CommanderError } = await import("@commander-js/extra-typings");
+const { UserError, ExitCode } = await import("./src/errors.ts");
+
+const program = new Command()
+  .name("ssm-proxy")
+  .description("Reach private AWS networks through Session Manager: no SSH, no AWS CLI, no plugin.")
+  .version(VERSION, "-V, --version")
+  .option("--profile <name>", "AWS profile (default: AWS_PROFILE or the default chain)")
+  .option("--region <region>", "AWS region (default: AWS_REGION or the profile's region)")
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride();
+
+program.command("forward")
+  .description("forward a local TCP port to a host:port reachable from the instance (no root)")
+  .requiredOption("-t, --target <target>", "instance: i-…, name:<Name tag> or tag:<Key>=<Value>")
+  .requiredOption("--remote-port <port>", "destination port", parsePort)
+  .option("--remote-host <host>", "destination host as seen from the instance", "localhost")
+  .option("-l, --local-port <port>", "local port (default: a free one)", parsePort, 0)
+  .option("--bind <address>", "local address to listen on", "127.0.0.1")
+  .action(async (opts, cmd) => {
+    const { runForward } = await import("./src/cli/forward.ts");
+    await runForward({ ...cmd.optsWithGlobals(), ...opts });
+  });
+
+program.command("emulator")
+  .description("run a local AWS (SSM, EC2, STS, EKS APIs and Session Manager) for tests and demos")
+  .option("--listen <host:port>", "address to listen on", "127.0.0.1:4566")
+  .option("--fixtures <file>", "YAML file describing instances, VPCs and clusters")
+  .option("--no-pacing", "do not pace sessions at 1 KiB/ms like the real SSM agent")
+  .action(async (opts) => {
+    const { runEmulator } = await import("./src/cli/emulator.ts");
+    await runEmulator(opts);
+  });
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) {
+    throw new UserError(
+      `invalid port ${JSON.stringify(v)}: use a number from 0 to 65535`,
+      ExitCode.Usage,
+    );
+  }
+  return n;
+}
+
+try {
+  await program.parseAsync(Deno.args, { from: "user" });
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Commander already printed the message (or the help/version text).
+    Deno.exit(e.exitCode === 0 ? 0 : ExitCode.Usage);
+  }
+  if (e instanceof UserError) {
+    console.error(`ssm-proxy: ${e.message}`);
+    Deno.exit(e.exitCode);
+  }
+  console.error(`ssm-proxy: internal error: ${(e as Error)?.stack ?? e}`);
+  console.error("Please report this with the command you ran.");
+  Deno.exit(ExitCode.Failure);
+}

@@ -1,0 +1,144 @@
+/**
+ * `ssm-proxy forward`: a local port forwarded over one multiplexed Port session. Presentation
+ * and lifecycle only; the data path is src/ssm/forwarder.ts.
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { fmtAddr, Forwarder } from "../ssm/forwarder.ts";
+import { PortSession } from "../ssm/session.ts";
+
+export interface ForwardOptions extends AwsOptions {
+  target: string;
+  remoteHost: string;
+  remotePort: number;
+  localPort: number;
+  bind: string;
+  log?: (line: string) => void;
+}
+
+export interface OpenForward {
+  forwarder: Forwarder;
+  session: PortSession;
+  instanceId: string;
+  name?: string;
+  /** Resolves when accepting stops. */
+  serving: Promise<void>;
+  /** Stop accepting, end the session on the agent (Flag TerminateSession) and by API. */
+  stop(): Promise<void>;
+}
+
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "::1"]);
+
+/** Resolve the target, open the session, and start accepting. */
+export async function openForward(o: ForwardOptions): Promise<OpenForward> {
+  const aws: AwsOptions = { profile: o.profile, region: o.region };
+  const log = o.log ?? ((line: string) => console.error(`ssm-proxy: ${line}`));
+  // Bind first: a taken port should fail before anything is opened on AWS.
+  const listener = listen(o.bind, o.localPort);
+  let session: PortSession | undefined;
+  try {
+    const { resolveTarget } = await import("../aws/targets.ts");
+    const ssm = await import("../aws/ssm.ts");
+    const target = await resolveTarget(aws, o.target);
+    const toLocal = LOCAL_HOSTS.has(o.remoteHost);
+    const grant = await ssm.startSession(aws, {
+      target: target.instanceId,
+      documentName: toLocal
+        ? "AWS-StartPortForwardingSession"
+        : "AWS-StartPortForwardingSessionToRemoteHost",
+      parameters: toLocal
+        ? { portNumber: [String(o.remotePort)] }
+        : { host: [o.remoteHost], portNumber: [String(o.remotePort)] },
+    });
+    session = await PortSession.open({
+      grant,
+      api: {
+        resume: (id) => ssm.resumeSession(aws, id),
+        terminate: (id) => ssm.terminateSession(aws, id),
+      },
+      log,
+    });
+    const dest = `${o.remoteHost}:${o.remotePort}`;
+    const forwarder = new Forwarder(session, listener, {
+      refused: (remote) =>
+        log(
+          `${dest} refused the connection from ${remote} on the instance side: check that it listens and that the instance can reach it`,
+        ),
+    });
+    const s = session;
+    return {
+      forwarder,
+      session: s,
+      instanceId: target.instanceId,
+      name: target.name,
+      serving: forwarder.serve(),
+      async stop() {
+        forwarder.close();
+        await s.terminate();
+      },
+    };
+  } catch (e) {
+    listener.close();
+    if (session) await session.terminate().catch(() => {});
+    throw e;
+  }
+}
+
+export async function runForward(o: ForwardOptions): Promise<void> {
+  const f = await openForward(o);
+  const name = f.name ? ` (${f.name})` : "";
+  console.log(
+    `Forwarding ${
+      fmtAddr(f.forwarder.addr)
+    } -> ${o.remoteHost}:${o.remotePort} via ${f.instanceId}${name}, session ${f.session.sessionId}`,
+  );
+  console.log(`Local port: ${f.forwarder.addr.port}`);
+  console.log("Press Ctrl-C to stop.");
+
+  const stop = Promise.withResolvers<string>();
+  const signals: [Deno.Signal, () => void][] = (["SIGINT", "SIGTERM"] as const).map((
+    s,
+  ) => [s, () => stop.resolve(s)]);
+  for (const [s, h] of signals) Deno.addSignalListener(s, h);
+  const outcome = await Promise.race([
+    stop.promise.then((sig) => ({ sig })),
+    f.session.ended.then((end) => ({ end })),
+  ]);
+  for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+  await f.stop();
+  await f.serving.catch(() => {});
+  if ("sig" in outcome) {
+    console.error(`ssm-proxy: stopped (${outcome.sig}); session ${f.session.sessionId} terminated`);
+    return;
+  }
+  throw new UserError(
+    `${outcome.end.message}; run the command again to reconnect`,
+    ExitCode.Remote,
+  );
+}
+
+function listen(hostname: string, port: number): Deno.Listener {
+  try {
+    return Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new UserError(
+        `local port ${port} on ${hostname} is already in use: pick another with --local-port, or omit it for a free one`,
+        ExitCode.Usage,
+      );
+    }
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new UserError(
+        `cannot listen on ${hostname}: no such local address (check --bind)`,
+        ExitCode.Usage,
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new UserError(
+        `not allowed to listen on ${hostname}:${port}: ports below 1024 need root`,
+        ExitCode.Usage,
+      );
+    }
+    throw e;
+  }
+}

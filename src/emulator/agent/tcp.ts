@@ -1,0 +1,113 @@
+/**
+ * One TCP connection from the emulated agent to the forwarding destination. Writes are queued
+ * and applied in order (Deno writes are async and may be partial); reads are handed to the owner,
+ * which may make the reader wait (backpressure) by returning a promise.
+ */
+
+export interface TcpLinkHandlers {
+  /** Bytes read; the next read waits for the returned promise. */
+  data(bytes: Uint8Array): Promise<void>;
+  /** Dial failed; no other callback follows. */
+  dialError(err: Error): void;
+  /** The connection is gone (EOF, error, or close()); called once, after the last `data`. */
+  closed(): void;
+}
+
+/** Size of each read; the pump re-chunks, so this only bounds one smux PSH frame. */
+const READ_SIZE = 32 * 1024;
+
+export class TcpLink {
+  #conn?: Deno.TcpConn;
+  #writes: Promise<void>;
+  #pendingWrite = 0;
+  #closed = false;
+  #closeAfterWrites = false;
+  #closedNotified = false;
+  readonly done: Promise<void>;
+
+  constructor(hostname: string, port: number, private h: TcpLinkHandlers) {
+    const dial = Deno.connect({ hostname, port, transport: "tcp" });
+    this.#writes = dial.then(() => {}, () => {});
+    this.done = dial.then(
+      (conn) => this.#opened(conn),
+      (err) => {
+        this.#closed = true;
+        this.h.dialError(err as Error);
+      },
+    );
+  }
+
+  /** Bytes queued for the destination and not yet written. */
+  get pendingWrite(): number {
+    return this.#pendingWrite;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.#closed || this.#closeAfterWrites || bytes.length === 0) return;
+    this.#pendingWrite += bytes.length;
+    this.#writes = this.#writes.then(async () => {
+      try {
+        if (this.#conn && !this.#closed) await writeAll(this.#conn, bytes);
+      } catch {
+        this.close();
+      } finally {
+        this.#pendingWrite -= bytes.length;
+      }
+    });
+  }
+
+  /** Close once everything queued has been written: a FIN from the client. */
+  closeAfterWrites(): void {
+    if (this.#closed || this.#closeAfterWrites) return;
+    this.#closeAfterWrites = true;
+    this.#writes = this.#writes.then(() => this.close());
+  }
+
+  /** Close now, in both directions (the agent has no half-close, §8). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn?.close();
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+
+  async #opened(conn: Deno.TcpConn): Promise<void> {
+    this.#conn = conn;
+    if (this.#closed) {
+      conn.close();
+      this.#notifyClosed();
+      return;
+    }
+    try {
+      while (!this.#closed) {
+        const buf = new Uint8Array(READ_SIZE);
+        const n = await conn.read(buf);
+        if (n === null) break;
+        await this.h.data(buf.subarray(0, n));
+      }
+    } catch {
+      // Reset by the peer, or closed under the pending read by close().
+    }
+    this.close();
+    await this.#writes;
+    this.#notifyClosed();
+  }
+
+  #notifyClosed(): void {
+    if (this.#closedNotified) return;
+    this.#closedNotified = true;
+    this.h.closed();
+  }
+}
+
+async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
+  let o = 0;
+  while (o < bytes.length) o += await conn.write(bytes.subarray(o));
+}
