@@ -5,6 +5,7 @@
  */
 
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { ExitCode, UserError } from "../errors.ts";
 
 export type InstanceState = "pending" | "running" | "stopped";
 /** `unmanaged`: the instance never registered with Systems Manager, so SSM does not list it. */
@@ -128,11 +129,21 @@ function instanceDefaults(seed: InstanceSeed): FixtureInstance {
 /** Reads fixtures from YAML; no path means the defaults. */
 export async function loadFixtures(path?: string): Promise<Fixtures> {
   if (!path) return defaultFixtures();
-  return parseFixtures(await Deno.readTextFile(path), path);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new FixtureError(`${path}: cannot read the fixtures file: ${(e as Error).message}`);
+  }
+  return parseFixtures(text, path);
 }
 
-export class FixtureError extends Error {
+/** A bad fixtures file is the user's to fix, so it prints as one line, not a stack trace. */
+export class FixtureError extends UserError {
   override name = "FixtureError";
+  constructor(message: string) {
+    super(message, ExitCode.Usage);
+  }
 }
 
 /** Parses and validates; errors name the file, line and key path. */

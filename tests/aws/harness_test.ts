@@ -12,8 +12,18 @@ export interface Emulator {
   url: string;
   registry: SessionRegistry;
   fixtures: Fixtures;
+  /** Every request served: which service it was for and the SigV4 credential scope. */
+  seen: SeenRequest[];
   /** Moves the emulator's clock, e.g. past a StartInstances delay. */
   advance(ms: number): void;
+}
+
+export interface SeenRequest {
+  path: string;
+  /** `AmazonSSM.StartSession`, `Action=DescribeInstances`, or the method for REST. */
+  op: string;
+  /** `region/service` from the Authorization header, if signed. */
+  scope?: string;
 }
 
 export const WORLD = new URL("../fixtures/emulator_world.yaml", import.meta.url).pathname;
@@ -44,7 +54,7 @@ export async function withEnv<T>(
 ): Promise<T> {
   const saved = new Map(AWS_VARS.map((k) => [k, Deno.env.get(k)]));
   for (const k of AWS_VARS) Deno.env.delete(k);
-  for (const [k, v] of Object.entries(vars)) if (v !== undefined) Deno.env.set(k, v);
+  for (const [k, v] of Object.entries(vars)) if (v) Deno.env.set(k, v);
   try {
     return await fn();
   } finally {
@@ -67,7 +77,10 @@ export function sdkEnv(url: string, extra: Record<string, string> = {}) {
   };
 }
 
-/** Serves the API for the duration of `fn`, with the SDK environment pointed at it. */
+/**
+ * Serves the API for the duration of `fn`, with the SDK environment pointed at it. `env` adds to
+ * or overrides that environment: "" unsets a variable, "__EMULATOR__" stands for the API's URL.
+ */
 export async function withEmulator<T>(
   fixturesPath: string | undefined,
   fn: (emu: Emulator) => Promise<T>,
@@ -75,18 +88,45 @@ export async function withEmulator<T>(
 ): Promise<T> {
   const fixtures = await loadFixtures(fixturesPath);
   let clock = Date.now();
+  const seen: SeenRequest[] = [];
   let base = "";
   const registry = new SessionRegistry(() => base.replace(/^http/, "ws"), "emu-user");
   const api = createApi({ registry, fixtures, region: "eu-central-1", now: () => clock });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => await api(req) ?? new Response("not found", { status: 404 }),
+    async (incoming) => {
+      // A copy, not req.clone(): cloning touches request.signal, which makes Deno warn.
+      const body = incoming.method === "GET" ? undefined : await incoming.text();
+      const req = new Request(incoming.url, {
+        method: incoming.method,
+        headers: incoming.headers,
+        body,
+      });
+      seen.push(describe(req, body));
+      return await api(req) ?? new Response("not found", { status: 404 });
+    },
   );
   base = `http://127.0.0.1:${server.addr.port}`;
-  const emu = { url: base, registry, fixtures, advance: (ms: number) => void (clock += ms) };
+  const emu = { url: base, registry, fixtures, seen, advance: (ms: number) => void (clock += ms) };
   try {
-    return await withEnv(sdkEnv(base, env), () => fn(emu));
+    const filled = Object.fromEntries(
+      Object.entries(env).map(([k, v]) => [k, v === "__EMULATOR__" ? base : v]),
+    );
+    return await withEnv(sdkEnv(base, filled), () => fn(emu));
   } finally {
     await server.shutdown();
   }
+}
+
+function describe(req: Request, body: string | undefined): SeenRequest {
+  const path = new URL(req.url).pathname;
+  const scope = /Credential=[^/]+\/\d{8}\/([^/]+\/[^/]+)\//.exec(
+    req.headers.get("authorization") ?? "",
+  )?.[1];
+  const target = req.headers.get("x-amz-target");
+  let op = target ?? req.method;
+  if (!target && req.method === "POST") {
+    op = `Action=${new URLSearchParams(body).get("Action")}`;
+  }
+  return { path, op, ...(scope ? { scope } : {}) };
 }

@@ -1,0 +1,146 @@
+/**
+ * `--target` resolution: an instance id as is, or a Name/tag query through EC2; then a check
+ * that Systems Manager sees the instance online, so failures say why before any session starts.
+ */
+
+import { ExitCode, UserError } from "../errors.ts";
+import type { AwsOptions } from "./config.ts";
+
+export type TargetSpec =
+  | { kind: "id"; id: string }
+  | { kind: "name"; name: string }
+  | { kind: "tag"; key: string; value: string };
+
+export interface ResolvedTarget {
+  instanceId: string;
+  /** The Name tag, when the target was found through EC2. */
+  name?: string;
+}
+
+const FORMS = "an instance id (i-… or mi-…), name:<Name tag> or tag:<Key>=<Value>";
+const ID = /^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$/;
+
+function usage(message: string): UserError {
+  return new UserError(message, ExitCode.Usage);
+}
+
+/** Syntax only; no AWS calls. */
+export function parseTarget(spec: string): TargetSpec {
+  const s = spec.trim();
+  if (s === "") throw usage(`the target is empty: give ${FORMS}`);
+  if (/^m?i-/.test(s)) {
+    if (!ID.test(s)) {
+      throw usage(
+        `"${s}" is not a valid instance id: expected i- followed by 8 or 17 hex digits ` +
+          "(or mi- and 17 hex digits for a managed instance)",
+      );
+    }
+    return { kind: "id", id: s };
+  }
+  if (s.startsWith("name:")) {
+    const name = s.slice(5);
+    if (name === "") throw usage(`"${s}" has no name after "name:", e.g. name:bastion`);
+    return { kind: "name", name };
+  }
+  if (s.startsWith("tag:")) {
+    const body = s.slice(4);
+    const eq = body.indexOf("=");
+    if (eq < 0) throw usage(`"${s}" needs =<Value> after the tag key, e.g. tag:Purpose=bastion`);
+    if (eq === 0) throw usage(`"${s}" has no tag key before "=", e.g. tag:Purpose=bastion`);
+    const value = body.slice(eq + 1);
+    if (value === "") throw usage(`"${s}" has no value after "=", e.g. tag:Purpose=bastion`);
+    return { kind: "tag", key: body.slice(0, eq), value };
+  }
+  const colon = s.indexOf(":");
+  if (colon > 0) {
+    throw usage(`unknown target kind "${s.slice(0, colon)}:" in "${s}": give ${FORMS}`);
+  }
+  throw usage(`"${s}" is not a target: give ${FORMS} (did you mean name:${s}?)`);
+}
+
+export function describeSpec(t: TargetSpec): string {
+  switch (t.kind) {
+    case "id":
+      return t.id;
+    case "name":
+      return `name:${t.name}`;
+    case "tag":
+      return `tag:${t.key}=${t.value}`;
+  }
+}
+
+export async function resolveTarget(o: AwsOptions, spec: string): Promise<ResolvedTarget> {
+  const t = parseTarget(spec);
+  // A plain id needs no EC2 at all: the SSM check below also proves it exists.
+  const found = t.kind === "id" ? { instanceId: t.id } : await findRunning(o, t);
+  await checkOnline(o, found);
+  return found;
+}
+
+interface Candidate {
+  instanceId: string;
+  name?: string;
+  state: string;
+}
+
+function listCandidates(cs: Candidate[]): string {
+  return cs.map((c) => `${c.instanceId} (${c.name ?? "no Name tag"}, ${c.state})`).join(", ");
+}
+
+/** Picks the one running instance among the matches, or explains why there is none. */
+export function pickRunning(t: TargetSpec, candidates: Candidate[]): ResolvedTarget {
+  const what = describeSpec(t);
+  const running = candidates.filter((c) => c.state === "running");
+  if (running.length === 1) {
+    const { instanceId, name } = running[0];
+    return name === undefined ? { instanceId } : { instanceId, name };
+  }
+  if (running.length > 1) {
+    throw new UserError(
+      `${what} matches ${running.length} running instances: ${listCandidates(running)}; ` +
+        "pass one instance id as the target",
+      ExitCode.Target,
+    );
+  }
+  if (candidates.length > 0) {
+    throw new UserError(
+      `no running instance matches ${what}; found ${listCandidates(candidates)}`,
+      ExitCode.Target,
+    );
+  }
+  throw new UserError(`no instance matches ${what}`, ExitCode.Target);
+}
+
+async function findRunning(o: AwsOptions, t: TargetSpec & { kind: "name" | "tag" }) {
+  const { describeInstances } = await import("./ec2.ts");
+  const tag = t.kind === "name" ? { key: "Name", value: t.name } : t;
+  const candidates = await describeInstances(o, [
+    { name: `tag:${tag.key}`, values: [tag.value] },
+    // Terminated instances linger in results for an hour and are never candidates.
+    { name: "instance-state-name", values: ["pending", "running", "stopping", "stopped"] },
+  ]);
+  return pickRunning(t, candidates);
+}
+
+async function checkOnline(o: AwsOptions, target: ResolvedTarget): Promise<void> {
+  const { describeInstanceInformation } = await import("./ssm.ts");
+  const id = target.instanceId;
+  const label = target.name ? `${id} (${target.name})` : id;
+  // The offline message keeps the bare id: scripts and docs match on "instance i-… is not online".
+  const [info] = await describeInstanceInformation(o, [id]);
+  const fix = "check that the SSM agent runs and the instance role has " +
+    "AmazonSSMManagedInstanceCore";
+  if (!info) {
+    throw new UserError(
+      `instance ${label} is not known to Systems Manager (it does not exist in this region, ` +
+        `or its agent never registered): ${fix}`,
+      ExitCode.Target,
+    );
+  }
+  if (info.pingStatus !== "Online") {
+    throw new UserError(
+      `instance ${id} is not online in Systems Manager (PingStatus ${info.pingStatus}): ${fix}`,
+      ExitCode.Target,
+    );
+  }
+}
