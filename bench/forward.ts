@@ -58,7 +58,11 @@ async function stopProc(p: Proc) {
   await p.lines.return?.();
 }
 
-export async function benchForward(pacing: boolean, sizes: { up: number; down: number }) {
+export async function benchForward(
+  pacing: boolean,
+  sizes: { up: number; down: number },
+  messageSize?: number,
+) {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const emu = spawn([
     "emulator",
@@ -68,7 +72,8 @@ export async function benchForward(pacing: boolean, sizes: { up: number; down: n
   ], {});
   await waitFor(emu, /emulator listening/);
   const dest = startDestination();
-  const env = awsEnv(`http://127.0.0.1:${port}`);
+  const env: Record<string, string> = awsEnv(`http://127.0.0.1:${port}`);
+  if (messageSize) env.SSM_PROXY_MESSAGE_SIZE = String(messageSize);
   const fwd = spawn([
     "forward",
     "--target",
@@ -92,6 +97,7 @@ export async function benchForward(pacing: boolean, sizes: { up: number; down: n
     if (down.length !== sizes.down) throw new Error("download short");
     return {
       pacing,
+      messageSize: messageSize ?? 1024,
       upMBps: sizes.up / upSecs / 1e6,
       downMBps: sizes.down / downSecs / 1e6,
       downOfCeiling: sizes.down / downSecs / PACED_CEILING,
@@ -102,21 +108,4 @@ export async function benchForward(pacing: boolean, sizes: { up: number; down: n
     await stopProc(emu);
     await dest.close();
   }
-}
-
-if (import.meta.main) {
-  const off = await benchForward(false, { up: 100e6, down: 100e6 });
-  const on = await benchForward(true, { up: 3e6, down: 5e6 });
-  console.log("forward throughput (loopback, emulator in its own process)");
-  console.log(
-    `  pacing off: client->agent ${off.upMBps.toFixed(1)} MB/s, agent->client ${
-      off.downMBps.toFixed(1)
-    } MB/s`,
-  );
-  console.log(
-    `  pacing on:  client->agent ${on.upMBps.toFixed(2)} MB/s, agent->client ${
-      on.downMBps.toFixed(2)
-    } MB/s = ${(on.downOfCeiling * 100).toFixed(1)} % of the 1024 B/ms ceiling`,
-  );
-  console.log(JSON.stringify({ forward: { pacingOff: off, pacingOn: on } }));
 }

@@ -57,6 +57,7 @@ export async function openForward(o: ForwardOptions): Promise<OpenForward> {
         terminate: (id) => ssm.terminateSession(aws, id),
       },
       log,
+      maxPayload: messageSize(),
     });
     const dest = `${o.remoteHost}:${o.remotePort}`;
     const forwarder = new Forwarder(session, listener, {
@@ -115,6 +116,25 @@ export async function runForward(o: ForwardOptions): Promise<void> {
     `${outcome.end.message}; run the command again to reconnect`,
     ExitCode.Remote,
   );
+}
+
+/**
+ * Largest payload we put in one message to the agent. 1024 bytes is what the AWS plugin sends
+ * and so what the real service is known to accept; larger messages cut per-message cost (the
+ * limit on loopback) but are unproven against AWS, hence opt-in.
+ */
+export function messageSize(env = Deno.env.get("SSM_PROXY_MESSAGE_SIZE")): number {
+  if (env === undefined || env === "") return 1024;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 64 || n > 32768) {
+    throw new UserError(
+      `SSM_PROXY_MESSAGE_SIZE=${
+        JSON.stringify(env)
+      } is not a whole number of bytes from 64 to 32768`,
+      ExitCode.Usage,
+    );
+  }
+  return n;
 }
 
 function listen(hostname: string, port: number): Deno.Listener {

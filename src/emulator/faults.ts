@@ -247,8 +247,8 @@ export class FaultController {
 export class FaultLink {
   #queue: { frame: Uint8Array; at: number }[] = [];
   #held?: Uint8Array;
-  #heldTimer?: number;
-  #timer?: number;
+  #heldTimer?: ReturnType<typeof setTimeout>;
+  #timer?: ReturnType<typeof setTimeout>;
   #closed = false;
   #drainWaiters: (() => void)[] = [];
 

@@ -50,6 +50,8 @@ export interface ChannelOptions {
   maxPayload?: number;
   /** Unacknowledged messages allowed in flight before `writable` turns false. */
   window?: number;
+  /** Unacknowledged payload bytes allowed in flight, whatever the message size. */
+  windowBytes?: number;
   /** Resends of one message before a "stalled" event (the plugin gives up at 3000). */
   maxResends?: number;
   /** Capacity of the out-of-order buffer (the plugin's is 10 000). */
@@ -71,6 +73,7 @@ export class DataChannel {
   readonly clientVersion: string;
   readonly maxPayload: number;
   readonly window: number;
+  readonly windowBytes: number;
   readonly rtt = new RttEstimator();
 
   #uuid: () => string;
@@ -104,6 +107,7 @@ export class DataChannel {
     this.clientVersion = opts.clientVersion ?? CLIENT_VERSION;
     this.maxPayload = opts.maxPayload ?? 1024;
     this.window = opts.window ?? 1024;
+    this.windowBytes = opts.windowBytes ?? 4 << 20;
     this.#maxResends = opts.maxResends ?? 3000;
     this.#reorderCapacity = opts.reorderCapacity ?? 10_000;
     this.#uuid = opts.uuid ?? (() => crypto.randomUUID());
@@ -131,7 +135,8 @@ export class DataChannel {
   }
   /** False while the window is full: callers should stop producing. */
   get writable(): boolean {
-    return !this.#closed && this.#unacked.size + this.#pending.length < this.window;
+    return !this.#closed && this.#unacked.size + this.#pending.length < this.window &&
+      this.#unackedBytes < this.windowBytes;
   }
 
   /**
@@ -355,7 +360,10 @@ export class DataChannel {
 
   #flush(now: number): void {
     if (!this.#handshakeDone || this.#paused || this.#closed) return;
-    while (this.#pending.length > 0 && this.#unacked.size < this.window) {
+    while (
+      this.#pending.length > 0 && this.#unacked.size < this.window &&
+      this.#unackedBytes < this.windowBytes
+    ) {
       const p = this.#pending.shift()!;
       this.#transmit(p.payloadType, p.payload, now);
     }

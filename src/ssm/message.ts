@@ -67,24 +67,66 @@ export class FrameError extends Error {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+function hexNibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  return (c | 0x20) - 87; // a-f, validated by UUID_RE
+}
+
 /** UUID text → 16 wire bytes: least significant long first (spec §4 "MessageId byte order"). */
-export function uuidToWire(uuid: string): Uint8Array {
-  const hex = uuid.replace(/-/g, "");
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new FrameError(`invalid UUID ${JSON.stringify(uuid)}`);
-  const b = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) b[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  const out = new Uint8Array(16);
-  out.set(b.subarray(8, 16), 0);
-  out.set(b.subarray(0, 8), 8);
+export function uuidToWire(uuid: string, out = new Uint8Array(16), at = 0): Uint8Array {
+  if (uuid.length !== 36 || !UUID_RE.test(uuid)) {
+    throw new FrameError(`invalid UUID ${JSON.stringify(uuid)}`);
+  }
+  // Canonical byte i goes to wire position (i + 8) % 16.
+  let i = 0;
+  for (let c = 0; c < 36; c += 2) {
+    if (c === 8 || c === 13 || c === 18 || c === 23) c++;
+    out[at + ((i + 8) & 15)] = (hexNibble(uuid.charCodeAt(c)) << 4) |
+      hexNibble(uuid.charCodeAt(c + 1));
+    i++;
+  }
   return out;
 }
 
 export function uuidFromWire(wire: Uint8Array): string {
-  const b = new Uint8Array(16);
-  b.set(wire.subarray(8, 16), 0);
-  b.set(wire.subarray(0, 8), 8);
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  const h = (i: number) => HEX[wire[(i + 8) & 15]];
+  return h(0) + h(1) + h(2) + h(3) + "-" + h(4) + h(5) + "-" + h(6) + h(7) + "-" + h(8) + h(9) +
+    "-" + h(10) + h(11) + h(12) + h(13) + h(14) + h(15);
+}
+
+const typeFields = new Map<string, Uint8Array>();
+
+/** MessageType as its 32-byte field, space padded; cached since a session uses a handful. */
+function typeField(t: string): Uint8Array {
+  let f = typeFields.get(t);
+  if (f) return f;
+  if (t.length === 0 || t.length > 32 || !/^[\x21-\x7e]+$/.test(t)) {
+    throw new FrameError(`invalid MessageType ${JSON.stringify(t)}`);
+  }
+  f = new Uint8Array(32).fill(0x20);
+  f.set(enc.encode(t));
+  if (typeFields.size < 64) typeFields.set(t, f);
+  return f;
+}
+
+/** The plugin strips NULs from both ends, then whitespace. */
+function readType(buf: Uint8Array): string {
+  let a = 4;
+  let b = 36;
+  while (a < b && buf[a] === 0) a++;
+  while (b > a && buf[b - 1] === 0) b--;
+  while (a < b && isSpace(buf[a])) a++;
+  while (b > a && isSpace(buf[b - 1])) b--;
+  let s = "";
+  for (let i = a; i < b; i++) s += String.fromCharCode(buf[i]);
+  return s;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
 }
 
 /**
@@ -96,22 +138,16 @@ export function sha256(data: Uint8Array): Uint8Array {
 }
 
 export function encodeMessage(m: ClientMessage): Uint8Array {
-  if (
-    m.messageType.length === 0 || m.messageType.length > 32 || !/^[\x21-\x7e]+$/.test(m.messageType)
-  ) {
-    throw new FrameError(`invalid MessageType ${JSON.stringify(m.messageType)}`);
-  }
   const n = m.payload.length;
   const out = new Uint8Array(FRAME_OVERHEAD + n);
   const v = new DataView(out.buffer);
   v.setUint32(0, HEADER_LENGTH);
-  out.fill(0x20, 4, 36);
-  out.set(enc.encode(m.messageType), 4);
+  out.set(typeField(m.messageType), 4);
   v.setUint32(36, m.schemaVersion);
   v.setBigUint64(40, BigInt(m.createdDate));
   v.setBigInt64(48, m.sequenceNumber);
   v.setBigUint64(56, m.flags);
-  out.set(uuidToWire(m.messageId), 64);
+  uuidToWire(m.messageId, out, 64);
   out.set(sha256(m.payload), 80);
   v.setUint32(112, m.payloadType);
   v.setUint32(116, n);
@@ -138,7 +174,7 @@ export function decodeMessage(buf: Uint8Array, opts: DecodeOptions = {}): Client
   if (hl < MIN_HEADER_LENGTH || hl + 4 > buf.length) {
     throw new FrameError(`bad HeaderLength ${hl} for a ${buf.length}-byte frame`);
   }
-  const messageType = dec.decode(buf.subarray(4, 36)).replace(/^\0+|\0+$/g, "").trim();
+  const messageType = readType(buf);
   const schemaVersion = v.getUint32(36);
   const createdDate = Number(v.getBigUint64(40));
   const sequenceNumber = v.getBigInt64(48);

@@ -6,7 +6,7 @@
  */
 import { type ChannelEvent, DataChannel } from "./channel.ts";
 import { compareVersions, flagPayload, PayloadFlag, PayloadType } from "./message.ts";
-import { SmuxClient, type SmuxStream, type StreamHandlers } from "./smux.ts";
+import { SMUX_HEADER, SmuxClient, type SmuxStream, type StreamHandlers } from "./smux.ts";
 import { DataChannelSocket, HIGH_WATER } from "./websocket.ts";
 import { backoffDelays } from "./backoff.ts";
 import { ExitCode, UserError } from "../errors.ts";
@@ -82,7 +82,7 @@ export class PortSession {
     this.smux = new SmuxClient((bytes) => {
       this.channel.send(PayloadType.Output, bytes, Date.now());
       this.#pump();
-    });
+    }, this.channel.maxPayload - SMUX_HEADER);
     this.#ready.promise.catch(() => {});
   }
 

@@ -6,7 +6,16 @@
  * smux v1 has no flow-control window, so receive-side backpressure is the caller's: it watches
  * `bufferedBytes` of its streams and stops acking the data channel when they grow.
  */
-import { Cmd, encodeFrame, encodePsh, SmuxParser } from "./smux_frame.ts";
+import {
+  Cmd,
+  encodeFrame,
+  encodePsh,
+  SMUX_HEADER,
+  SMUX_MAX_FRAME,
+  SmuxParser,
+} from "./smux_frame.ts";
+
+export { SMUX_HEADER };
 
 export interface StreamHandlers {
   data(chunk: Uint8Array): void;
@@ -36,7 +45,7 @@ export class SmuxStream {
   write(data: Uint8Array): void {
     if (this.#closedLocal || data.length === 0) return;
     this.sentBytes += data.length;
-    this.session.emit(encodePsh(this.id, data));
+    this.session.emit(encodePsh(this.id, data, this.session.maxFrame));
   }
 
   /** Send FIN (idempotent). There is no half-close in the agent: it closes the TCP side. */
@@ -64,7 +73,11 @@ export class SmuxClient {
   #refusals = 0;
   readonly stats = { opened: 0, refused: 0, nops: 0, strays: 0 };
 
-  constructor(private write: (bytes: Uint8Array) => void) {}
+  /**
+   * `maxFrame`: largest PSH payload. Sized so one frame fills one data-channel message, the
+   * receiver then rarely has to reassemble frames across messages.
+   */
+  constructor(private write: (bytes: Uint8Array) => void, readonly maxFrame = SMUX_MAX_FRAME) {}
 
   get streamCount(): number {
     return this.#streams.size;

@@ -55,41 +55,86 @@ export function encodePsh(streamId: number, data: Uint8Array, max = SMUX_MAX_FRA
 /**
  * Incremental parser: push bytes in any chunking, take whole frames out. A bad version or
  * command is a protocol error (xtaci/smux closes the session on it), reported by throwing.
+ * Chunks are kept by reference until consumed (no copy when a frame lies within one chunk),
+ * so callers must not reuse a pushed buffer.
  */
 export class SmuxParser {
-  #buf = new Uint8Array(0);
+  #chunks: Uint8Array[] = [];
+  /** Offset into #chunks[0] of the first unconsumed byte. */
+  #head = 0;
+  #length = 0;
+  #header = new Uint8Array(SMUX_HEADER);
 
   push(chunk: Uint8Array): SmuxFrame[] {
-    let buf: Uint8Array;
-    if (this.#buf.length === 0) buf = chunk;
-    else {
-      buf = new Uint8Array(this.#buf.length + chunk.length);
-      buf.set(this.#buf, 0);
-      buf.set(chunk, this.#buf.length);
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#length += chunk.length;
     }
     const frames: SmuxFrame[] = [];
-    let o = 0;
-    while (buf.length - o >= SMUX_HEADER) {
-      const ver = buf[o];
-      const cmd = buf[o + 1];
-      if (ver !== SMUX_VERSION) throw new SmuxError(`smux version ${ver}`);
-      if (cmd > Cmd.NOP) throw new SmuxError(`smux command ${cmd}`);
-      const len = buf[o + 2] | (buf[o + 3] << 8);
-      if (buf.length - o < SMUX_HEADER + len) break;
-      const sid = (buf[o + 4] | (buf[o + 5] << 8) | (buf[o + 6] << 16) | (buf[o + 7] << 24)) >>> 0;
-      frames.push({
-        cmd: cmd as CmdValue,
-        streamId: sid,
-        data: buf.slice(o + SMUX_HEADER, o + SMUX_HEADER + len),
-      });
-      o += SMUX_HEADER + len;
+    while (this.#length >= SMUX_HEADER) {
+      const h = this.#peek(SMUX_HEADER);
+      if (h[0] !== SMUX_VERSION) throw new SmuxError(`smux version ${h[0]}`);
+      if (h[1] > Cmd.NOP) throw new SmuxError(`smux command ${h[1]}`);
+      const len = h[2] | (h[3] << 8);
+      if (this.#length < SMUX_HEADER + len) break;
+      const cmd = h[1] as CmdValue;
+      const streamId = (h[4] | (h[5] << 8) | (h[6] << 16) | (h[7] << 24)) >>> 0;
+      this.#skip(SMUX_HEADER);
+      frames.push({ cmd, streamId, data: this.#take(len) });
     }
-    this.#buf = o === buf.length ? new Uint8Array(0) : buf.slice(o);
     return frames;
   }
 
   /** Bytes held waiting for the rest of a frame. */
   get pending(): number {
-    return this.#buf.length;
+    return this.#length;
+  }
+
+  /** The next n bytes without consuming them (n ≤ SMUX_HEADER). */
+  #peek(n: number): Uint8Array {
+    const first = this.#chunks[0];
+    if (first.length - this.#head >= n) return first.subarray(this.#head, this.#head + n);
+    const out = this.#header;
+    let o = 0;
+    let at = this.#head;
+    for (let i = 0; o < n; i++, at = 0) {
+      const c = this.#chunks[i];
+      const k = Math.min(n - o, c.length - at);
+      out.set(c.subarray(at, at + k), o);
+      o += k;
+    }
+    return out;
+  }
+
+  #skip(n: number): void {
+    this.#take(n, false);
+  }
+
+  #take(n: number, keep = true): Uint8Array {
+    this.#length -= n;
+    const first = this.#chunks[0];
+    if (first !== undefined && first.length - this.#head >= n) {
+      const out = keep ? first.subarray(this.#head, this.#head + n) : EMPTY;
+      this.#advance(n);
+      return out;
+    }
+    const out = keep ? new Uint8Array(n) : EMPTY;
+    let o = 0;
+    while (o < n) {
+      const c = this.#chunks[0];
+      const k = Math.min(n - o, c.length - this.#head);
+      if (keep) out.set(c.subarray(this.#head, this.#head + k), o);
+      o += k;
+      this.#advance(k);
+    }
+    return out;
+  }
+
+  #advance(k: number): void {
+    this.#head += k;
+    if (this.#head === this.#chunks[0].length) {
+      this.#chunks.shift();
+      this.#head = 0;
+    }
   }
 }

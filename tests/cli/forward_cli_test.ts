@@ -52,7 +52,11 @@ function assertOneLineError(r: { code: number; stderr: string }, code: number, r
 Deno.test("forward CLI: unknown, ambiguous, offline and denied targets are one clear line each", async () => {
   await withWorld(async (env, port) => {
     const base = ["forward", "--remote-port", String(port), "--target"];
-    assertOneLineError(await runCli([...base, "name:nosuch"], env), 4, /no instance matches name:nosuch/);
+    assertOneLineError(
+      await runCli([...base, "name:nosuch"], env),
+      4,
+      /no instance matches name:nosuch/,
+    );
     const amb = await runCli([...base, "name:web"], env);
     assertOneLineError(amb, 4, /i-0aaaaaaaaaaaaaaa1.*i-0aaaaaaaaaaaaaaa2/);
     assertOneLineError(

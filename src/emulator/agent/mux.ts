@@ -41,11 +41,13 @@ export class MuxServer {
   #links = new Set<TcpLink>();
   #closed = false;
   #dataReady = false;
-  #timers: number[] = [];
+  #timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(private host: PortHost, keepAlive?: KeepAlive) {
     if (keepAlive) {
-      this.#timers.push(setInterval(() => this.host.out(encodeFrame(Cmd.NOP, 0)), keepAlive.intervalMs));
+      this.#timers.push(
+        setInterval(() => this.host.out(encodeFrame(Cmd.NOP, 0)), keepAlive.intervalMs),
+      );
       this.#timers.push(setInterval(() => this.#checkAlive(), keepAlive.timeoutMs));
     }
   }

@@ -4,7 +4,7 @@
  * each chunk sent as one Output message.
  *
  * With pacing (the real agent): 1024-byte reads and a 1 ms sleep after each message, which is
- * what holds a real session to about 1 KiB/ms. Without pacing: reads of up to 32 KiB and no
+ * what holds a real session to about 1 KiB/ms (here kept to one message per ms on a schedule). Without pacing: reads of up to 32 KiB and no
  * sleep, for fast tests; the framing is otherwise identical.
  *
  * Backpressure runs both ways from here: the pump waits while `canSend()` is false (paused, or
@@ -21,6 +21,8 @@ export interface PumpOptions {
   emit(chunk: Uint8Array): void;
 }
 
+const MAX_CATCH_UP_MS = 4;
+
 export const PACED = { chunkSize: 1024, pacingMs: 1 } as const;
 export const UNPACED = { chunkSize: 32 * 1024, pacingMs: 0 } as const;
 
@@ -29,7 +31,7 @@ export class OutputPump {
   #bytes = 0;
   #closed = false;
   #running = false;
-  #sleepTimer?: number;
+  #sleepTimer?: ReturnType<typeof setTimeout>;
   #sleepDone?: () => void;
   #roomWaiters: (() => void)[] = [];
   #loop: Promise<void> = Promise.resolve();
@@ -71,11 +73,18 @@ export class OutputPump {
   }
 
   async #run(): Promise<void> {
+    // Pacing keeps to a schedule rather than sleeping a fixed time: JS timers fire a millisecond
+    // or more late, and plain 1 ms sleeps would give half the real agent's ~1 KiB/ms.
+    let next = performance.now();
     try {
       while (!this.#closed && this.#bytes > 0 && this.opts.canSend()) {
         this.opts.emit(this.#take(this.opts.chunkSize));
         this.#wakeProducers();
-        if (this.opts.pacingMs > 0) await this.#sleep(this.opts.pacingMs);
+        if (this.opts.pacingMs <= 0) continue;
+        const now = performance.now();
+        // Never bank more than a few messages of credit after a late timer.
+        next = Math.max(next + this.opts.pacingMs, now - MAX_CATCH_UP_MS);
+        if (next > now) await this.#sleep(next - now);
       }
     } finally {
       this.#running = false;

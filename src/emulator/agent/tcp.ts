@@ -20,6 +20,8 @@ export class TcpLink {
   #conn?: Deno.TcpConn;
   #writes: Promise<void>;
   #pendingWrite = 0;
+  #queue: Uint8Array[] = [];
+  #flushing = false;
   #closed = false;
   #closeAfterWrites = false;
   #closedNotified = false;
@@ -49,14 +51,25 @@ export class TcpLink {
   write(bytes: Uint8Array): void {
     if (this.#closed || this.#closeAfterWrites || bytes.length === 0) return;
     this.#pendingWrite += bytes.length;
+    this.#queue.push(bytes);
+    if (this.#flushing) return; // the running flush takes it
+    this.#flushing = true;
+    // Coalesce whatever queues up while a write is in flight: one syscall per burst, not one
+    // await per 1 KiB message (a Go agent writes synchronously; an await each would cap us).
     this.#writes = this.#writes.then(async () => {
-      try {
-        if (this.#conn && !this.#closed) await writeAll(this.#conn, bytes);
-      } catch {
-        this.close();
-      } finally {
-        this.#pendingWrite -= bytes.length;
+      while (this.#queue.length > 0) {
+        const parts = this.#queue;
+        this.#queue = [];
+        const data = parts.length === 1 ? parts[0] : concat(parts);
+        try {
+          if (this.#conn && !this.#closed) await writeAll(this.#conn, data);
+        } catch {
+          this.close();
+        } finally {
+          this.#pendingWrite -= data.length;
+        }
       }
+      this.#flushing = false;
     });
   }
 
@@ -105,6 +118,18 @@ export class TcpLink {
     this.#closedNotified = true;
     this.h.closed();
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
