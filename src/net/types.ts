@@ -1,0 +1,84 @@
+/**
+ * The platform seam (DESIGN §2): one narrow interface per job, one file per OS (linux.ts,
+ * darwin.ts) implementing them on ffi/. Nothing above this knows which OS it runs on.
+ */
+
+export interface TunConfig {
+  /** Requested name ("ssmp%d" lets the kernel number it); macOS always picks utunN. */
+  name?: string;
+  mtu: number;
+  /** Our address on the tunnel, e.g. 100.64.0.2. */
+  address: string;
+  /** The far end (point-to-point peer), e.g. 100.64.0.1. */
+  peer: string;
+  /**
+   * Prefix of the on-link network, e.g. 32 for a laptop (only the peer is on-link) or 16 for the
+   * agent's tun that hosts a whole pool.
+   */
+  prefixLength: number;
+}
+
+/** A layer-3 tunnel device carrying raw IPv4/IPv6 packets (no link header). */
+export interface Tun {
+  readonly name: string;
+  readonly index: number;
+  readonly mtu: number;
+  /**
+   * Wait up to `timeoutMs` for packets, then return every packet available without blocking.
+   * The views point into an internal buffer and are valid only until the next call; copy what
+   * you keep. An empty array means the timeout passed.
+   */
+  read(timeoutMs: number): Promise<Uint8Array[]>;
+  /** Write one IP packet, synchronously. False when the kernel queue is full (dropped). */
+  write(packet: Uint8Array): boolean;
+  /** Close the device; the OS removes it and its addresses and routes. */
+  close(): void;
+}
+
+export interface RouteInfo {
+  /** Interface the kernel would use. */
+  interface: string;
+  gateway?: string;
+  source?: string;
+}
+
+export interface Routes {
+  /** Route `cidr` to the interface. Throws RouteExistsError if an identical route exists. */
+  add(cidr: string, ifname: string): Promise<void>;
+  /** Remove a route we added; a route already gone is not an error. */
+  delete(cidr: string, ifname: string): Promise<void>;
+  /** Which way would the kernel send a packet to `address` (for conflict checks)? */
+  get(address: string): Promise<RouteInfo | undefined>;
+}
+
+export interface DnsConfig {
+  ifname: string;
+  /** Resolver reached through the tunnel. */
+  server: string;
+  /** Private domains routed to it, e.g. ["ec2.internal", "corp.example"]. */
+  domains: string[];
+}
+
+export interface DnsState {
+  /** What was changed, recorded in the state file so a later run can undo it after a crash. */
+  kind: "systemd-resolved" | "resolver-files" | "none";
+  /** Files written (macOS) or the link configured (Linux). */
+  items: string[];
+}
+
+export interface Dns {
+  /** Apply split DNS; returns what to record for undo. Throws UserError saying what to do if it cannot. */
+  apply(cfg: DnsConfig): Promise<DnsState>;
+  /** Undo exactly what `apply` did (also after a crash, from the recorded state). */
+  revert(state: DnsState): Promise<void>;
+}
+
+export interface NetPlatform {
+  openTun(cfg: TunConfig): Promise<Tun>;
+  routes: Routes;
+  dns: Dns;
+}
+
+export class RouteExistsError extends Error {
+  override name = "RouteExistsError";
+}
