@@ -5,6 +5,7 @@
  *
  * Header (8 bytes): ver(1)=1 | cmd(1) | length(2, little-endian) | streamId(4, little-endian)
  */
+import { ByteQueue } from "../bytequeue.ts";
 
 export const SMUX_VERSION = 1;
 export const SMUX_HEADER = 8;
@@ -55,86 +56,30 @@ export function encodePsh(streamId: number, data: Uint8Array, max = SMUX_MAX_FRA
 /**
  * Incremental parser: push bytes in any chunking, take whole frames out. A bad version or
  * command is a protocol error (xtaci/smux closes the session on it), reported by throwing.
- * Chunks are kept by reference until consumed (no copy when a frame lies within one chunk),
- * so callers must not reuse a pushed buffer.
+ * Frame data may be a view of a pushed chunk: callers must not reuse pushed buffers.
  */
 export class SmuxParser {
-  #chunks: Uint8Array[] = [];
-  /** Offset into #chunks[0] of the first unconsumed byte. */
-  #head = 0;
-  #length = 0;
-  #header = new Uint8Array(SMUX_HEADER);
+  #q = new ByteQueue();
 
   push(chunk: Uint8Array): SmuxFrame[] {
-    if (chunk.length > 0) {
-      this.#chunks.push(chunk);
-      this.#length += chunk.length;
-    }
+    this.#q.push(chunk);
     const frames: SmuxFrame[] = [];
-    while (this.#length >= SMUX_HEADER) {
-      const h = this.#peek(SMUX_HEADER);
+    while (this.#q.length >= SMUX_HEADER) {
+      const h = this.#q.peek(SMUX_HEADER);
       if (h[0] !== SMUX_VERSION) throw new SmuxError(`smux version ${h[0]}`);
       if (h[1] > Cmd.NOP) throw new SmuxError(`smux command ${h[1]}`);
       const len = h[2] | (h[3] << 8);
-      if (this.#length < SMUX_HEADER + len) break;
+      if (this.#q.length < SMUX_HEADER + len) break;
       const cmd = h[1] as CmdValue;
       const streamId = (h[4] | (h[5] << 8) | (h[6] << 16) | (h[7] << 24)) >>> 0;
-      this.#skip(SMUX_HEADER);
-      frames.push({ cmd, streamId, data: this.#take(len) });
+      this.#q.skip(SMUX_HEADER);
+      frames.push({ cmd, streamId, data: this.#q.take(len) });
     }
     return frames;
   }
 
   /** Bytes held waiting for the rest of a frame. */
   get pending(): number {
-    return this.#length;
-  }
-
-  /** The next n bytes without consuming them (n ≤ SMUX_HEADER). */
-  #peek(n: number): Uint8Array {
-    const first = this.#chunks[0];
-    if (first.length - this.#head >= n) return first.subarray(this.#head, this.#head + n);
-    const out = this.#header;
-    let o = 0;
-    let at = this.#head;
-    for (let i = 0; o < n; i++, at = 0) {
-      const c = this.#chunks[i];
-      const k = Math.min(n - o, c.length - at);
-      out.set(c.subarray(at, at + k), o);
-      o += k;
-    }
-    return out;
-  }
-
-  #skip(n: number): void {
-    this.#take(n, false);
-  }
-
-  #take(n: number, keep = true): Uint8Array {
-    this.#length -= n;
-    const first = this.#chunks[0];
-    if (first !== undefined && first.length - this.#head >= n) {
-      const out = keep ? first.subarray(this.#head, this.#head + n) : EMPTY;
-      this.#advance(n);
-      return out;
-    }
-    const out = keep ? new Uint8Array(n) : EMPTY;
-    let o = 0;
-    while (o < n) {
-      const c = this.#chunks[0];
-      const k = Math.min(n - o, c.length - this.#head);
-      if (keep) out.set(c.subarray(this.#head, this.#head + k), o);
-      o += k;
-      this.#advance(k);
-    }
-    return out;
-  }
-
-  #advance(k: number): void {
-    this.#head += k;
-    if (this.#head === this.#chunks[0].length) {
-      this.#chunks.shift();
-      this.#head = 0;
-    }
+    return this.#q.length;
   }
 }

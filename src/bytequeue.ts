@@ -1,0 +1,82 @@
+/**
+ * A FIFO of byte chunks for stream parsers: push chunks as they arrive, then peek at headers
+ * and take bodies. A body inside one chunk is returned as a view (no copy); only bodies that
+ * span chunks are copied, so parsing stays linear however the stream is cut. Chunks are kept by
+ * reference until consumed: callers must not reuse a pushed buffer.
+ */
+const EMPTY = new Uint8Array(0);
+
+export class ByteQueue {
+  #chunks: Uint8Array[] = [];
+  /** Offset into #chunks[0] of the first unconsumed byte. */
+  #head = 0;
+  #length = 0;
+  #scratch = new Uint8Array(16);
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+  }
+
+  /** The next `n` bytes (n ≤ 16) without consuming them; valid until the next call. */
+  peek(n: number): Uint8Array {
+    if (n > this.#length || n > this.#scratch.length) throw new RangeError(`peek ${n}`);
+    const first = this.#chunks[0];
+    if (first.length - this.#head >= n) return first.subarray(this.#head, this.#head + n);
+    let o = 0;
+    let at = this.#head;
+    for (let i = 0; o < n; i++, at = 0) {
+      const c = this.#chunks[i];
+      const k = Math.min(n - o, c.length - at);
+      this.#scratch.set(c.subarray(at, at + k), o);
+      o += k;
+    }
+    return this.#scratch.subarray(0, n);
+  }
+
+  /** Consume and return `n` bytes. */
+  take(n: number): Uint8Array {
+    if (n > this.#length) throw new RangeError(`take ${n} of ${this.#length}`);
+    if (n === 0) return EMPTY;
+    this.#length -= n;
+    const first = this.#chunks[0];
+    if (first.length - this.#head >= n) {
+      const out = first.subarray(this.#head, this.#head + n);
+      this.#advance(n);
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let o = 0;
+    while (o < n) {
+      const c = this.#chunks[0];
+      const k = Math.min(n - o, c.length - this.#head);
+      out.set(c.subarray(this.#head, this.#head + k), o);
+      o += k;
+      this.#advance(k);
+    }
+    return out;
+  }
+
+  skip(n: number): void {
+    if (n > this.#length) throw new RangeError(`skip ${n} of ${this.#length}`);
+    this.#length -= n;
+    while (n > 0) {
+      const k = Math.min(n, this.#chunks[0].length - this.#head);
+      this.#advance(k);
+      n -= k;
+    }
+  }
+
+  #advance(k: number): void {
+    this.#head += k;
+    if (this.#head === this.#chunks[0].length) {
+      this.#chunks.shift();
+      this.#head = 0;
+    }
+  }
+}
