@@ -5,7 +5,7 @@
 import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { fmtAddr, Forwarder } from "../ssm/forwarder.ts";
-import { PortSession } from "../ssm/session.ts";
+import { PortSession, type PortSessionOptions } from "../ssm/session.ts";
 
 export interface ForwardOptions extends AwsOptions {
   target: string;
@@ -14,6 +14,8 @@ export interface ForwardOptions extends AwsOptions {
   localPort: number;
   bind: string;
   log?: (line: string) => void;
+  /** Session tuning (heartbeat, dead-peer detection); tests shorten these. */
+  session?: Pick<PortSessionOptions, "heartbeatMs" | "deadAfterMs" | "healForMs">;
 }
 
 export interface OpenForward {
@@ -58,6 +60,7 @@ export async function openForward(o: ForwardOptions): Promise<OpenForward> {
       },
       log,
       maxPayload: messageSize(),
+      ...o.session,
     });
     const dest = `${o.remoteHost}:${o.remotePort}`;
     const forwarder = new Forwarder(session, listener, {

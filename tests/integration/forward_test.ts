@@ -26,14 +26,18 @@ async function lab<T>(
   }
 }
 
-function forwardTo(destPort: number, target = INSTANCE) {
+function forwardTo(
+  destPort: number,
+  session?: { heartbeatMs?: number; deadAfterMs?: number },
+) {
   return openForward({
-    target,
+    target: INSTANCE,
     remoteHost: "localhost",
     remotePort: destPort,
     localPort: 0,
     bind: "127.0.0.1",
     log: quiet,
+    session,
   });
 }
 
@@ -92,17 +96,18 @@ Deno.test("forward: a dropped WebSocket heals without dropping established conne
   });
 });
 
-Deno.test("forward: 50 MB through duplicated, reordered and delayed frames", async () => {
+Deno.test("forward: 50 MB each way through duplicated, reordered and delayed frames", async () => {
   await lab({}, async ({ emu, destPort }) => {
     emu.mgs.faults.duplicate(0.05);
     emu.mgs.faults.reorder(0.05);
+    emu.mgs.faults.delay(1);
     const f = await forwardTo(destPort);
     try {
       const port = f.forwarder.addr.port;
-      const up = pattern(25 * MB, 11);
-      const [digest, down] = await Promise.all([upload(port, up), download(port, 25 * MB)]);
+      const up = pattern(50 * MB, 11);
+      const [digest, down] = await Promise.all([upload(port, up), download(port, 50 * MB)]);
       assert.equal(digest, sha256hex(up));
-      assert.equal(sha256hex(down), sha256hex(pattern(25 * MB, 25 * MB)));
+      assert.equal(sha256hex(down), sha256hex(pattern(50 * MB, 50 * MB)));
       assert.ok(f.session.channel.stats.duplicates > 0, "the fault really duplicated frames");
     } finally {
       await f.stop();
@@ -178,6 +183,60 @@ Deno.test("forward: channel_closed from the service ends the session with its me
       const end = await f.session.ended;
       assert.equal(end.kind, "closed");
       assert.match(end.message, /timed out due to inactivity/);
+    } finally {
+      await f.stop();
+    }
+  });
+});
+
+Deno.test("forward: a stalled WebSocket is detected by the heartbeat and healed", async () => {
+  await lab({}, async ({ emu, destPort }) => {
+    const f = await forwardTo(destPort, { heartbeatMs: 200, deadAfterMs: 800 });
+    try {
+      const port = f.forwarder.addr.port;
+      const data = pattern(5 * MB, 5);
+      const transfer = upload(port, data);
+      await new Promise((r) => setTimeout(r, 50));
+      emu.mgs.faults.stall(5_000);
+      assert.equal(await transfer, sha256hex(data));
+      assert.ok(f.session.reconnects >= 1, `reconnects ${f.session.reconnects}`);
+    } finally {
+      emu.mgs.faults.reset();
+      await f.stop();
+    }
+  });
+});
+
+Deno.test("forward: the heartbeat keeps an idle session under the idle timeout", async () => {
+  await lab({}, async ({ emu, destPort }) => {
+    emu.mgs.faults.idleTimeout(600);
+    const f = await forwardTo(destPort, { heartbeatMs: 150 });
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(f.session.state, "up");
+      const data = pattern(100_000, 9);
+      assert.equal(await upload(f.forwarder.addr.port, data), sha256hex(data));
+      // Control: without the heartbeat the same idle timeout does end a session.
+      const quietOne = await forwardTo(destPort, { heartbeatMs: 60_000 });
+      const end = await quietOne.session.ended;
+      assert.match(end.message, /inactivity/);
+      await quietOne.stop();
+    } finally {
+      emu.mgs.faults.reset();
+      await f.stop();
+    }
+  });
+});
+
+Deno.test("forward: pause_publication holds traffic, start_publication resumes it intact", async () => {
+  await lab({}, async ({ emu, destPort }) => {
+    const f = await forwardTo(destPort);
+    try {
+      const port = f.forwarder.addr.port;
+      const transfer = download(port, 8 * MB);
+      await new Promise((r) => setTimeout(r, 30));
+      emu.mgs.faults.pausePublication(300);
+      assert.equal(sha256hex(await transfer), sha256hex(pattern(8 * MB, 8 * MB)));
     } finally {
       await f.stop();
     }
