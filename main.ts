@@ -33,6 +33,44 @@ program.command("forward")
     await runForward({ ...cmd.optsWithGlobals(), ...opts });
   });
 
+program.command("start")
+  .description("route CIDRs through a tunnel to the instance's VPC (root)")
+  .requiredOption("-t, --target <target>", "instance: i-…, name:<Name tag> or tag:<Key>=<Value>")
+  .option("--cidr <cidr>", "IPv4 range to route through the tunnel (repeatable)", collect, [])
+  .option(
+    "--dns-domain <domain>",
+    "private DNS domain resolved by the VPC resolver (repeatable)",
+    collect,
+    [],
+  )
+  .option("--stripes <n>", "parallel sessions, to go beyond one session's ~1 MB/s", Number, 1)
+  .option("--name <name>", "name of this tunnel, for status and stop", "default")
+  .option("--agent-port <port>", "port of ssm-proxy-agent on the instance", parsePort, 7797)
+  .option("-d, --background", "return once the tunnel is up, and keep it running")
+  .option("--force", "route the CIDRs even where they conflict with local networks")
+  .action(async (opts, cmd) => {
+    const { runStart } = await import("./src/cli/start.ts");
+    await runStart({ ...cmd.optsWithGlobals(), ...opts });
+  });
+
+program.command("stop")
+  .description("stop a tunnel and undo its routes and DNS (root)")
+  .argument("[name]", "tunnel name (default: the only one running)")
+  .option("--all", "stop every tunnel")
+  .action(async (name, opts) => {
+    const { runStop } = await import("./src/cli/stop.ts");
+    await runStop(name, opts);
+  });
+
+program.command("status")
+  .description("show running tunnels: interface, routes, DNS, sessions, traffic")
+  .argument("[name]", "tunnel name")
+  .option("--json", "machine-readable output")
+  .action(async (name, opts) => {
+    const { runStatus } = await import("./src/cli/status.ts");
+    await runStatus(name, opts);
+  });
+
 program.command("emulator")
   .description("run a local AWS (SSM, EC2, STS, EKS APIs and Session Manager) for tests and demos")
   .option("--listen <host:port>", "address to listen on", "127.0.0.1:4566")
@@ -42,6 +80,10 @@ program.command("emulator")
     const { runEmulator } = await import("./src/cli/emulator.ts");
     await runEmulator(opts);
   });
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
 
 function parsePort(v: string): number {
   const n = Number(v);

@@ -35,6 +35,7 @@ export interface PortSessionOptions {
   handshakeTimeoutMs?: number;
   maxPayload?: number;
   window?: number;
+  windowBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -58,7 +59,9 @@ export class PortSession {
   reconnects = 0;
   lastError = "";
 
-  #opts: Required<Omit<PortSessionOptions, "log" | "maxPayload" | "window">> & PortSessionOptions;
+  #opts:
+    & Required<Omit<PortSessionOptions, "log" | "maxPayload" | "window" | "windowBytes">>
+    & PortSessionOptions;
   #socket?: DataChannelSocket;
   #clientId = crypto.randomUUID();
   #timer?: ReturnType<typeof setInterval>;
@@ -78,7 +81,11 @@ export class PortSession {
       ...opts,
     };
     this.sessionId = opts.grant.sessionId;
-    this.channel = new DataChannel({ maxPayload: opts.maxPayload, window: opts.window });
+    this.channel = new DataChannel({
+      maxPayload: opts.maxPayload,
+      window: opts.window,
+      windowBytes: opts.windowBytes,
+    });
     this.smux = new SmuxClient((bytes) => {
       this.channel.send(PayloadType.Output, bytes, Date.now());
       this.#pump();

@@ -1,0 +1,60 @@
+/** The foreground live line: rates and counters, redrawn in place on a terminal. */
+import type { TunnelStats } from "../tunnel/client.ts";
+import type { TunnelState } from "../tunnel/state.ts";
+
+export function rates(a: TunnelStats & { t: number }, b: TunnelStats & { t: number }) {
+  const secs = Math.max(0.001, (b.t - a.t) / 1000);
+  return { upBps: (b.bytesOut - a.bytesOut) / secs, downBps: (b.bytesIn - a.bytesIn) / secs };
+}
+
+export function fmtBytes(n: number): string {
+  const u = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < u.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n < 10 && i > 0 ? n.toFixed(1) : Math.round(n)} ${u[i]}`;
+}
+
+export function fmtDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m
+    ? `${m}m${String(s % 60).padStart(2, "0")}s`
+    : `${s}s`;
+}
+
+export function liveText(s: TunnelState): string {
+  const st = s.stats;
+  if (!st) return `${s.status}`;
+  return [
+    s.status,
+    `↑ ${fmtBytes(st.upBps)}/s ↓ ${fmtBytes(st.downBps)}/s`,
+    `pkts ${st.packetsOut}/${st.packetsIn}`,
+    `drops ${st.dropsOut + st.dropsIn}`,
+    `rtt ${Math.round(st.rttMs)} ms`,
+    `stripes ${st.stripesUp}`,
+    `up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
+  ].join("  ");
+}
+
+export class LiveLine {
+  #enc = new TextEncoder();
+  #shown = false;
+  constructor(private tty: boolean) {}
+
+  show(s: TunnelState): void {
+    if (!this.tty) return;
+    Deno.stderr.writeSync(this.#enc.encode(`\r\x1b[2K${liveText(s)}`));
+    this.#shown = true;
+  }
+
+  clear(): void {
+    if (this.#shown) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[2K"));
+    this.#shown = false;
+  }
+}

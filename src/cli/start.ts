@@ -1,0 +1,304 @@
+/**
+ * `ssm-proxy start`: sessions to the agent, then interface, routes and DNS; a live line in the
+ * foreground; everything undone on Ctrl-C / SIGTERM, and by the next command after a crash.
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import type { NetPlatform, Tun } from "../net/types.ts";
+import { PortSession } from "../ssm/session.ts";
+import {
+  checkOtherTunnels,
+  checkRouteConflicts,
+  endpointAddresses,
+  parseCidrs,
+} from "../tunnel/checks.ts";
+import { Tunnel } from "../tunnel/client.ts";
+import {
+  readState,
+  removeState,
+  type TunnelState,
+  validName,
+  writeState,
+} from "../tunnel/state.ts";
+import { messageSize } from "./forward.ts";
+import { LiveLine, rates } from "./live.ts";
+import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
+import { cleanupStale, liveStates } from "./stop.ts";
+
+export interface StartOptions extends AwsOptions {
+  target: string;
+  cidr: string[];
+  dnsDomain?: string[];
+  stripes: number;
+  name: string;
+  agentPort: number;
+  background?: boolean;
+  force?: boolean;
+}
+
+const DEFAULT_MTU = 1400;
+
+export async function runStart(o: StartOptions): Promise<void> {
+  requireRoot("ssm-proxy start");
+  if (!validName(o.name)) {
+    throw new UserError(
+      `--name ${JSON.stringify(o.name)}: use up to 32 of a-z, 0-9, - and _`,
+      ExitCode.Usage,
+    );
+  }
+  const cidrs = parseCidrs(o.cidr);
+  if (!Number.isInteger(o.stripes) || o.stripes < 1 || o.stripes > 16) {
+    throw new UserError("--stripes must be a whole number from 1 to 16", ExitCode.Usage);
+  }
+  const domains = (o.dnsDomain ?? []).map((d) => d.replace(/^\.+|\.+$/g, "").toLowerCase());
+  for (const d of domains) {
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(d)) {
+      throw new UserError(`--dns-domain ${JSON.stringify(d)} is not a domain name`, ExitCode.Usage);
+    }
+  }
+  if (o.background) return await startInBackground(o);
+
+  const logFile = Deno.env.get("SSM_PROXY_LOG");
+  if (logFile) logTo(logFile);
+  useInvokingUsersAwsConfig();
+  const old = await readState(o.name);
+  if (old) await cleanupStale(old);
+  const running = await liveStates();
+  const same = running.find((s) => s.name === o.name);
+  if (same) {
+    throw new UserError(
+      `a tunnel named "${o.name}" is already running (pid ${same.pid}): stop it with ssm-proxy stop ${o.name}, or pick another --name`,
+      ExitCode.Usage,
+    );
+  }
+  checkOtherTunnels(cidrs, running);
+
+  const { netPlatform } = await import("../net/platform.ts");
+  const net = await netPlatform();
+  const aws: AwsOptions = { profile: o.profile, region: o.region };
+  const progress = (s: string) => console.error(`ssm-proxy: ${s}`);
+
+  const { resolveTarget } = await import("../aws/targets.ts");
+  const ssm = await import("../aws/ssm.ts");
+  const { endpointFor, explicitRegion } = await import("../aws/config.ts");
+  progress(`resolving ${o.target}`);
+  const target = await resolveTarget(aws, o.target);
+  const region = explicitRegion(aws) ?? "us-east-1";
+  if (!o.force) {
+    const reach = await endpointAddresses([endpointFor("ssm", region)]);
+    await checkRouteConflicts(cidrs, net.routes, reach);
+  }
+
+  const streamUrls: string[] = [];
+  const sessionIds: string[] = [];
+  progress(
+    `opening ${o.stripes} session${o.stripes > 1 ? "s" : ""} to ${target.instanceId}${
+      target.name ? ` (${target.name})` : ""
+    }, agent port ${o.agentPort}`,
+  );
+  const tunnel = await Tunnel.connect({
+    stripes: o.stripes,
+    agentPort: o.agentPort,
+    mtu: DEFAULT_MTU,
+    log: progress,
+    openSession: async () => {
+      const grant = await ssm.startSession(aws, {
+        target: target.instanceId,
+        documentName: "AWS-StartPortForwardingSession",
+        parameters: { portNumber: [String(o.agentPort)] },
+      });
+      streamUrls.push(grant.streamUrl);
+      sessionIds.push(grant.sessionId);
+      return PortSession.open({
+        grant,
+        api: {
+          resume: (id) => ssm.resumeSession(aws, id),
+          terminate: (id) => ssm.terminateSession(aws, id),
+        },
+        log: progress,
+        maxPayload: messageSize(),
+        // Tens of ms of data in flight, not seconds: a tunnel must drop, not buffer (DESIGN §1).
+        window: 512,
+        windowBytes: 512 * 1024,
+      });
+    },
+  });
+
+  const w = tunnel.welcome;
+  let tun: Tun | undefined;
+  const added: string[] = [];
+  let dnsState: TunnelState["dns"] = { kind: "none", items: [] };
+  const undo = async () => {
+    for (const r of added.reverse()) await net.routes.delete(r, tun!.name).catch(() => {});
+    await net.dns.revert(dnsState).catch(() => {});
+    tun?.close();
+    await tunnel.close();
+    await removeState(o.name);
+  };
+  try {
+    if (!o.force) await checkRouteConflicts(cidrs, net.routes, await endpointAddresses(streamUrls));
+    tun = await net.openTun({
+      name: "ssmp%d",
+      mtu: w.mtu,
+      address: w.address,
+      peer: w.peer,
+      prefixLength: 32,
+    });
+    for (const c of cidrs) {
+      await net.routes.add(c.text, tun.name);
+      added.push(c.text);
+    }
+    if (domains.length) {
+      if (!w.resolver) {
+        throw new UserError(
+          "the agent did not report a VPC resolver, so --dns-domain cannot work: set `resolver` in the agent's config",
+          ExitCode.Remote,
+        );
+      }
+      dnsState = await net.dns.apply({ ifname: tun.name, server: w.resolver, domains });
+    }
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+
+  const state: TunnelState = {
+    name: o.name,
+    pid: Deno.pid,
+    startedAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    status: "up",
+    target,
+    interface: tun.name,
+    address: w.address,
+    peer: w.peer,
+    cidrs: cidrs.map((c) => c.text),
+    routes: added,
+    dns: dnsState,
+    sessions: sessionIds,
+  };
+  await writeState(state);
+  console.log(
+    `ssm-proxy: tunnel "${o.name}" up: ${
+      state.cidrs.join(", ")
+    } via ${tun.name} (${w.address}) -> ${target.instanceId}, ${o.stripes} stripe${
+      o.stripes > 1 ? "s" : ""
+    }`,
+  );
+  if (w.resolver) {
+    console.log(
+      `ssm-proxy: VPC resolver ${w.resolver}${domains.length ? ` for ${domains.join(", ")}` : ""}`,
+    );
+  }
+
+  await serve(o.name, state, tunnel, tun, net, undo);
+}
+
+async function serve(
+  name: string,
+  state: TunnelState,
+  tunnel: Tunnel,
+  tun: Tun,
+  _net: NetPlatform,
+  undo: () => Promise<void>,
+) {
+  const stop = Promise.withResolvers<string>();
+  const sigs = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => {
+    const h = () => (s === "SIGHUP" ? undefined : stop.resolve(s)); // survive the terminal closing
+    Deno.addSignalListener(s, h);
+    return [s, h] as const;
+  });
+  const live = new LiveLine(Deno.stderr.isTerminal());
+  let last = { t: performance.now(), ...tunnel.stats() };
+  const ticker = setInterval(async () => {
+    const now = { t: performance.now(), ...tunnel.stats() };
+    const r = rates(last, now);
+    last = now;
+    state.stats = { ...now, ...r };
+    state.status = now.stripesUp === 0
+      ? "down"
+      : tunnel.stripes.some((s) => s.session.state === "healing")
+      ? "healing"
+      : "up";
+    state.updatedAt = new Date().toISOString();
+    live.show(state);
+    await writeState(state).catch(() => {});
+  }, 1000);
+  const pump = tunnel.run(tun);
+  const outcome = await Promise.race([
+    stop.promise.then((sig) => ({ sig })),
+    tunnel.ended.then((reason) => ({ reason })),
+  ]);
+  clearInterval(ticker);
+  live.clear();
+  for (const [s, h] of sigs) Deno.removeSignalListener(s, h);
+  await undo();
+  await pump.catch(() => {});
+  if ("sig" in outcome) {
+    console.error(
+      `ssm-proxy: tunnel "${name}" stopped (${outcome.sig}); routes${
+        state.dns.kind !== "none" ? ", DNS" : ""
+      } and interface removed`,
+    );
+    return;
+  }
+  throw new UserError(
+    `tunnel "${name}" went down: ${outcome.reason}; routes and interface removed`,
+    ExitCode.Remote,
+  );
+}
+
+/** Re-run this command detached, and return once its state file says it is up. */
+async function startInBackground(o: StartOptions): Promise<void> {
+  const { stateDir } = await import("../tunnel/state.ts");
+  await Deno.mkdir(stateDir(), { recursive: true });
+  const log = `${stateDir()}/${o.name}.log`;
+  const args = Deno.args.filter((a) => a !== "-d" && a !== "--background");
+  const self = Deno.mainModule.startsWith("file:") && !Deno.execPath().endsWith("/ssm-proxy")
+    ? ["run", "-A", new URL(Deno.mainModule).pathname]
+    : [];
+  // The child writes its own log: a pipe to us would break when we exit.
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...self, ...args],
+    env: { SSM_PROXY_LOG: log },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const exited = await Promise.race([
+      child.status,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
+    ]);
+    if (exited) {
+      const lines = (await Deno.readTextFile(log).catch(() => "")).trim().split("\n");
+      const last = (lines.at(-1) ?? "").replace(/^ssm-proxy: /, "");
+      throw new UserError(last || `start failed; see ${log}`, exited.code || 1);
+    }
+    const s = await readState(o.name);
+    if (s && s.pid === child.pid && s.status === "up") {
+      console.log(
+        `ssm-proxy: tunnel "${o.name}" up in the background (pid ${child.pid}): ${
+          s.cidrs.join(", ")
+        } via ${s.interface}; log ${log}`,
+      );
+      child.unref();
+      return;
+    }
+  }
+  child.kill("SIGTERM");
+  throw new UserError(`the tunnel did not come up within 60 s; see ${log}`, ExitCode.Remote);
+}
+
+/** In the background there is no terminal: send console output to the log file. */
+function logTo(path: string): void {
+  const file = Deno.openSync(path, { write: true, create: true, append: true });
+  const enc = new TextEncoder();
+  const write = (...a: unknown[]) => {
+    const line = a.map((x) => (typeof x === "string" ? x : Deno.inspect(x))).join(" ");
+    file.writeSync(enc.encode(`${new Date().toISOString()} ${line}\n`));
+  };
+  console.log = write;
+  console.error = write;
+}

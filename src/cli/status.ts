@@ -1,0 +1,49 @@
+/** `ssm-proxy status`: what runs, read from state files (no root needed to read). */
+import { ExitCode, UserError } from "../errors.ts";
+import { alive, listStates, type TunnelState } from "../tunnel/state.ts";
+import { fmtBytes, fmtDuration, liveText } from "./live.ts";
+import { cleanupStale } from "./stop.ts";
+
+export async function runStatus(name: string | undefined, o: { json?: boolean }): Promise<void> {
+  let states = await listStates();
+  const stale = states.filter((s) => !alive(s.pid));
+  if (stale.length && Deno.uid() === 0) { for (const s of stale) await cleanupStale(s); }
+  states = states.filter((s) => alive(s.pid));
+  if (name) {
+    states = states.filter((s) => s.name === name);
+    if (!states.length) {
+      if (o.json) console.log(JSON.stringify({ tunnels: [] }));
+      throw new UserError(`no tunnel named "${name}" is running`, ExitCode.Failure);
+    }
+  }
+  if (o.json) {
+    console.log(JSON.stringify({ tunnels: states }, null, 2));
+    return;
+  }
+  if (!states.length) {
+    console.log("no tunnel is running");
+    return;
+  }
+  for (const s of states) console.log(describe(s));
+}
+
+function describe(s: TunnelState): string {
+  const st = s.stats;
+  return [
+    `${s.name}: ${s.status}, pid ${s.pid}, up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
+    `  target     ${s.target.instanceId}${s.target.name ? ` (${s.target.name})` : ""}`,
+    `  interface  ${s.interface} ${s.address} -> ${s.peer}`,
+    `  routes     ${s.cidrs.join(", ")}`,
+    `  dns        ${
+      s.dns.kind === "none" ? "not configured" : `${s.dns.kind}: ${s.dns.items.join(", ")}`
+    }`,
+    `  sessions   ${s.sessions.join(", ")}`,
+    st
+      ? `  traffic    sent ${fmtBytes(st.bytesOut)} (${st.packetsOut} pkts), received ${
+        fmtBytes(st.bytesIn)
+      } (${st.packetsIn} pkts), drops ${st.dropsOut}/${st.dropsIn}, reconnects ${st.reconnects}`
+      : "",
+    st ? `  now        ${liveText(s)}` : "",
+    s.lastError ? `  last error ${s.lastError}` : "",
+  ].filter(Boolean).join("\n");
+}

@@ -1,0 +1,209 @@
+/**
+ * One stripe: a Port session to the agent daemon's port and one smux stream on it, speaking the
+ * tunnel protocol (wire.ts). It hands received packets up and sends batches down, dropping
+ * rather than queueing when the session is backed up (a real link drops; inner TCP then backs
+ * off instead of the outer stream filling with stale data).
+ */
+import { ExitCode, UserError } from "../errors.ts";
+import type { PortSession } from "../ssm/session.ts";
+import type { SmuxStream } from "../ssm/smux.ts";
+import {
+  encodeHello,
+  encodePackets,
+  encodePing,
+  encodePong,
+  FrameReader,
+  FrameType,
+  type Hello,
+  PROTOCOL_VERSION,
+  type Welcome,
+  WireError,
+} from "./wire.ts";
+
+export interface StripeHandlers {
+  packets(packets: Uint8Array[]): void;
+  /** The stripe is gone (session ended, stream closed, protocol error). */
+  down(reason: string): void;
+}
+
+export interface StripeStats {
+  packetsOut: number;
+  bytesOut: number;
+  packetsIn: number;
+  bytesIn: number;
+  dropsOut: number;
+  rttMs: number;
+}
+
+const HELLO_TIMEOUT_MS = 15_000;
+
+export class Stripe {
+  #stream?: SmuxStream;
+  #reader = new FrameReader();
+  #welcome = Promise.withResolvers<Welcome>();
+  #handlers?: StripeHandlers;
+  #up = false;
+  #pingSent = new Map<string, number>();
+  #downReason?: string;
+  readonly stats: StripeStats = {
+    packetsOut: 0,
+    bytesOut: 0,
+    packetsIn: 0,
+    bytesIn: 0,
+    dropsOut: 0,
+    rttMs: 0,
+  };
+
+  constructor(
+    readonly index: number,
+    readonly session: PortSession,
+    private agentPort: number,
+  ) {
+    this.#welcome.promise.catch(() => {});
+  }
+
+  get up(): boolean {
+    return this.#up;
+  }
+
+  /** Open the stream, say hello, and wait for the agent's welcome. */
+  async handshake(hello: Omit<Hello, "stripe">): Promise<Welcome> {
+    this.#stream = this.session.openStream({
+      data: (chunk) => this.#onData(chunk),
+      end: (refused) =>
+        refused
+          ? this.#fail(
+            new UserError(
+              `nothing listens on port ${this.agentPort} of the instance: install ssm-proxy-agent there and start it (systemctl start ssm-proxy-agent), or pass the right --agent-port`,
+              ExitCode.Remote,
+            ),
+          )
+          : this.#fail(new UserError("the agent closed the tunnel stream", ExitCode.Remote)),
+    });
+    this.session.ended.then((e) => this.#fail(new UserError(e.message, ExitCode.Remote)));
+    this.#stream.write(encodeHello({ ...hello, stripe: this.index }));
+    const timer = setTimeout(
+      () =>
+        this.#fail(
+          new UserError(
+            `ssm-proxy-agent did not answer within ${
+              HELLO_TIMEOUT_MS / 1000
+            } s: is the agent on port ${this.agentPort} an ssm-proxy-agent?`,
+            ExitCode.Remote,
+          ),
+        ),
+      HELLO_TIMEOUT_MS,
+    );
+    try {
+      const w = await this.#welcome.promise;
+      if (w.version !== PROTOCOL_VERSION) {
+        throw new UserError(
+          `the agent chose protocol version ${w.version}, which this ssm-proxy does not speak`,
+          ExitCode.Remote,
+        );
+      }
+      this.#up = true;
+      return w;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Start delivering packets to `h` (after the handshake). */
+  attach(h: StripeHandlers): void {
+    this.#handlers = h;
+    if (this.#downReason) h.down(this.#downReason);
+  }
+
+  /** Send a batch; false (and counted as drops) when the session cannot take it now. */
+  send(packets: Uint8Array[]): boolean {
+    if (!this.#up || !this.#stream) return false;
+    if (!this.session.writable) {
+      this.stats.dropsOut += packets.length;
+      return false;
+    }
+    let bytes = 0;
+    for (const p of packets) bytes += p.length;
+    this.#stream.write(encodePackets(packets));
+    this.stats.packetsOut += packets.length;
+    this.stats.bytesOut += bytes;
+    return true;
+  }
+
+  /** Liveness and RTT probe; also keeps the session's idle timer from firing. */
+  ping(): void {
+    if (!this.#up || !this.#stream) return;
+    const nonce = crypto.getRandomValues(new Uint8Array(8));
+    const key = nonce.join(",");
+    this.#pingSent.set(key, performance.now());
+    if (this.#pingSent.size > 16) this.#pingSent.delete(this.#pingSent.keys().next().value!);
+    this.#stream.write(encodePing(nonce));
+  }
+
+  close(): void {
+    this.#up = false;
+    this.#stream?.close();
+  }
+
+  #onData(chunk: Uint8Array): void {
+    let frames;
+    try {
+      frames = this.#reader.push(chunk);
+    } catch (e) {
+      this.#fail(
+        new UserError(
+          `protocol error from the agent: ${(e as WireError).message}`,
+          ExitCode.Remote,
+        ),
+      );
+      return;
+    }
+    for (const f of frames) {
+      switch (f.type) {
+        case FrameType.Welcome:
+          this.#welcome.resolve(f.welcome);
+          break;
+        case FrameType.Packets:
+          this.stats.packetsIn += f.packets.length;
+          for (const p of f.packets) this.stats.bytesIn += p.length;
+          this.#handlers?.packets(f.packets);
+          break;
+        case FrameType.Ping:
+          this.#stream?.write(encodePong(f.nonce));
+          break;
+        case FrameType.Pong: {
+          const key = f.nonce.join(",");
+          const t = this.#pingSent.get(key);
+          if (t !== undefined) {
+            this.#pingSent.delete(key);
+            this.stats.rttMs = performance.now() - t;
+          }
+          break;
+        }
+        case FrameType.Error:
+          this.#fail(
+            new UserError(
+              f.error.code === "unsupported-version"
+                ? `ssm-proxy-agent on the instance does not speak this client's protocol (it speaks ${
+                  (f.error.versions ?? []).join(", ") || "?"
+                }): update the agent (ssm-proxy agent install) or this client`
+                : `ssm-proxy-agent refused the tunnel: ${f.error.message || f.error.code}`,
+              ExitCode.Remote,
+            ),
+          );
+          break;
+        default:
+          break; // unknown frame types are skipped by design
+      }
+    }
+  }
+
+  #fail(e: UserError): void {
+    if (this.#downReason) return;
+    this.#downReason = e.message;
+    this.#up = false;
+    this.#welcome.reject(e);
+    this.#stream?.close();
+    this.#handlers?.down(e.message);
+  }
+}
