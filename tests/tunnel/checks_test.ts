@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import {
+  checkOtherTunnels,
+  checkRouteConflicts,
+  endpointAddresses,
+  parseCidrs,
+} from "../../src/tunnel/checks.ts";
+import type { RouteInfo, Routes } from "../../src/net/types.ts";
+
+/** A routing table as the kernel would answer RTM_GETROUTE, for a laptop on 192.168.1.0/24. */
+function table(entries: [string, RouteInfo][]): Routes {
+  return {
+    add: () => Promise.resolve(),
+    delete: () => Promise.resolve(),
+    get(address: string) {
+      const hit = entries.find(([prefix]) => prefix === "default" || address.startsWith(prefix));
+      return Promise.resolve(hit?.[1]);
+    },
+  };
+}
+
+const laptop = table([
+  ["192.168.1.", { interface: "en0" }],
+  ["default", { interface: "en0", gateway: "192.168.1.1", source: "192.168.1.23" }],
+]);
+
+Deno.test("checks: parseCidrs refuses the default route, duplicates and overlaps", () => {
+  assert.throws(() => parseCidrs([]), /at least one --cidr/);
+  assert.throws(() => parseCidrs(["0.0.0.0/0"]), /full-tunnel mode is not supported/);
+  assert.throws(() => parseCidrs(["10.0.0.0/16", "10.0.5.0/24"]), /overlaps --cidr 10.0.0.0\/16/);
+  assert.deepEqual(parseCidrs(["10.0.0.0/16", "172.16.0.0/12"]).map((c) => c.text), [
+    "10.0.0.0/16",
+    "172.16.0.0/12",
+  ]);
+});
+
+Deno.test("checks: a CIDR holding the gateway, the LAN or an AWS endpoint is refused", async () => {
+  await assert.rejects(
+    checkRouteConflicts(parseCidrs(["192.168.0.0/16"]), laptop, []),
+    /default gateway 192.168.1.1/,
+  );
+  const lan = table([
+    ["10.20.", { interface: "eth1" }],
+    ["default", { interface: "en0", gateway: "192.168.1.1", source: "192.168.1.23" }],
+  ]);
+  await assert.rejects(
+    checkRouteConflicts(parseCidrs(["10.20.0.0/16"]), lan, []),
+    /directly attached to eth1/,
+  );
+  await assert.rejects(
+    checkRouteConflicts(parseCidrs(["52.94.0.0/16"]), laptop, [{
+      what: "ssm.us-east-1.amazonaws.com",
+      address: "52.94.1.1",
+    }]),
+    /route its own traffic into itself/,
+  );
+  await checkRouteConflicts(parseCidrs(["10.0.0.0/16"]), laptop, [{
+    what: "x",
+    address: "52.94.1.1",
+  }]);
+});
+
+Deno.test("checks: ranges of other running tunnels are refused with the way out", () => {
+  assert.throws(
+    () =>
+      checkOtherTunnels(parseCidrs(["10.0.0.0/16"]), [{ name: "prod", cidrs: ["10.0.128.0/17"] }]),
+    /running tunnel "prod": stop it first \(ssm-proxy stop prod\)/,
+  );
+  checkOtherTunnels(parseCidrs(["10.1.0.0/16"]), [{ name: "prod", cidrs: ["10.0.0.0/16"] }]);
+});
+
+Deno.test("checks: endpoint addresses from numeric URLs need no DNS", async () => {
+  assert.deepEqual(
+    await endpointAddresses(["ws://10.97.0.2:4566/v1/data-channel/x", "not a url"]),
+    [
+      { what: "10.97.0.2", address: "10.97.0.2" },
+    ],
+  );
+});
