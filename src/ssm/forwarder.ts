@@ -4,6 +4,7 @@
  * session's window or socket buffer is full; when local writers fall behind, the channel stops
  * acking so the agent holds (and later resends) its data instead of us buffering without bound.
  */
+import { concat } from "../bytequeue.ts";
 import type { PortSession } from "./session.ts";
 import type { SmuxStream } from "./smux.ts";
 
@@ -165,18 +166,6 @@ class QueuedWriter {
       }
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function closeQuietly(c: Deno.Conn): void {

@@ -1,6 +1,8 @@
 /**
  * The agent's round-trip estimator (specs/ssm-protocol.md §5 "Outgoing buffer and
  * retransmission"): Jacobson/Karels with the agent's constants, clamped at 1 s.
+ * Deliberately not shared with src/ssm/rtt.ts: the emulated agent is written from the spec on
+ * its own, so a misreading in the client cannot hide in both.
  */
 
 export const RTT_DEFAULTS = {

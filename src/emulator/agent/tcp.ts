@@ -3,6 +3,7 @@
  * and applied in order (Deno writes are async and may be partial); reads are handed to the owner,
  * which may make the reader wait (backpressure) by returning a promise.
  */
+import { concat } from "../../bytequeue.ts";
 
 export interface TcpLinkHandlers {
   /** Bytes read; the next read waits for the returned promise. */
@@ -118,18 +119,6 @@ export class TcpLink {
     this.#closedNotified = true;
     this.h.closed();
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
