@@ -1,0 +1,333 @@
+/**
+ * NetPlatform on Linux: TUN + rtnetlink through libc FFI (ffi/linux), split DNS through
+ * systemd-resolved over D-Bus. Never runs ip/resolvectl and never edits /etc/resolv.conf.
+ * OS errors become one-line UserErrors here (`toUserError`, pure, so testable without root).
+ */
+import { OsError } from "../../ffi/libc.ts";
+import { dbus, DBusConnection, DBusError } from "../../ffi/linux/dbus.ts";
+import {
+  decodeRoute,
+  encodeDelRoute,
+  encodeGetRoute,
+  encodeNewAddr,
+  encodeNewLink,
+  encodeNewRoute,
+} from "../../ffi/linux/netlink.ts";
+import { nextSeq, transact } from "../../ffi/linux/netlink_socket.ts";
+import { disableIPv6, indexToName, LinuxTunDevice, nameToIndex } from "../../ffi/linux/tun.ts";
+import { formatIP, parseCidr, parseIP, StructError } from "../../ffi/struct.ts";
+import { UserError } from "../errors.ts";
+import {
+  type Dns,
+  type DnsConfig,
+  type DnsState,
+  type NetPlatform,
+  RouteExistsError,
+  type Routes,
+  type Tun,
+  type TunConfig,
+} from "./types.ts";
+
+export interface LinuxPlatformOptions {
+  /** System bus socket (tests point this at a private dbus-daemon). */
+  busPath?: string;
+  /** Present when systemd-resolved runs. */
+  resolvedDir?: string;
+}
+
+/** Which operation failed, for the error line. */
+export type Step =
+  | { op: "tun"; name: string }
+  | { op: "address"; ifname: string; address: string; peer: string; prefixLength: number }
+  | { op: "link"; ifname: string; mtu: number }
+  | { op: "route"; cidr: string; ifname: string };
+
+const ROOT = "run with sudo";
+
+/**
+ * An OsError from `step` → the one line the user sees, or the original error when it is not
+ * something the user can act on (a bug keeps its stack trace).
+ */
+export function toUserError(step: Step, e: unknown): Error {
+  if (!(e instanceof OsError)) return e instanceof Error ? e : new Error(String(e));
+  const code = e.code;
+  if (code === "EPERM" || code === "EACCES") {
+    return new UserError(
+      step.op === "tun"
+        ? `creating a tunnel needs root: ${ROOT}`
+        : `configuring ${"ifname" in step ? step.ifname : "the tunnel"} needs root: ${ROOT}`,
+    );
+  }
+  switch (step.op) {
+    case "tun":
+      if (e.call.startsWith("open") && ["ENOENT", "ENODEV", "ENXIO"].includes(code)) {
+        return new UserError("the TUN driver is not available (modprobe tun)");
+      }
+      if (code === "EBUSY" || code === "EINVAL" || code === "EEXIST") {
+        return new UserError(
+          `interface name ${step.name} is already in use by another device: choose another name`,
+        );
+      }
+      break;
+    case "address":
+      if (code === "EEXIST") {
+        return new UserError(
+          `address ${step.address} peer ${step.peer}/${step.prefixLength} already exists on ${step.ifname}`,
+        );
+      }
+      if (code === "EINVAL" || code === "EADDRNOTAVAIL") {
+        return new UserError(
+          `the kernel rejected address ${step.address} peer ${step.peer}/${step.prefixLength}`,
+        );
+      }
+      break;
+    case "link":
+      if (code === "EINVAL") return new UserError(`the kernel rejected MTU ${step.mtu}`);
+      break;
+    case "route":
+      if (code === "ENODEV" || code === "ENETUNREACH") {
+        return new UserError(`cannot route ${step.cidr}: interface ${step.ifname} is gone`);
+      }
+      if (code === "EINVAL") return new UserError(`the kernel rejected route ${step.cidr}`);
+      break;
+  }
+  return e;
+}
+
+function ip(s: string, what: string): Uint8Array {
+  try {
+    return parseIP(s);
+  } catch (e) {
+    if (e instanceof StructError) throw new UserError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+async function openTun(cfg: TunConfig): Promise<Tun> {
+  const local = ip(cfg.address, "tunnel address");
+  const peer = ip(cfg.peer, "tunnel peer");
+  const name = cfg.name ?? "ssmp%d";
+  let dev: LinuxTunDevice;
+  try {
+    dev = LinuxTunDevice.open(name);
+  } catch (e) {
+    throw toUserError({ op: "tun", name }, e);
+  }
+  const ifname = dev.name;
+  try {
+    // Before link-up, so no router solicitation / MLD chatter is ever queued (os-ffi §9.1).
+    disableIPv6(ifname);
+    const addrStep = { op: "address", ifname, ...cfg } as const;
+    try {
+      const seq = nextSeq();
+      const msg = encodeNewAddr({
+        seq,
+        index: dev.index,
+        local,
+        peer,
+        prefixLength: cfg.prefixLength,
+      });
+      await transact(msg, seq, `add address ${cfg.address} to ${ifname}`);
+    } catch (e) {
+      throw toUserError(addrStep, e);
+    }
+    try {
+      const seq = nextSeq();
+      const msg = encodeNewLink({ seq, index: dev.index, mtu: cfg.mtu, up: true });
+      await transact(msg, seq, `set ${ifname} mtu ${cfg.mtu} up`);
+    } catch (e) {
+      throw toUserError({ op: "link", ifname, mtu: cfg.mtu }, e);
+    }
+  } catch (e) {
+    dev.close();
+    throw e;
+  }
+  return {
+    name: ifname,
+    index: dev.index,
+    mtu: cfg.mtu,
+    read: (timeoutMs) => dev.read(timeoutMs),
+    write: (packet) => dev.write(packet),
+    close: () => dev.close(),
+  };
+}
+
+function cidrOf(cidr: string) {
+  try {
+    return parseCidr(cidr);
+  } catch (e) {
+    if (e instanceof StructError) throw new UserError(`route ${cidr}: ${e.message}`);
+    throw e;
+  }
+}
+
+const routes: Routes = {
+  async add(cidr, ifname) {
+    const { address, prefixLength } = cidrOf(cidr);
+    const index = nameToIndex(ifname);
+    if (index === 0) throw new UserError(`cannot route ${cidr}: no interface ${ifname}`);
+    const seq = nextSeq();
+    try {
+      await transact(
+        encodeNewRoute({ seq, dst: address, dstLen: prefixLength, index }),
+        seq,
+        `add route ${cidr} dev ${ifname}`,
+      );
+    } catch (e) {
+      if (e instanceof OsError && e.code === "EEXIST") {
+        throw new RouteExistsError(`a route to ${cidr} already exists`);
+      }
+      throw toUserError({ op: "route", cidr, ifname }, e);
+    }
+  },
+
+  async delete(cidr, ifname) {
+    const { address, prefixLength } = cidrOf(cidr);
+    const index = nameToIndex(ifname);
+    if (index === 0) return; // the interface is gone, and its routes with it
+    const seq = nextSeq();
+    try {
+      await transact(
+        encodeDelRoute({ seq, dst: address, dstLen: prefixLength, index }),
+        seq,
+        `delete route ${cidr} dev ${ifname}`,
+      );
+    } catch (e) {
+      if (e instanceof OsError && (e.code === "ESRCH" || e.code === "ENODEV")) return;
+      throw toUserError({ op: "route", cidr, ifname }, e);
+    }
+  },
+
+  async get(address) {
+    const dst = ip(address, "route lookup");
+    const seq = nextSeq();
+    let replies;
+    try {
+      replies = await transact(encodeGetRoute({ seq, dst }), seq, `route get ${address}`);
+    } catch (e) {
+      // No route at all (or an unreachable/prohibit route) is an answer, not a failure.
+      if (e instanceof OsError && ["ENETUNREACH", "EHOSTUNREACH", "EACCES"].includes(e.code)) {
+        return undefined;
+      }
+      throw e;
+    }
+    if (replies.length === 0) return undefined;
+    const r = decodeRoute(replies[0]);
+    if (r.oif === undefined) return undefined;
+    return {
+      interface: indexToName(r.oif) ?? `if${r.oif}`,
+      gateway: r.gateway && formatIP(r.gateway),
+      source: r.prefsrc && formatIP(r.prefsrc),
+    };
+  },
+};
+
+const RESOLVE1 = {
+  destination: "org.freedesktop.resolve1",
+  path: "/org/freedesktop/resolve1",
+  iface: "org.freedesktop.resolve1.Manager",
+};
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The commands that do by hand what apply() would have done. */
+export function resolvectlHint(cfg: DnsConfig): string {
+  const domains = cfg.domains.map((d) => `~${d}`).join(" ");
+  return `resolvectl dns ${cfg.ifname} ${cfg.server}; resolvectl domain ${cfg.ifname} ${domains}`;
+}
+
+function linuxDns(busPath: string, resolvedDir: string): Dns {
+  const present = () => exists(resolvedDir) && exists(busPath);
+  return {
+    async apply(cfg: DnsConfig): Promise<DnsState> {
+      if (cfg.domains.length === 0) return { kind: "none", items: [] };
+      const list = cfg.domains.join(", ");
+      if (!present()) {
+        throw new UserError(
+          `DNS for ${list} needs systemd-resolved, which is not running here: send queries for ` +
+            `those domains to ${cfg.server} yourself (e.g. dnsmasq server=/${cfg.domains[0]}/` +
+            `${cfg.server}), or run without DNS and use IP addresses`,
+        );
+      }
+      const server = ip(cfg.server, "DNS server");
+      const index = nameToIndex(cfg.ifname);
+      if (index === 0) throw new UserError(`cannot set DNS: no interface ${cfg.ifname}`);
+      let bus: DBusConnection | undefined;
+      try {
+        bus = await DBusConnection.connect(busPath);
+        const family = server.length === 4 ? 2 : 10;
+        await bus.call({
+          ...RESOLVE1,
+          member: "SetLinkDNS",
+          args: [
+            dbus.i(index),
+            dbus.array("(iay)", [dbus.struct(dbus.i(family), dbus.ay(server))]),
+          ],
+        });
+        await bus.call({
+          ...RESOLVE1,
+          member: "SetLinkDomains",
+          // true = routing-only ("~domain"): used to pick this link, never as a search suffix.
+          args: [
+            dbus.i(index),
+            dbus.array("(sb)", cfg.domains.map((d) => dbus.struct(dbus.s(d), dbus.b(true)))),
+          ],
+        });
+      } catch (e) {
+        if (e instanceof DBusError || e instanceof Deno.errors.PermissionDenied) {
+          throw new UserError(
+            `could not configure systemd-resolved (${e.message}); run instead: ${
+              resolvectlHint(cfg)
+            }`,
+          );
+        }
+        throw e;
+      } finally {
+        bus?.close();
+      }
+      return { kind: "systemd-resolved", items: [cfg.ifname] };
+    },
+
+    async revert(state: DnsState): Promise<void> {
+      if (state.kind !== "systemd-resolved" || !present()) return;
+      for (const ifname of state.items) {
+        // A vanished link (tun closed, crash) took its resolved configuration with it; an index
+        // reused by another interface is why we record names, not numbers.
+        const index = nameToIndex(ifname);
+        if (index === 0) continue;
+        let bus: DBusConnection | undefined;
+        try {
+          bus = await DBusConnection.connect(busPath);
+          await bus.call({ ...RESOLVE1, member: "RevertLink", args: [dbus.i(index)] });
+        } catch (e) {
+          if (e instanceof DBusError) {
+            throw new UserError(
+              `could not undo DNS settings on ${ifname} (${e.message}); run: resolvectl revert ${ifname}`,
+            );
+          }
+          throw e;
+        } finally {
+          bus?.close();
+        }
+      }
+    },
+  };
+}
+
+export function linuxPlatform(opts: LinuxPlatformOptions = {}): NetPlatform {
+  return {
+    openTun,
+    routes,
+    dns: linuxDns(
+      opts.busPath ?? "/run/dbus/system_bus_socket",
+      opts.resolvedDir ?? "/run/systemd/resolve",
+    ),
+  };
+}
