@@ -33,7 +33,7 @@ for (
   const [name, args] of [
     ["deno fmt --check", ["fmt", "--check"]],
     ["deno lint", ["lint"]],
-    ["deno check", ["check", "main.ts", "src/", "tests/", "scripts/", "bench/"]],
+    ["deno check", ["check", "main.ts", "src/", "agent/", "ffi/", "tests/", "scripts/", "bench/"]],
   ] as const
 ) {
   console.log(`\n== ${name}`);

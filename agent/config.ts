@@ -1,0 +1,250 @@
+/**
+ * The agent's YAML config (/etc/ssm-proxy/agent.yaml). Every key is optional:
+ *
+ *   listen: 127.0.0.1:7797     # where the SSM agent's Port session connects (host:port)
+ *   pool: 100.64.0.0/16        # tunnel addresses; the agent's tun takes the first host address
+ *   mtu: 1400                  # tun MTU; a client gets min(its MTU, this)
+ *   tunName: ssmp%d            # %d lets the kernel number the device
+ *   uplink: eth0               # masquerade out of here (default: the default route's interface)
+ *   resolver: 10.0.0.2         # told to clients for split DNS (default: first nameserver in
+ *                              # /etc/resolv.conf, or systemd-resolved's upstream if that is 127.x)
+ *   nat: auto                  # auto (nft, else iptables) | nft | iptables | off
+ *   policy:
+ *     allow: [10.0.0.0/8]      # default: everywhere (0.0.0.0/0)
+ *     deny: [10.0.9.0/24]
+ *   leaseGraceSeconds: 120     # a tunnel keeps its address this long after its last stripe
+ *
+ * Always denied whatever `policy` says: 169.254.0.0/16 (instance metadata, link-local),
+ * 127.0.0.0/8, 0.0.0.0/8, 224.0.0.0/4 and the pool itself (tunnels cannot reach each other).
+ *
+ * Unknown keys and wrong types are errors naming the file, line and key.
+ */
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { UserError } from "../src/errors.ts";
+import { type Cidr, parseCidr, parseIpv4 } from "./cidr.ts";
+
+export type NatMode = "auto" | "nft" | "iptables" | "off";
+
+export interface AgentConfig {
+  listen: { hostname: string; port: number };
+  pool: Cidr;
+  mtu: number;
+  tunName: string;
+  /** Undefined: detect from /proc/net/route at start. */
+  uplink?: string;
+  /** Undefined: detect from /etc/resolv.conf at start. */
+  resolver?: string;
+  nat: NatMode;
+  policy: { allow: string[]; deny: string[] };
+  leaseGraceSeconds: number;
+}
+
+export const DEFAULT_CONFIG_PATH = "/etc/ssm-proxy/agent.yaml";
+
+export function defaultConfig(): AgentConfig {
+  return {
+    listen: { hostname: "127.0.0.1", port: 7797 },
+    pool: parseCidr("100.64.0.0/16")!,
+    mtu: 1400,
+    tunName: "ssmp%d",
+    nat: "auto",
+    policy: { allow: [], deny: [] },
+    leaseGraceSeconds: 120,
+  };
+}
+
+/** Interface names go into nft text and iptables arguments, so only plain characters pass. */
+export const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const TUN_NAME = /^[A-Za-z0-9_.-]*(%d)?[A-Za-z0-9_.-]*$/;
+const KEYS = [
+  "listen",
+  "pool",
+  "mtu",
+  "tunName",
+  "uplink",
+  "resolver",
+  "nat",
+  "policy",
+  "leaseGraceSeconds",
+];
+
+export class ConfigError extends UserError {
+  override name = "ConfigError";
+}
+
+/** `listen` text ("host:port") → parts; undefined when malformed. */
+export function parseListen(text: string): { hostname: string; port: number } | undefined {
+  const m = /^(.+):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  const hostname = m[1];
+  if (port > 65535 || (hostname !== "localhost" && parseIpv4(hostname) === undefined)) {
+    return undefined;
+  }
+  return { hostname, port };
+}
+
+/** Read and validate a config file. A missing file is an error only when `required`. */
+export async function loadConfig(path: string, required: boolean): Promise<AgentConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound && !required) return defaultConfig();
+    if (e instanceof Deno.errors.NotFound) throw new ConfigError(`config file ${path} not found`);
+    const why = (e as Error).message.replace(/ \(os error \d+\).*$/, "");
+    throw new ConfigError(`cannot read config ${path}: ${why}`);
+  }
+  return parseConfig(text, path);
+}
+
+export function parseConfig(text: string, file = "<config>"): AgentConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    throw new ConfigError(`${file}:${e.linePos?.[0].line ?? 0}: ${e.message.split("\n")[0]}`);
+  }
+  const cfg = defaultConfig();
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) return cfg;
+  const v: Validator = new Validator(file, lines);
+  const top = v.map(root, "", KEYS);
+
+  const scalar = (key: string) => v.scalar(top.get(key), key);
+  const str = (key: string) => {
+    const s = scalar(key);
+    if (s && typeof s.value !== "string") v.fail(s.node, key, "expected a string");
+    return s as { node: Node; value: string } | undefined;
+  };
+
+  const listen = str("listen");
+  if (listen) {
+    cfg.listen = parseListen(listen.value) ??
+      v.fail(listen.node, "listen", `"${listen.value}" is not an IPv4 host:port`);
+  }
+  const pool = str("pool");
+  if (pool) {
+    const c = parseCidr(pool.value);
+    if (!c) v.fail(pool.node, "pool", `"${pool.value}" is not an IPv4 network like 100.64.0.0/16`);
+    if (c.prefix < 8 || c.prefix > 30) {
+      v.fail(pool.node, "pool", `prefix /${c.prefix} must be between /8 and /30`);
+    }
+    cfg.pool = c;
+  }
+  const mtu = scalar("mtu");
+  if (mtu) {
+    if (
+      !Number.isInteger(mtu.value) || (mtu.value as number) < 576 || (mtu.value as number) > 65533
+    ) {
+      v.fail(mtu.node, "mtu", `expected an integer from 576 to 65533, got ${show(mtu.value)}`);
+    }
+    cfg.mtu = mtu.value as number;
+  }
+  const tunName = str("tunName");
+  if (tunName) {
+    if (!TUN_NAME.test(tunName.value) || tunName.value.replace("%d", "0").length > 15) {
+      v.fail(
+        tunName.node,
+        "tunName",
+        `"${tunName.value}" is not an interface name (≤15 of A-Z a-z 0-9 _ . -, optional %d)`,
+      );
+    }
+    cfg.tunName = tunName.value;
+  }
+  const uplink = str("uplink");
+  if (uplink) {
+    if (!IFNAME.test(uplink.value)) {
+      v.fail(uplink.node, "uplink", `"${uplink.value}" is not an interface name`);
+    }
+    cfg.uplink = uplink.value;
+  }
+  const resolver = str("resolver");
+  if (resolver) {
+    if (parseIpv4(resolver.value) === undefined) {
+      v.fail(resolver.node, "resolver", `"${resolver.value}" is not an IPv4 address`);
+    }
+    cfg.resolver = resolver.value;
+  }
+  const nat = str("nat");
+  if (nat) {
+    if (!["auto", "nft", "iptables", "off"].includes(nat.value)) {
+      v.fail(nat.node, "nat", `expected auto, nft, iptables or off, got "${nat.value}"`);
+    }
+    cfg.nat = nat.value as NatMode;
+  }
+  const policyNode = top.get("policy");
+  if (policyNode && !(isScalar(policyNode) && policyNode.value === null)) {
+    const policy = v.map(policyNode, "policy", ["allow", "deny"]);
+    for (const key of ["allow", "deny"] as const) {
+      cfg.policy[key] = v.cidrList(policy.get(key), `policy.${key}`);
+    }
+  }
+  const grace = scalar("leaseGraceSeconds");
+  if (grace) {
+    if (typeof grace.value !== "number" || !(grace.value >= 0) || !isFinite(grace.value)) {
+      v.fail(grace.node, "leaseGraceSeconds", `expected a number ≥ 0, got ${show(grace.value)}`);
+    }
+    cfg.leaseGraceSeconds = grace.value;
+  }
+  return cfg;
+}
+
+const show = (v: unknown) => (typeof v === "string" ? `"${v}"` : String(v));
+
+interface MapView {
+  get(key: string): Node | undefined;
+}
+
+/** Walks YAML nodes, throwing ConfigError with `file:line: key: problem`. */
+class Validator {
+  constructor(private file: string, private lines: LineCounter) {}
+
+  fail(node: Node | undefined, path: string, problem: string): never {
+    const offset = node?.range?.[0];
+    const line = offset === undefined ? "" : `:${this.lines.linePos(offset).line}`;
+    throw new ConfigError(`${this.file}${line}: ${path || "top level"}: ${problem}`);
+  }
+
+  map(node: Node, path: string, allowed: string[]): MapView {
+    if (!isMap(node)) this.fail(node, path, "expected a mapping");
+    const seen = new Map<string, Node>();
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : "";
+      const keyPath = path ? `${path}.${key}` : key;
+      if (!allowed.includes(key)) {
+        this.fail(pair.key as Node, keyPath, `unknown key (known: ${allowed.join(", ")})`);
+      }
+      seen.set(key, (pair.value ?? pair.key) as Node);
+    }
+    return { get: (k) => seen.get(k) };
+  }
+
+  /** A scalar value, or undefined for an absent or null (`key:`) entry. */
+  scalar(node: Node | undefined, path: string): { node: Node; value: unknown } | undefined {
+    if (node === undefined) return undefined;
+    if (!isScalar(node)) this.fail(node, path, "expected a single value");
+    if (node.value === null) return undefined;
+    return { node, value: node.value };
+  }
+
+  cidrList(node: Node | undefined, path: string): string[] {
+    if (node === undefined || (isScalar(node) && node.value === null)) return [];
+    if (!isSeq(node)) this.fail(node, path, "expected a list of CIDRs");
+    return node.items.map((item, i) => {
+      const p = `${path}[${i}]`;
+      const s = this.scalar(item as Node, p);
+      if (!s || typeof s.value !== "string") {
+        this.fail(item as Node, p, "expected a CIDR like 10.0.0.0/16");
+      }
+      if (!parseCidr(s.value)) {
+        this.fail(
+          s.node,
+          p,
+          `"${s.value}" is not an IPv4 network like 10.0.0.0/16 (host bits zero)`,
+        );
+      }
+      return s.value;
+    });
+  }
+}

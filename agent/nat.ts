@@ -1,0 +1,103 @@
+/**
+ * Applies and removes the forwarding/NAT rules of nat_rules.ts with `nft -f -` (or `iptables`
+ * when nft is missing). These two commands are the only programs the agent runs.
+ */
+import { UserError } from "../src/errors.ts";
+import type { NatMode } from "./config.ts";
+import {
+  iptablesSetup,
+  iptablesTeardown,
+  type NatParams,
+  nftRuleset,
+  nftTeardown,
+} from "./nat_rules.ts";
+
+export interface NatHandle {
+  readonly backend: "nft" | "iptables";
+  /** Remove exactly what was installed. Never throws: shutdown must finish. */
+  remove(): Promise<string | undefined>;
+}
+
+interface RunResult {
+  ok: boolean;
+  stderr: string;
+}
+
+/** Run a command; NotFound (no such binary) is returned as undefined, not thrown. */
+async function run(cmd: string, args: string[], stdin?: string): Promise<RunResult | undefined> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd, {
+      args,
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  return { ok: out.success, stderr: new TextDecoder().decode(out.stderr).trim() };
+}
+
+const firstLine = (s: string) => s.split("\n").find((l) => l.trim()) ?? "";
+
+async function applyNft(p: NatParams): Promise<NatHandle | undefined> {
+  const r = await run("nft", ["-f", "-"], nftRuleset(p));
+  if (r === undefined) return undefined;
+  if (!r.ok) throw new UserError(`nft could not install the NAT rules: ${firstLine(r.stderr)}`);
+  return {
+    backend: "nft",
+    async remove() {
+      const r = await run("nft", ["-f", "-"], nftTeardown());
+      return r?.ok ? undefined : `nft could not remove table: ${firstLine(r?.stderr ?? "")}`;
+    },
+  };
+}
+
+async function iptablesTearDown(): Promise<void> {
+  for (const args of iptablesTeardown()) await run("iptables", ["-w", ...args]);
+}
+
+async function applyIptables(p: NatParams): Promise<NatHandle | undefined> {
+  if ((await run("iptables", ["--version"])) === undefined) return undefined;
+  await iptablesTearDown(); // chains left by a crashed run
+  for (const args of iptablesSetup(p)) {
+    const r = await run("iptables", ["-w", ...args]);
+    if (!r?.ok) {
+      await iptablesTearDown();
+      throw new UserError(
+        `iptables ${args.join(" ")} failed: ${firstLine(r?.stderr ?? "not found")}`,
+      );
+    }
+  }
+  return {
+    backend: "iptables",
+    async remove() {
+      await iptablesTearDown();
+      return undefined;
+    },
+  };
+}
+
+/** Install the rules with the configured backend; throws a UserError saying what to do. */
+export async function installNat(mode: Exclude<NatMode, "off">, p: NatParams): Promise<NatHandle> {
+  if (mode === "nft" || mode === "auto") {
+    const h = await applyNft(p);
+    if (h) return h;
+    if (mode === "nft") throw new UserError("nat: nft, but the nft command is not installed");
+  }
+  const h = await applyIptables(p);
+  if (h) return h;
+  throw new UserError(
+    mode === "iptables"
+      ? "nat: iptables, but the iptables command is not installed"
+      : "neither nft nor iptables is installed: install nftables, or set nat: off in the config",
+  );
+}

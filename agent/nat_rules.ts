@@ -1,0 +1,125 @@
+/**
+ * The forwarding/NAT rules as text (os-ffi.md §9.4). Pure, so the exact rules are unit-tested and
+ * reviewable; nat.ts applies them.
+ *
+ * - Masquerade the pool out of the uplink, so the VPC sees the instance's address and replies
+ *   come back without any VPC route for the pool.
+ * - Forward: accept what comes out of the tun (the agent already enforced anti-spoofing and the
+ *   destination policy in userspace), accept replies into the tun, drop anything else into it (a
+ *   VPC host routing the pool at the instance must not reach laptops). The chain policy stays
+ *   accept: a drop policy in our table would cut every other forwarded flow on the host.
+ * - Clamp TCP MSS on SYNs both ways to what fits the tun MTU, so peers with a larger path MTU
+ *   never send segments the tunnel would have to drop.
+ */
+import { type Cidr, formatCidr } from "./cidr.ts";
+
+export const NFT_TABLE = "ssm_proxy";
+export const IPT_FWD_CHAIN = "SSM-PROXY-FWD";
+export const IPT_NAT_CHAIN = "SSM-PROXY-NAT";
+
+export interface NatParams {
+  pool: Cidr;
+  tun: string;
+  uplink: string;
+  mtu: number;
+}
+
+/** IPv4 + TCP headers without options. */
+export const mssFor = (mtu: number) => mtu - 40;
+
+/**
+ * One `nft -f -` transaction. The leading `table …` + `delete table …` pair makes it replace a
+ * table left by a crashed run (and not fail when there is none), atomically.
+ */
+export function nftRuleset(p: NatParams): string {
+  const pool = formatCidr(p.pool);
+  const mss = mssFor(p.mtu);
+  return [
+    `table ip ${NFT_TABLE}`,
+    `delete table ip ${NFT_TABLE}`,
+    `table ip ${NFT_TABLE} {`,
+    `  chain postrouting {`,
+    `    type nat hook postrouting priority srcnat; policy accept;`,
+    `    ip saddr ${pool} oifname "${p.uplink}" masquerade`,
+    `  }`,
+    `  chain forward {`,
+    `    type filter hook forward priority filter; policy accept;`,
+    `    iifname "${p.tun}" tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
+    `    oifname "${p.tun}" tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
+    `    iifname "${p.tun}" accept`,
+    `    oifname "${p.tun}" ct state established,related accept`,
+    `    oifname "${p.tun}" drop`,
+    `  }`,
+    `}`,
+    ``,
+  ].join("\n");
+}
+
+/** Removal: our table and nothing else. */
+export function nftTeardown(): string {
+  return `delete table ip ${NFT_TABLE}\n`;
+}
+
+/**
+ * iptables fallback: our own chains, jumped to from the built-in ones. Each entry is the argv of
+ * one `iptables` run. Teardown first, so a crashed run's chains are replaced, not duplicated.
+ */
+export function iptablesSetup(p: NatParams): string[][] {
+  const pool = formatCidr(p.pool);
+  const mss = String(mssFor(p.mtu));
+  const clamp = (dir: "-i" | "-o") => [
+    "-A",
+    IPT_FWD_CHAIN,
+    dir,
+    p.tun,
+    "-p",
+    "tcp",
+    "--tcp-flags",
+    "SYN,RST",
+    "SYN",
+    "-m",
+    "tcpmss",
+    "--mss",
+    `${mssFor(p.mtu) + 1}:65535`,
+    "-j",
+    "TCPMSS",
+    "--set-mss",
+    mss,
+  ];
+  return [
+    ["-N", IPT_FWD_CHAIN],
+    clamp("-i"),
+    clamp("-o"),
+    ["-A", IPT_FWD_CHAIN, "-i", p.tun, "-j", "ACCEPT"],
+    [
+      "-A",
+      IPT_FWD_CHAIN,
+      "-o",
+      p.tun,
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "RELATED,ESTABLISHED",
+      "-j",
+      "ACCEPT",
+    ],
+    ["-A", IPT_FWD_CHAIN, "-o", p.tun, "-j", "DROP"],
+    // Inserted first so another FORWARD rule (Docker, ufw) cannot drop tunnel traffic before us.
+    ["-I", "FORWARD", "1", "-j", IPT_FWD_CHAIN],
+    ["-t", "nat", "-N", IPT_NAT_CHAIN],
+    ["-t", "nat", "-A", IPT_NAT_CHAIN, "-s", pool, "-o", p.uplink, "-j", "MASQUERADE"],
+    ["-t", "nat", "-A", "POSTROUTING", "-j", IPT_NAT_CHAIN],
+  ];
+}
+
+/** Removes exactly our jumps and chains; each step may fail harmlessly when already gone. */
+export function iptablesTeardown(): string[][] {
+  return [
+    ["-D", "FORWARD", "-j", IPT_FWD_CHAIN],
+    ["-F", IPT_FWD_CHAIN],
+    ["-X", IPT_FWD_CHAIN],
+    ["-t", "nat", "-D", "POSTROUTING", "-j", IPT_NAT_CHAIN],
+    ["-t", "nat", "-F", IPT_NAT_CHAIN],
+    ["-t", "nat", "-X", IPT_NAT_CHAIN],
+  ];
+}

@@ -1,0 +1,231 @@
+/**
+ * The agent as a whole: listener, tun, forwarding/NAT, the tun read loop, lease sweeping, and a
+ * close() that undoes all of it in reverse order. Usable in-process (tests, demo) or from main.ts.
+ */
+import { UserError } from "../src/errors.ts";
+import { VERSION } from "../src/version.ts";
+import type { Tun, TunConfig } from "../src/net/types.ts";
+import { type AgentConfig, IFNAME } from "./config.ts";
+import { formatCidr, formatIpv4 } from "./cidr.ts";
+import { serveConnection } from "./connection.ts";
+import { fromTun } from "./dispatch.ts";
+import { enableForwarding } from "./forwarding.ts";
+import { installNat } from "./nat.ts";
+import { Policy } from "./policy.ts";
+import { AddressPool } from "./pool.ts";
+import { DEFAULT_LIMITS, type QueueLimits } from "./sendqueue.ts";
+import { type AgentStats, newStats } from "./stats.ts";
+import type { StripeConn } from "./stripe.ts";
+import { detectResolver, detectUplink } from "./sysinfo.ts";
+import { Registry } from "./tunnels.ts";
+
+export interface AgentOptions {
+  config: AgentConfig;
+  /** Default: the platform's tun (src/net/platform.ts). Tests pass a fake. */
+  openTun?: (cfg: TunConfig) => Promise<Tun>;
+  /** Turn on /proc/sys ip_forward, restoring it on close (default true). */
+  manageSysctls?: boolean;
+  log?: (line: string) => void;
+  /** Clock for leases (ms). */
+  now?: () => number;
+  limits?: QueueLimits;
+  helloTimeoutMs?: number;
+}
+
+export interface Agent {
+  /** Where stripes connect (the real port when the config said 0). */
+  readonly addr: Deno.NetAddr;
+  readonly tunName: string;
+  readonly address: string;
+  readonly nat: "nft" | "iptables" | "off";
+  readonly stats: AgentStats;
+  readonly registry: Registry;
+  /** Settles when the agent fails on its own (the tun broke); close() still has to be called. */
+  readonly failed: Promise<Error>;
+  /** Say goodbye to every stripe, close the tun, remove NAT, restore ip_forward. Idempotent. */
+  close(): Promise<void>;
+}
+
+const TUN_POLL_MS = 200;
+
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  const cfg = opts.config;
+  const log = opts.log ?? ((l: string) => console.error(`ssm-proxy-agent: ${l}`));
+  const undo: (() => Promise<void> | void)[] = [];
+  const unwind = async () => {
+    for (const u of undo.reverse()) {
+      try {
+        await u();
+      } catch (e) {
+        log(`cleanup: ${(e as Error).message}`);
+      }
+    }
+    undo.length = 0;
+  };
+
+  try {
+    let uplink = cfg.uplink;
+    if (cfg.nat !== "off" && !uplink) {
+      uplink = await detectUplink();
+      if (!uplink || !IFNAME.test(uplink)) {
+        throw new UserError(
+          "no IPv4 default route to masquerade through: set uplink in the config",
+        );
+      }
+    }
+    const resolver = cfg.resolver ?? await detectResolver();
+    const pool = new AddressPool(cfg.pool, cfg.leaseGraceSeconds * 1000, opts.now);
+    const policy = new Policy(cfg.policy.allow, cfg.policy.deny, cfg.pool);
+    const stats = newStats();
+    const registry = new Registry({
+      pool,
+      policy,
+      mtu: cfg.mtu,
+      resolver,
+      agentVersion: VERSION,
+      log,
+    });
+
+    // Listen before touching the system, so a busy port fails without side effects.
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ hostname: cfg.listen.hostname, port: cfg.listen.port });
+    } catch (e) {
+      throw new UserError(
+        `cannot listen on ${cfg.listen.hostname}:${cfg.listen.port}: ${(e as Error).message}`,
+      );
+    }
+    const closeListener = () => {
+      try {
+        listener.close();
+      } catch { /* already closed by the shutdown step */ }
+    };
+    undo.push(closeListener);
+
+    const address = formatIpv4(pool.agentAddress);
+    const openTun = opts.openTun ?? (async (c: TunConfig) => {
+      const { netPlatform } = await import("../src/net/platform.ts");
+      return (await netPlatform()).openTun(c);
+    });
+    let tun: Tun;
+    try {
+      // One tun for the whole pool: the /prefix gives the kernel an on-link route for every
+      // tunnel address, so replies from the VPC come back into it.
+      tun = await openTun({
+        name: cfg.tunName,
+        mtu: cfg.mtu,
+        address,
+        peer: address,
+        prefixLength: cfg.pool.prefix,
+      });
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`cannot create the tun device: ${(e as Error).message}`);
+    }
+    undo.push(() => tun.close());
+    const manage = opts.manageSysctls ?? true;
+    if (manage) {
+      const fwd = await enableForwarding().catch((e) => {
+        throw new UserError(`cannot enable IPv4 forwarding: ${(e as Error).message}`);
+      });
+      undo.push(() => fwd.restore());
+    }
+    let natBackend: Agent["nat"] = "off";
+    if (cfg.nat !== "off") {
+      const nat = await installNat(cfg.nat, {
+        pool: cfg.pool,
+        tun: tun.name,
+        uplink: uplink!,
+        mtu: cfg.mtu,
+      });
+      natBackend = nat.backend;
+      undo.push(async () => {
+        const problem = await nat.remove();
+        if (problem) log(problem);
+      });
+    }
+
+    // The tun loop. close() stops it before closing the tun: a pending read must not see a
+    // closed fd.
+    let stopping = false;
+    let reportFailure!: (e: Error) => void;
+    const failed = new Promise<Error>((r) => (reportFailure = r));
+    const tunLoop = (async () => {
+      while (!stopping) {
+        let packets: Uint8Array[];
+        try {
+          packets = await tun.read(TUN_POLL_MS);
+        } catch (e) {
+          if (!stopping) {
+            log(`tun ${tun.name} failed: ${(e as Error).message}`);
+            reportFailure(e as Error);
+          }
+          return;
+        }
+        if (packets.length) fromTun(packets, registry, stats);
+      }
+    })();
+    undo.push(async () => {
+      stopping = true;
+      await tunLoop;
+    });
+
+    const sweep = setInterval(() => registry.sweep(), Math.min(5000, Math.max(100, pool.graceMs)));
+    undo.push(() => clearInterval(sweep));
+
+    const open = new Set<StripeConn>();
+    const handlers = new Set<Promise<void>>();
+    const ctx = {
+      registry,
+      policy,
+      tun,
+      stats,
+      limits: opts.limits ?? DEFAULT_LIMITS,
+      helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
+      open,
+      log,
+    };
+    const accepting = (async () => {
+      try {
+        for await (const conn of listener) {
+          const h = serveConnection(conn, ctx).catch((e) => log(`stripe: ${e.stack ?? e}`));
+          handlers.add(h);
+          h.finally(() => handlers.delete(h));
+        }
+      } catch { /* listener closed */ }
+    })();
+    undo.push(async () => {
+      // Runs before the tun loop stops and the tun closes (undo runs in reverse).
+      closeListener();
+      await accepting;
+      for (const link of open) {
+        link.close({ code: "shutdown", message: "ssm-proxy-agent is stopping" });
+      }
+      await Promise.all([...handlers]);
+    });
+
+    log(
+      `listening on ${cfg.listen.hostname}:${
+        (listener.addr as Deno.NetAddr).port
+      }; tun ${tun.name} ` +
+        `${address}/${cfg.pool.prefix} (pool ${formatCidr(cfg.pool)}), NAT ${natBackend}` +
+        (uplink && natBackend !== "off" ? ` via ${uplink}` : "") +
+        (resolver ? `, resolver ${resolver}` : ""),
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      addr: listener.addr as Deno.NetAddr,
+      tunName: tun.name,
+      address,
+      nat: natBackend,
+      stats,
+      registry,
+      failed,
+      close: () => (closing ??= unwind()),
+    };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Tunnels and their stripes (DESIGN §3). No sockets here: a stripe is anything that can queue
+ * packets and be closed, so the joining rules and routing are testable without TCP.
+ */
+import type { Hello, Welcome, WireErrorBody } from "../src/tunnel/wire.ts";
+import { pickStripe } from "../src/tunnel/packet.ts";
+import { formatIpv4 } from "./cidr.ts";
+import type { AddressPool } from "./pool.ts";
+import { negotiate, welcomeFor } from "./hello.ts";
+import type { Policy } from "./policy.ts";
+
+/** One stripe's sending side, as the registry sees it. */
+export interface StripeLink {
+  /** Queue a packet (copied); false when the queue dropped it. */
+  enqueue(p: Uint8Array): boolean;
+  /** Start writing what is queued. */
+  flush(): void;
+  /** Send `error` if given, then close. */
+  close(error?: WireErrorBody): void;
+}
+
+export class Tunnel {
+  readonly stripes = new Map<number, StripeLink>();
+  /** Sorted indexes of connected stripes: the set pickStripe chooses from. */
+  live: number[] = [];
+
+  constructor(
+    readonly id: string,
+    readonly address: number,
+    public stripeCount: number,
+  ) {}
+
+  get addressText(): string {
+    return formatIpv4(this.address);
+  }
+
+  /** The stripe that carries `p`'s flow, or undefined when none is connected. */
+  linkFor(p: Uint8Array): StripeLink | undefined {
+    const i = pickStripe(p, this.live);
+    return i === undefined ? undefined : this.stripes.get(i);
+  }
+
+  set(index: number, link: StripeLink | undefined): void {
+    if (link) this.stripes.set(index, link);
+    else this.stripes.delete(index);
+    this.live = [...this.stripes.keys()].sort((a, b) => a - b);
+  }
+}
+
+export interface RegistryParams {
+  pool: AddressPool;
+  policy: Policy;
+  mtu: number;
+  resolver?: string;
+  agentVersion: string;
+  log?: (line: string) => void;
+}
+
+export type JoinResult =
+  | { tunnel: Tunnel; welcome: Welcome }
+  | { error: WireErrorBody };
+
+export class Registry {
+  #byId = new Map<string, Tunnel>();
+  #byAddress = new Map<number, Tunnel>();
+  #log: (line: string) => void;
+
+  constructor(readonly p: RegistryParams) {
+    this.#log = p.log ?? (() => {});
+  }
+
+  get tunnels(): Tunnel[] {
+    return [...this.#byId.values()];
+  }
+
+  byAddress(address: number): Tunnel | undefined {
+    return this.#byAddress.get(address);
+  }
+
+  byId(id: string): Tunnel | undefined {
+    return this.#byId.get(id);
+  }
+
+  /**
+   * A validated HELLO on `link`: join (or create) its tunnel. A repeated stripe index replaces
+   * the old connection, which a healing client has already given up on.
+   */
+  join(h: Hello, link: StripeLink): JoinResult {
+    const v = negotiate(h);
+    if ("error" in v) return v;
+    let tunnel = this.#byId.get(h.tunnelId);
+    if (tunnel && tunnel.stripes.size > 0 && tunnel.stripeCount !== h.stripes) {
+      return {
+        error: {
+          code: "tunnel-mismatch",
+          message: `tunnel ${h.tunnelId} has ${tunnel.stripeCount} stripes, not ${h.stripes}`,
+        },
+      };
+    }
+    if (!tunnel) {
+      const address = this.p.pool.acquire(h.tunnelId);
+      if (address === undefined) {
+        return {
+          error: {
+            code: "pool-exhausted",
+            message: `all ${this.p.pool.capacity} tunnel addresses are in use; try again later`,
+          },
+        };
+      }
+      tunnel = new Tunnel(h.tunnelId, address, h.stripes);
+      this.#byId.set(h.tunnelId, tunnel);
+      this.#byAddress.set(address, tunnel);
+      this.#log(`tunnel ${h.tunnelId} (${h.client}) gets ${tunnel.addressText}`);
+    } else {
+      this.p.pool.acquire(h.tunnelId); // cancels a pending release
+      tunnel.stripeCount = h.stripes;
+    }
+    const old = tunnel.stripes.get(h.stripe);
+    tunnel.set(h.stripe, link);
+    if (old) {
+      old.close({ code: "protocol", message: `stripe ${h.stripe} replaced by a newer connection` });
+    }
+    const welcome = welcomeFor(h, {
+      version: v.version,
+      address: tunnel.addressText,
+      agentAddress: formatIpv4(this.p.pool.agentAddress),
+      agentMtu: this.p.mtu,
+      resolver: this.p.resolver,
+      policy: this.p.policy.toWire(),
+      agentVersion: this.p.agentVersion,
+    });
+    return { tunnel, welcome };
+  }
+
+  /** `link` is gone. Only the current holder of the index counts: a replaced link is a no-op. */
+  leave(tunnel: Tunnel, index: number, link: StripeLink): void {
+    if (tunnel.stripes.get(index) !== link) return;
+    tunnel.set(index, undefined);
+    if (tunnel.stripes.size === 0) {
+      this.p.pool.idle(tunnel.id);
+      this.#log(
+        `tunnel ${tunnel.id} has no stripes; ${tunnel.addressText} kept for the grace period`,
+      );
+      if (this.p.pool.graceMs <= 0) this.sweep();
+    }
+  }
+
+  /** Forget tunnels whose grace period ended. */
+  sweep(): void {
+    for (const id of this.p.pool.sweep()) {
+      const t = this.#byId.get(id);
+      if (!t) continue;
+      this.#byId.delete(id);
+      this.#byAddress.delete(t.address);
+      this.#log(`tunnel ${id} released ${t.addressText}`);
+    }
+  }
+
+  /** Every connected stripe (for shutdown). */
+  links(): StripeLink[] {
+    return this.tunnels.flatMap((t) => [...t.stripes.values()]);
+  }
+}

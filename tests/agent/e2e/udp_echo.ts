@@ -1,0 +1,14 @@
+/**
+ * UDP echo server for the namespace test (runs inside the "vpc" namespace). Replies
+ * `<source address>|<payload>`, so the test can see the source the VPC saw (the masquerade).
+ * Usage: udp_echo.ts <address> <port>
+ */
+const [hostname, port] = Deno.args;
+const sock = Deno.listenDatagram({ transport: "udp", hostname, port: Number(port) });
+console.log("ready");
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+for await (const [data, from] of sock) {
+  const a = from as Deno.NetAddr;
+  await sock.send(enc.encode(`${a.hostname}|${dec.decode(data)}`), a);
+}
