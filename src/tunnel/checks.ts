@@ -111,11 +111,13 @@ export async function endpointAddresses(
       continue;
     }
     if (parseIpv4(host) !== undefined) {
-      out.push({ what: host, address: host });
+      out.push({ what: `the AWS endpoint ${host}`, address: host });
       continue;
     }
     try {
-      for (const a of await Deno.resolveDns(host, "A")) out.push({ what: host, address: a });
+      for (const a of await Deno.resolveDns(host, "A")) {
+        out.push({ what: `the AWS endpoint ${host}`, address: a });
+      }
     } catch {
       // Unresolvable here means the SDK would fail first, with its own message.
     }

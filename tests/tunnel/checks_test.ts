@@ -73,7 +73,7 @@ Deno.test("checks: endpoint addresses from numeric URLs need no DNS", async () =
   assert.deepEqual(
     await endpointAddresses(["ws://10.97.0.2:4566/v1/data-channel/x", "not a url"]),
     [
-      { what: "10.97.0.2", address: "10.97.0.2" },
+      { what: "the AWS endpoint 10.97.0.2", address: "10.97.0.2" },
     ],
   );
 });

@@ -1,0 +1,166 @@
+/**
+ * `ssm-proxy demo`: the whole product on one Linux machine with no AWS account. Builds the
+ * network-namespace lab (scripts/lab.ts), runs the emulator and ssm-proxy-agent in `instance`,
+ * `ssm-proxy start` in `laptop`, checks HTTP, a 5 MB download, DNS, UDP and ping through the
+ * tunnel, stops it and removes everything. Runs the product from the source tree.
+ */
+import { ExitCode, UserError } from "../errors.ts";
+import type { Lab, LabProcess } from "../../scripts/lab.ts";
+
+export interface DemoOptions {
+  pacing?: boolean;
+}
+
+const BLOB = 5 << 20;
+const NAME = "demo";
+
+const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+
+export async function runDemo(o: DemoOptions): Promise<void> {
+  if (Deno.build.os !== "linux") {
+    throw new UserError(
+      "ssm-proxy demo uses Linux network namespaces: run it on Linux",
+      ExitCode.Usage,
+    );
+  }
+  if (Deno.uid() !== 0) {
+    throw new UserError(
+      "ssm-proxy demo creates network namespaces and a tun device, which needs root: run it with sudo",
+      ExitCode.Usage,
+    );
+  }
+  const { createLab } = await import("../../scripts/lab.ts");
+  const stack = await import("../../scripts/lab/stack.ts");
+  const { PAGE_MARKER } = await import("../../scripts/lab/services.ts");
+
+  let passed = 0;
+  let failed = 0;
+  const line = (ok: boolean, what: string, detail: string, ms?: number) => {
+    ok ? passed++ : failed++;
+    const time = ms === undefined ? "" : `  (${fmtMs(ms)})`;
+    console.log(`  ${ok ? "✓" : "✗"} ${what}${detail ? `: ${detail}` : ""}${time}`);
+  };
+  /** A setup step: a failure ends the demo, after showing why. */
+  const step = async <T>(
+    what: string,
+    fn: () => Promise<T>,
+    detail: (v: T) => string,
+  ): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      const v = await fn();
+      line(true, what, detail(v), performance.now() - t0);
+      return v;
+    } catch (e) {
+      line(false, what, "", performance.now() - t0);
+      console.log(indent((e as Error).message));
+      throw new UserError(`demo failed while it set up (${what}); see above`, ExitCode.Failure);
+    }
+  };
+
+  console.log(
+    "ssm-proxy demo: a laptop, an instance and a VPC as network namespaces on this machine",
+  );
+  const lab: Lab = await step(
+    "lab",
+    () => createLab(),
+    (l) =>
+      `namespaces ${
+        l.ns("laptop").replace(/laptop$/, "{laptop,instance,vpc}")
+      }, VPC ${l.vpcNetwork}`,
+  );
+  const procs: [string, LabProcess][] = [];
+  try {
+    const emulator = await step(
+      "emulator (AWS APIs, Session Manager, SSM agent)",
+      () => stack.startEmulator(lab, { pacing: o.pacing }),
+      () =>
+        `${lab.instanceAddress}:${stack.EMULATOR_PORT}, ${
+          o.pacing ? "paced at 1 KiB/ms like AWS" : "no pacing"
+        }`,
+    );
+    procs.push(["emulator", emulator]);
+    const agent = await step(
+      "ssm-proxy-agent on the instance",
+      () => stack.startAgent(lab),
+      () =>
+        `127.0.0.1:${stack.AGENT_PORT}, NAT via ${lab.instanceUplink}, resolver ${lab.resolver}`,
+    );
+    procs.push(["agent", agent]);
+    const tunnel = await step(
+      `ssm-proxy start --target name:bastion --cidr ${lab.vpcNetwork} --name ${NAME}`,
+      () => stack.startTunnel(lab, "laptop", { name: NAME, cidrs: [lab.vpcNetwork] }),
+      (t) => `up, ${t.status.address} on ${t.status.interface} -> ${t.status.target.instanceId}`,
+    );
+    procs.push(["ssm-proxy start", tunnel.proc]);
+
+    console.log(`From the laptop, through the tunnel:`);
+    const svc = lab.serviceAddress;
+    const probe = async (what: string, args: string[], timeoutMs?: number) => {
+      const r = await lab.probe("laptop", args, timeoutMs);
+      line(r.ok, what, r.detail, r.ms);
+    };
+    await probe(`HTTP GET http://${svc}/`, ["http", `http://${svc}/`, PAGE_MARKER]);
+    await probe(`HTTP GET ${BLOB >> 20} MB blob, SHA-256 checked`, [
+      "blob",
+      `http://${svc}/blob?size=${BLOB}`,
+    ], 5000);
+    await probe(`DNS A db.lab.internal @${lab.resolver}`, ["dns", lab.resolver, "db.lab.internal"]);
+    await probe(`UDP echo ${svc}:7`, ["udp", svc, "7"]);
+    await ping(lab, svc, line);
+
+    const t0 = performance.now();
+    const stopped = await stack.ssmProxy(lab, "laptop", ["stop", NAME]);
+    const exit = await tunnel.proc.status;
+    line(
+      stopped.success && exit.success,
+      `ssm-proxy stop ${NAME}`,
+      stopped.success
+        ? "tunnel, routes and state removed"
+        : (stopped.stderr || stopped.stdout).trim(),
+      performance.now() - t0,
+    );
+  } catch (e) {
+    // A failed setup step was already counted and shown; anything else is a bug.
+    if (!(e instanceof UserError)) throw e;
+  } finally {
+    if (failed) {
+      for (const [what, p] of procs) console.log(`--- ${what} (last lines)\n${indent(p.tail(15))}`);
+    }
+    const t0 = performance.now();
+    await lab.destroy();
+    console.log(`  · namespaces removed  (${fmtMs(performance.now() - t0)})`);
+  }
+  if (failed) {
+    throw new UserError(`${failed} of ${passed + failed} checks failed`, ExitCode.Failure);
+  }
+  console.log(`All ${passed} checks passed.`);
+}
+
+async function ping(
+  lab: Lab,
+  address: string,
+  line: (ok: boolean, what: string, detail: string, ms?: number) => void,
+): Promise<void> {
+  const what = `ping ${address}`;
+  if (!onPath("ping")) {
+    line(false, what, "ping is not installed (apt-get install iputils-ping)");
+    return;
+  }
+  const t0 = performance.now();
+  const r = await lab.exec("laptop", ["ping", "-c", "3", "-i", "0.2", "-W", "2", address]);
+  const got = /(\d+) received/.exec(r.stdout)?.[1] ?? "0";
+  const avg = /= [\d.]+\/([\d.]+)\//.exec(r.stdout)?.[1];
+  line(r.success, what, `${got}/3 replies${avg ? `, avg ${avg} ms` : ""}`, performance.now() - t0);
+}
+
+function onPath(cmd: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    try {
+      if (Deno.statSync(`${dir}/${cmd}`).isFile) return true;
+    } catch { /* not here */ }
+  }
+  return false;
+}
+
+const indent = (text: string) => text.split("\n").map((l) => `      ${l}`).join("\n");
