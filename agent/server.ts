@@ -188,6 +188,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const accepting = (async () => {
       try {
         for await (const conn of listener) {
+          // Stripes carry interactive packets: no Nagle delay behind a delayed ACK.
+          (conn as Deno.TcpConn).setNoDelay(true);
           const h = serveConnection(conn, ctx).catch((e) => log(`stripe: ${e.stack ?? e}`));
           handlers.add(h);
           h.finally(() => handlers.delete(h));

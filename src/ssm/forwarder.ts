@@ -49,6 +49,7 @@ export class Forwarder {
           conn.close();
           break;
         }
+        (conn as Deno.TcpConn).setNoDelay(true);
         this.#handle(conn);
       }
     } catch (e) {

@@ -94,6 +94,9 @@ export class TcpLink {
 
   async #opened(conn: Deno.TcpConn): Promise<void> {
     this.#conn = conn;
+    // Like Go's net package (the real agent), no Nagle: small packets of an interactive flow
+    // must not wait for a delayed ACK.
+    conn.setNoDelay(true);
     if (this.#closed) {
       conn.close();
       this.#notifyClosed();
