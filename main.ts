@@ -85,6 +85,14 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
+program.command("demo")
+  .description("show the whole product on this machine in network namespaces (root, Linux)")
+  .option("--pacing", "pace sessions at 1 KiB/ms like the real SSM agent")
+  .action(async (opts) => {
+    const { runDemo } = await import("./src/cli/demo.ts");
+    await runDemo(opts);
+  });
+
 function parsePort(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 65535) {
