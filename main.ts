@@ -71,6 +71,14 @@ program.command("status")
     await runStatus(name, opts);
   });
 
+program.command("demo")
+  .description("show the whole product on this machine in network namespaces (root, Linux)")
+  .option("--pacing", "pace sessions at 1 KiB/ms like the real SSM agent")
+  .action(async (opts) => {
+    const { runDemo } = await import("./src/cli/demo.ts");
+    await runDemo(opts);
+  });
+
 program.command("emulator")
   .description("run a local AWS (SSM, EC2, STS, EKS APIs and Session Manager) for tests and demos")
   .option("--listen <host:port>", "address to listen on", "127.0.0.1:4566")
@@ -84,14 +92,6 @@ program.command("emulator")
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
-
-program.command("demo")
-  .description("show the whole product on this machine in network namespaces (root, Linux)")
-  .option("--pacing", "pace sessions at 1 KiB/ms like the real SSM agent")
-  .action(async (opts) => {
-    const { runDemo } = await import("./src/cli/demo.ts");
-    await runDemo(opts);
-  });
 
 function parsePort(v: string): number {
   const n = Number(v);

@@ -59,10 +59,18 @@ program.command("serve")
       Deno.addSignalListener(s, h);
       return [s, h] as const;
     });
+    // Every drop has a reason an operator can read: `kill -USR1` prints the counters.
+    const counters = () =>
+      console.error(
+        `${NAME}: counters ${Object.entries(agent.stats).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+      );
+    Deno.addSignalListener("SIGUSR1", counters);
     const why = await Promise.race([stopped, agent.failed]);
     stopping = true;
     console.error(`${NAME}: stopping (${why instanceof Error ? why.message : why})`);
     await agent.close();
+    counters();
+    Deno.removeSignalListener("SIGUSR1", counters);
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     if (why instanceof Error) throw new UserError(`tun failed: ${why.message}`);
   });
