@@ -113,14 +113,12 @@ e2eTest(
         const out = agent.output();
         const spoofed = agentCounter(out, "spoofed");
         const denied = agentCounter(out, "denied");
-        if (spoofed === undefined || denied === undefined) {
-          console.warn(
-            "e2e: the agent prints no counters; drops were checked by the laptop outcome and nft counters in the instance",
-          );
-        } else {
-          assert.ok(spoofed >= 1, `spoofed=${spoofed}`);
-          if (cidrs.includes(`${METADATA}/32`)) assert.ok(denied >= 1, `denied=${denied}`);
-        }
+        assert.ok(
+          spoofed !== undefined && denied !== undefined,
+          `no counters in the agent's output:\n${out}`,
+        );
+        assert.ok(spoofed >= 1, `spoofed=${spoofed}`);
+        if (cidrs.includes(`${METADATA}/32`)) assert.ok(denied >= 1, `denied=${denied}`);
         const fp = await footprint(lab, "instance");
         assert.deepEqual(fp.links, ["lap0", "lo", "vpc0"], "interfaces left in instance");
         assert.equal(fp.nft, "", "nft rules left in instance");
