@@ -1,11 +1,19 @@
 /** `deno task bench`: every benchmark, a table for people and one JSON object for tools. */
 import { benchForward } from "./forward.ts";
 import { benchStartup } from "./startup.ts";
+import { benchTunnel, type TunnelBench, tunnelRows } from "./tunnel.ts";
 
 const startup = await benchStartup();
 const off = await benchForward(false, { up: 60e6, down: 100e6 });
 const off16 = await benchForward(false, { up: 100e6, down: 1e6 }, 16384);
 const on = await benchForward(true, { up: 3e6, down: 5e6 });
+
+// The tunnel needs network namespaces, hence root.
+const tunnel: TunnelBench[] = [];
+if (Deno.uid() === 0) tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
+else {console.error(
+    "bench: not root, skipping the tunnel benchmarks (they need network namespaces)",
+  );}
 
 const rows: [string, string, string][] = [
   ["--help", `${startup.helpMs.toFixed(0)} ms`, "<= 100 ms"],
@@ -27,6 +35,7 @@ const rows: [string, string, string][] = [
     `${on.downMBps.toFixed(2)} MB/s (${(on.downOfCeiling * 100).toFixed(1)} % of 1024 B/ms)`,
     ">= 90 %",
   ],
+  ...tunnel.flatMap(tunnelRows),
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
