@@ -183,7 +183,8 @@ export function decodeMessage(buf: Uint8Array, opts: DecodeOptions = {}): Client
   const digest = buf.subarray(80, 112);
   const payloadType = hl >= 116 ? v.getUint32(112) : 0;
   const payloadLength = v.getUint32(hl);
-  const payload = buf.slice(hl + 4);
+  // A view, not a copy: the caller hands us a buffer it no longer uses (a WebSocket message).
+  const payload = buf.subarray(hl + 4);
   const skipChecks = messageType === MessageType.StartPublication ||
     messageType === MessageType.PausePublication;
   if (!skipChecks) {
