@@ -71,6 +71,48 @@ program.command("status")
     await runStatus(name, opts);
   });
 
+const eks = program.command("eks")
+  .description("connect kubectl to private EKS clusters (kube-ssm-proxy's clusters.yaml)");
+
+eks.command("connect")
+  .description("describe the cluster, reach it (tunnel, port-forward or direct), write kubeconfig")
+  .argument("[name]", "entry of clusters.yaml (default: pick one)")
+  .option("--port-forward", "forward a local port to the endpoint via the bastion (no root)")
+  .option("-d, --background", "with --port-forward: keep the forward running and return")
+  .option("--clusters <file>", "clusters.yaml to read (default: config, ./clusters.yaml)")
+  .option("--config <file>", "ssm-proxy config file (default: SSM_PROXY_CONFIG or ~/.config)")
+  .option("--bastion-tag <key=value>", "tag marking the bastion (default: Purpose=bastion)")
+  .option("-t, --target <instance>", "use this instance instead of searching for the bastion")
+  .option(
+    "--kubeconfig <file>",
+    "kubeconfig to edit (default: first of KUBECONFIG, ~/.kube/config)",
+  )
+  .action(async (name, opts) => {
+    const { runConnect } = await import("./src/cli/eks.ts");
+    await runConnect(name, opts);
+  });
+
+eks.command("token")
+  .description("print an ExecCredential for kubectl (what `aws eks get-token` prints)")
+  .requiredOption("--cluster <name>", "EKS cluster name")
+  .action(async (opts, cmd) => {
+    const { runToken } = await import("./src/cli/eks.ts");
+    await runToken({ ...cmd.optsWithGlobals(), ...opts });
+  });
+
+eks.command("disconnect")
+  .description("stop port-forwards started by eks connect; mark their kubeconfig entries inactive")
+  .argument("[name]", "entry of clusters.yaml")
+  .option("--all", "every cluster")
+  .option(
+    "--kubeconfig <file>",
+    "kubeconfig to edit (default: first of KUBECONFIG, ~/.kube/config)",
+  )
+  .action(async (name, opts) => {
+    const { runDisconnect } = await import("./src/cli/eks.ts");
+    await runDisconnect(name, opts);
+  });
+
 program.command("demo")
   .description("show the whole product on this machine in network namespaces (root, Linux)")
   .option("--pacing", "pace sessions at 1 KiB/ms like the real SSM agent")

@@ -17,10 +17,15 @@ export interface CallerIdentity {
 export async function getCallerIdentity(o: AwsOptions): Promise<CallerIdentity> {
   const { STSClient, GetCallerIdentityCommand } = await import("@aws-sdk/client-sts");
   const spec = { service: "sts", action: "sts:GetCallerIdentity" } as const;
-  return await callAws(o, spec, async () => new STSClient(clientConfig(o)), async (c) => {
-    const out = await c.send(new GetCallerIdentityCommand({}));
-    return { account: out.Account ?? "", arn: out.Arn ?? "", userId: out.UserId ?? "" };
-  });
+  return await callAws(
+    o,
+    spec,
+    () => Promise.resolve(new STSClient(clientConfig(o))),
+    async (c) => {
+      const out = await c.send(new GetCallerIdentityCommand({}));
+      return { account: out.Account ?? "", arn: out.Arn ?? "", userId: out.UserId ?? "" };
+    },
+  );
 }
 
 /** The credentials the SDK would use for this profile (env, SSO, files, IMDS…). */

@@ -8,7 +8,10 @@ export const DEFAULT_BASTION_TAG = "Purpose=bastion";
 export function parseTag(tag: string): { key: string; value: string } {
   const i = tag.indexOf("=");
   if (i <= 0) {
-    throw new UserError(`bastion tag "${tag}" is not Key=Value (e.g. ${DEFAULT_BASTION_TAG})`, 2);
+    throw new UserError(
+      `bastion tag "${tag}" is not Key=Value (e.g. ${DEFAULT_BASTION_TAG})`,
+      ExitCode.Usage,
+    );
   }
   return { key: tag.slice(0, i), value: tag.slice(i + 1) };
 }

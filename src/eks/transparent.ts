@@ -38,14 +38,19 @@ export async function findCoveringTunnel(vpcCidrs: string[]): Promise<TunnelStat
 export async function vpcCidrs(o: AwsOptions, vpcId: string): Promise<string[]> {
   const { EC2Client, DescribeVpcsCommand } = await import("@aws-sdk/client-ec2");
   const spec = { service: "ec2", action: "ec2:DescribeVpcs", subject: vpcId } as const;
-  return await callAws(o, spec, async () => new EC2Client(clientConfig(o)), async (c) => {
-    const out = await c.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));
-    const v = out.Vpcs?.[0];
-    const cidrs = new Set<string>();
-    if (v?.CidrBlock) cidrs.add(v.CidrBlock);
-    for (const a of v?.CidrBlockAssociationSet ?? []) {
-      if (a.CidrBlock && a.CidrBlockState?.State !== "disassociated") cidrs.add(a.CidrBlock);
-    }
-    return [...cidrs];
-  });
+  return await callAws(
+    o,
+    spec,
+    () => Promise.resolve(new EC2Client(clientConfig(o))),
+    async (c) => {
+      const out = await c.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));
+      const v = out.Vpcs?.[0];
+      const cidrs = new Set<string>();
+      if (v?.CidrBlock) cidrs.add(v.CidrBlock);
+      for (const a of v?.CidrBlockAssociationSet ?? []) {
+        if (a.CidrBlock && a.CidrBlockState?.State !== "disassociated") cidrs.add(a.CidrBlock);
+      }
+      return [...cidrs];
+    },
+  );
 }
