@@ -5,17 +5,18 @@
  */
 import type { ExecResult, Lab, LabProcess, Role } from "../lab.ts";
 import { waitForTcp } from "../lab.ts";
+import { V8_FLAGS } from "../../src/runtime.ts";
 
 export const REPO = new URL("../../", import.meta.url).pathname;
 export const EMULATOR_PORT = 4566;
 export const AGENT_PORT = 7797;
 
 export function ssmProxyArgv(args: string[]): string[] {
-  return [Deno.execPath(), "run", "-A", `${REPO}main.ts`, ...args];
+  return [Deno.execPath(), "run", "-A", `--v8-flags=${V8_FLAGS}`, `${REPO}main.ts`, ...args];
 }
 
 export function agentArgv(args: string[]): string[] {
-  return [Deno.execPath(), "run", "-A", `${REPO}agent/main.ts`, ...args];
+  return [Deno.execPath(), "run", "-A", `--v8-flags=${V8_FLAGS}`, `${REPO}agent/main.ts`, ...args];
 }
 
 /** Where a laptop's tunnels keep state: per laptop, so two laptops do not see each other. */

@@ -20,6 +20,7 @@ import {
   validName,
   writeState,
 } from "../tunnel/state.ts";
+import { V8_FLAGS } from "../runtime.ts";
 import { messageSize } from "./forward.ts";
 import { LiveLine, rates } from "./live.ts";
 import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
@@ -255,7 +256,7 @@ async function startInBackground(o: StartOptions): Promise<void> {
   const log = `${stateDir()}/${o.name}.log`;
   const args = Deno.args.filter((a) => a !== "-d" && a !== "--background");
   const self = Deno.mainModule.startsWith("file:") && !Deno.execPath().endsWith("/ssm-proxy")
-    ? ["run", "-A", new URL(Deno.mainModule).pathname]
+    ? ["run", "-A", `--v8-flags=${V8_FLAGS}`, new URL(Deno.mainModule).pathname]
     : [];
   // The child writes its own log: a pipe to us would break when we exit.
   const child = new Deno.Command(Deno.execPath(), {
