@@ -4,8 +4,8 @@
  * right after a *synchronous* call — a `nonblocking: true` call runs on a pool thread, so its errno
  * is unreachable (os-ffi §2.4).
  *
- * Adding darwin: write `DARWIN_SYMBOLS` (9-argument ioctl/fcntl, os-ffi §2.3) and a `darwinLibc()`
- * next to `linuxLibc()`, and register `__error` in `ERRNO_READERS`. Errno names are already here.
+ * darwin: `DARWIN_SYMBOLS` (9-argument ioctl/fcntl, os-ffi §2.3) through `darwinLibc()`, errno
+ * through `__error`. ffi/darwin takes these through a `DarwinSys` object so tests can fake them.
  */
 
 /** A failed libc call: which call, errno and its symbolic name (EPERM, EEXIST, ...). */
@@ -56,19 +56,34 @@ const DARWIN_ERRNO: Record<number, string> = {
   2: "ENOENT",
   3: "ESRCH",
   4: "EINTR",
+  5: "EIO",
+  6: "ENXIO",
   9: "EBADF",
+  12: "ENOMEM",
   13: "EACCES",
+  14: "EFAULT",
   16: "EBUSY",
   17: "EEXIST",
+  19: "ENODEV",
   22: "EINVAL",
+  24: "EMFILE",
+  25: "ENOTTY",
   35: "EAGAIN",
   39: "EDESTADDRREQ",
+  40: "EMSGSIZE",
   43: "EPROTONOSUPPORT",
+  45: "ENOTSUP",
   47: "EAFNOSUPPORT",
+  48: "EADDRINUSE",
   49: "EADDRNOTAVAIL",
+  50: "ENETDOWN",
   51: "ENETUNREACH",
   55: "ENOBUFS",
+  57: "ENOTCONN",
+  60: "ETIMEDOUT",
+  61: "ECONNREFUSED",
   65: "EHOSTUNREACH",
+  102: "EOPNOTSUPP",
 };
 
 /** Numeric errno values this code branches on, per OS (they differ: EAGAIN is 11 vs 35). */
@@ -86,6 +101,26 @@ export const LINUX_E = {
   EINVAL: 22,
   ENETUNREACH: 101,
   EHOSTUNREACH: 113,
+} as const;
+
+/** The darwin numbers this code branches on (os-ffi §3.1; same on arm64 and x86_64). */
+export const DARWIN_E = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  ENXIO: 6,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  EAGAIN: 35,
+  EDESTADDRREQ: 39,
+  EMSGSIZE: 40,
+  EADDRNOTAVAIL: 49,
+  ENETUNREACH: 51,
+  ENOBUFS: 55,
 } as const;
 
 /** "EPERM" for 1 on Linux; "E<n>" for numbers not in the table. */
@@ -121,6 +156,40 @@ const LINUX_SYMBOLS = {
 
 export type LinuxLibc = Deno.DynamicLibrary<typeof LINUX_SYMBOLS>["symbols"];
 
+/**
+ * libSystem symbols (macOS arm64 and x86_64). ioctl and fcntl are variadic: on Apple arm64 the
+ * variadic argument travels on the stack, so they are declared with 9 fixed parameters and called
+ * with the real argument both 3rd (x2, for x86_64) and 9th (the first stack slot, for arm64);
+ * os-ffi §2.3. The 9th parameter must be a 64-bit type. Everything whose errno matters is
+ * synchronous; only poll is nonblocking, and nfds_t is u32 here (u64 on Linux).
+ */
+export const DARWIN_SYMBOLS = {
+  __error: { parameters: [], result: "pointer" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  ioctl: {
+    parameters: ["i32", "u64", "buffer", "i64", "i64", "i64", "i64", "i64", "buffer"],
+    result: "i32",
+  },
+  fcntl: {
+    parameters: ["i32", "i32", "i64", "i64", "i64", "i64", "i64", "i64", "i64"],
+    result: "i32",
+  },
+  /** Buffer, not pointer: the reader passes a subarray of its arena (byteOffset is honoured). */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  pipe: { parameters: ["buffer"], result: "i32" },
+  getpid: { parameters: [], result: "i32" },
+  if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  if_indextoname: { parameters: ["u32", "buffer"], result: "pointer" },
+  /** Waits on a pool thread; only ever used to wait, never for errno (os-ffi §1 item 8). */
+  poll_nb: { name: "poll", parameters: ["buffer", "u32", "i32"], result: "i32", nonblocking: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type DarwinLibc = Deno.DynamicLibrary<typeof DARWIN_SYMBOLS>["symbols"];
+
 /** Path and errno accessor per OS (os-ffi §2.1). */
 const LIBRARY_PATHS: Record<string, string> = {
   linux: "libc.so.6",
@@ -136,9 +205,19 @@ export function linuxLibc(): LinuxLibc {
   return linux.symbols;
 }
 
+let darwin: Deno.DynamicLibrary<typeof DARWIN_SYMBOLS> | undefined;
+
+/** libSystem, opened on first use (dyld resolves it from the shared cache). Throws elsewhere. */
+export function darwinLibc(): DarwinLibc {
+  if (Deno.build.os !== "darwin") throw new Error(`darwinLibc() called on ${Deno.build.os}`);
+  darwin ??= Deno.dlopen(LIBRARY_PATHS.darwin, DARWIN_SYMBOLS);
+  return darwin.symbols;
+}
+
 /** errno readers per OS; each must be called right after the failing synchronous call. */
 const ERRNO_READERS: Record<string, () => Deno.PointerValue> = {
   linux: () => linuxLibc().__errno_location(),
+  darwin: () => darwinLibc().__error(),
 };
 
 /** The calling thread's errno. Only meaningful straight after a failed synchronous call. */

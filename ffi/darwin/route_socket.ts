@@ -1,0 +1,125 @@
+/**
+ * Route add/delete/get over a PF_ROUTE socket (os-ffi §7). One short-lived socket per operation:
+ * adds and deletes report failure through write()'s errno (EEXIST, ESRCH, EPERM...) so nothing is
+ * read back; a get reads until it finds the reply carrying our pid and sequence number, skipping
+ * the other routing events every PF_ROUTE socket also receives.
+ */
+import { type Cidr, formatIP } from "../struct.ts";
+import { DARWIN_E, OsError } from "../libc.ts";
+import { F_GETFL, F_SETFL, O_NONBLOCK, PF_ROUTE, POLLIN, RTM_GET, SOCK_RAW } from "./constants.ts";
+import {
+  decodeRouteReply,
+  encodeRouteAdd,
+  encodeRouteDelete,
+  encodeRouteGet,
+  isReplyTo,
+  type RouteReply,
+  splitRtMessages,
+} from "./route_msg.ts";
+import { type DarwinSys, fcntl, sysCheck, sysError } from "./sys.ts";
+import { errnoName } from "../libc.ts";
+
+/** Large enough for any single routing message (route(8) uses 2 KiB). */
+const READ_SIZE = 8192;
+
+let seq = 0;
+/** Sequence numbers for our requests, so replies can be matched. */
+export function nextRouteSeq(): number {
+  seq = (seq % 0x7fffffff) + 1;
+  return seq;
+}
+
+export interface RouteSpec {
+  dst: Cidr;
+  ifindex: number;
+  ifname: string;
+}
+
+const cidrText = (c: Cidr) => `${formatIP(c.address)}/${c.prefixLength}`;
+
+function openRouteSocket(sys: DarwinSys): number {
+  return sysCheck(sys, "socket PF_ROUTE", sys.socket(PF_ROUTE, SOCK_RAW, 0));
+}
+
+/** Write one whole message; an error is the kernel's answer (write returns -1 with errno). */
+function send(sys: DarwinSys, fd: number, msg: Uint8Array<ArrayBuffer>, what: string): void {
+  const n = sysCheck(sys, what, sys.write(fd, msg, BigInt(msg.length)));
+  if (n !== msg.length) throw new Error(`${what}: short write (${n} of ${msg.length} bytes)`);
+}
+
+/** `route -n add -net CIDR -interface IFNAME`. EEXIST when that prefix is already routed. */
+export function routeAdd(sys: DarwinSys, r: RouteSpec): void {
+  const fd = openRouteSocket(sys);
+  try {
+    const msg = encodeRouteAdd({ ...r, seq: nextRouteSeq() });
+    send(sys, fd, msg, `RTM_ADD ${cidrText(r.dst)}`);
+  } finally {
+    sys.close(fd);
+  }
+}
+
+/**
+ * Delete by destination and mask: the kernel does not compare the gateway (os-ffi §7.5), so a
+ * caller who must not remove someone else's route checks with routeGet first. ESRCH when absent.
+ */
+export function routeDelete(sys: DarwinSys, r: RouteSpec): void {
+  const fd = openRouteSocket(sys);
+  try {
+    const msg = encodeRouteDelete({ ...r, seq: nextRouteSeq() });
+    send(sys, fd, msg, `RTM_DELETE ${cidrText(r.dst)}`);
+  } finally {
+    sys.close(fd);
+  }
+}
+
+/**
+ * RTM_GET: a prefix is an exact lookup, a host address (/32, /128) a longest-prefix match.
+ * Undefined when there is no such route (ESRCH). Works without root.
+ */
+export async function routeGet(
+  sys: DarwinSys,
+  dst: Cidr,
+  timeoutMs = 1000,
+): Promise<RouteReply | undefined> {
+  const fd = openRouteSocket(sys);
+  try {
+    // Nonblocking, so a reply that never comes costs a poll timeout, not a hung event loop.
+    fcntl(sys, fd, F_SETFL, fcntl(sys, fd, F_GETFL) | O_NONBLOCK);
+    const s = nextRouteSeq();
+    const pid = sys.getpid();
+    const what = `RTM_GET ${cidrText(dst)}`;
+    const msg = encodeRouteGet(dst, s);
+    const ret = Number(sys.write(fd, msg, BigInt(msg.length)));
+    if (ret < 0) {
+      const e = sysError(sys, what);
+      if (e.errno === DARWIN_E.ESRCH) return undefined;
+      throw e;
+    }
+    const buf = new Uint8Array(READ_SIZE);
+    const pfd = new Uint8Array(8);
+    const dv = new DataView(pfd.buffer);
+    dv.setInt32(0, fd, true);
+    dv.setInt16(4, POLLIN, true);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const n = Number(sys.read(fd, buf, BigInt(buf.length)));
+      if (n < 0) {
+        const e = sysError(sys, `read ${what}`);
+        if (e.errno === DARWIN_E.EINTR) continue;
+        if (e.errno !== DARWIN_E.EAGAIN) throw e;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`${what}: no reply from the kernel within ${timeoutMs} ms`);
+        await sys.poll_nb(pfd, 1, left);
+        continue;
+      }
+      for (const m of splitRtMessages(buf.subarray(0, n))) {
+        if (!isReplyTo(m, RTM_GET, pid, s)) continue;
+        if (m.errno === DARWIN_E.ESRCH) return undefined;
+        if (m.errno !== 0) throw new OsError(what, m.errno, errnoName(m.errno, "darwin"));
+        return decodeRouteReply(m);
+      }
+    }
+  } finally {
+    sys.close(fd);
+  }
+}

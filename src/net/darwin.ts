@@ -1,0 +1,300 @@
+/**
+ * NetPlatform on macOS: utun + interface ioctls + PF_ROUTE through libSystem FFI (ffi/darwin),
+ * split DNS through marked /etc/resolver files. Never runs ifconfig/route/scutil. OS errors become
+ * the same one-line UserErrors as on Linux (`toUserError`, pure). Every FFI call goes through the
+ * `sys` option, so the whole platform runs on Linux against a fake libc in tests.
+ */
+import { OsError } from "../../ffi/libc.ts";
+import { addAddress, setMtu, setUp } from "../../ffi/darwin/ifconfig.ts";
+import {
+  removeResolverFiles,
+  removeStaleResolverFiles,
+  RESOLVER_DIR,
+  ResolverError,
+  type ResolverFs,
+  type ResolverOwner,
+  writeResolverFiles,
+} from "../../ffi/darwin/resolver.ts";
+import type { RouteReply } from "../../ffi/darwin/route_msg.ts";
+import { routeAdd, routeDelete, routeGet } from "../../ffi/darwin/route_socket.ts";
+import { type DarwinSys, darwinSys, indexToName, nameToIndex } from "../../ffi/darwin/sys.ts";
+import { UtunDevice } from "../../ffi/darwin/utun.ts";
+import { RTF_GATEWAY } from "../../ffi/darwin/constants.ts";
+import { formatIP, parseCidr, parseIP, StructError } from "../../ffi/struct.ts";
+import { UserError } from "../errors.ts";
+import { alive } from "../tunnel/state.ts";
+import {
+  type Dns,
+  type DnsState,
+  type NetPlatform,
+  RouteExistsError,
+  type RouteInfo,
+  type Routes,
+  type Tun,
+  type TunConfig,
+} from "./types.ts";
+
+export interface DarwinPlatformOptions {
+  /** libSystem, or a fake in tests. */
+  sys?: DarwinSys;
+  /** Where resolver files go (tests use a temp dir). */
+  resolverDir?: string;
+  /** Is the tunnel that wrote a resolver file still running? Default: its utun exists and its pid runs. */
+  isAlive?: (owner: Partial<ResolverOwner>) => boolean;
+  /** How long RTM_GET waits for the kernel's reply. */
+  routeTimeoutMs?: number;
+}
+
+/** Which operation failed, for the error line. */
+export type Step =
+  | { op: "tun"; name: string }
+  | { op: "address"; ifname: string; address: string; peer: string; prefixLength: number }
+  | { op: "link"; ifname: string; mtu: number }
+  | { op: "route"; cidr: string; ifname: string };
+
+const ROOT = "run with sudo";
+
+/** An OsError from `step` → the line the user sees; anything else keeps its stack trace. */
+export function toUserError(step: Step, e: unknown): Error {
+  if (!(e instanceof OsError)) return e instanceof Error ? e : new Error(String(e));
+  const code = e.code;
+  if (code === "EPERM" || code === "EACCES") {
+    return new UserError(
+      step.op === "tun"
+        ? `creating a tunnel needs root: ${ROOT}`
+        : `configuring ${"ifname" in step ? step.ifname : "the tunnel"} needs root: ${ROOT}`,
+    );
+  }
+  switch (step.op) {
+    case "tun":
+      if (code === "EBUSY") {
+        return new UserError(
+          "no utun interface could be created: each free unit was taken by another process (another VPN starting?); try again",
+        );
+      }
+      if (e.call.startsWith("CTLIOCGINFO") && code === "ENOENT") {
+        return new UserError("the utun kernel control is not available on this Mac");
+      }
+      if (e.call.startsWith("CTLIOCGINFO") && code === "EFAULT") {
+        return new UserError(
+          "the kernel could not read the CTLIOCGINFO argument (ioctl argument passing on this CPU): please report this",
+        );
+      }
+      break;
+    case "address":
+      if (code === "EEXIST") {
+        return new UserError(
+          `address ${step.address} peer ${step.peer}/${step.prefixLength} already exists on ${step.ifname}`,
+        );
+      }
+      if (["EINVAL", "EADDRNOTAVAIL", "EDESTADDRREQ"].includes(code)) {
+        return new UserError(
+          `the kernel rejected address ${step.address} peer ${step.peer}/${step.prefixLength}`,
+        );
+      }
+      break;
+    case "link":
+      if (code === "EINVAL") return new UserError(`the kernel rejected MTU ${step.mtu}`);
+      break;
+    case "route":
+      if (code === "ENXIO" || code === "ENETUNREACH") {
+        return new UserError(`cannot route ${step.cidr}: interface ${step.ifname} is gone`);
+      }
+      if (code === "EINVAL") return new UserError(`the kernel rejected route ${step.cidr}`);
+      break;
+  }
+  return e;
+}
+
+function ip(s: string, what: string): Uint8Array {
+  try {
+    return parseIP(s);
+  } catch (e) {
+    if (e instanceof StructError) throw new UserError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+function cidrOf(cidr: string) {
+  try {
+    return parseCidr(cidr);
+  } catch (e) {
+    if (e instanceof StructError) throw new UserError(`route ${cidr}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The interface an RTM_GET reply names: IFP's sockaddr_dl, else rtm_index. */
+function replyInterface(sys: DarwinSys, r: RouteReply): string {
+  const named = r.ifp?.link?.name;
+  if (named) return named;
+  return indexToName(sys, r.index) ?? `if${r.index}`;
+}
+
+function openTunWith(sys: () => DarwinSys) {
+  // async, so every failure is a rejected promise like on Linux, never a synchronous throw.
+  // deno-lint-ignore require-await
+  return async (cfg: TunConfig): Promise<Tun> => {
+    const s = sys();
+    const local = ip(cfg.address, "tunnel address");
+    const peer = ip(cfg.peer, "tunnel peer");
+    const name = cfg.name ?? "utun";
+    let dev: UtunDevice;
+    try {
+      // macOS names the device utunN itself: a name like "ssmp%d" just means "any unit".
+      dev = UtunDevice.open(s, cfg.name);
+    } catch (e) {
+      throw toUserError({ op: "tun", name }, e);
+    }
+    const ifname = dev.name;
+    try {
+      try {
+        addAddress(s, ifname, local, peer, cfg.prefixLength);
+      } catch (e) {
+        throw toUserError({ op: "address", ifname, ...cfg }, e);
+      }
+      try {
+        setMtu(s, ifname, cfg.mtu);
+        setUp(s, ifname);
+      } catch (e) {
+        throw toUserError({ op: "link", ifname, mtu: cfg.mtu }, e);
+      }
+    } catch (e) {
+      dev.close(); // destroys the interface and anything we did to it
+      throw e;
+    }
+    return {
+      name: ifname,
+      index: dev.index,
+      mtu: cfg.mtu,
+      read: (timeoutMs: number) => dev.read(timeoutMs),
+      write: (packet: Uint8Array) => dev.write(packet),
+      close: () => dev.close(),
+    };
+  };
+}
+
+function darwinRoutes(sys: () => DarwinSys, timeoutMs: number): Routes {
+  return {
+    async add(cidr, ifname) {
+      const s = sys();
+      const dst = cidrOf(cidr);
+      const ifindex = nameToIndex(s, ifname);
+      if (ifindex === 0) throw new UserError(`cannot route ${cidr}: no interface ${ifname}`);
+      try {
+        routeAdd(s, { dst, ifindex, ifname });
+      } catch (e) {
+        if (e instanceof OsError && e.code === "EEXIST") {
+          // Say where the existing route points: ours (a leftover) or another interface/VPN.
+          const r = await routeGet(s, dst, timeoutMs).catch(() => undefined);
+          const via = r ? replyInterface(s, r) : undefined;
+          throw new RouteExistsError(
+            via && via !== ifname
+              ? `a route to ${cidr} already exists via ${via}`
+              : `a route to ${cidr} already exists`,
+          );
+        }
+        throw toUserError({ op: "route", cidr, ifname }, e);
+      }
+    },
+
+    async delete(cidr, ifname) {
+      const s = sys();
+      const dst = cidrOf(cidr);
+      const ifindex = nameToIndex(s, ifname);
+      if (ifindex === 0) return; // the interface is gone, and its routes with it
+      // The kernel deletes by destination and mask only: check the route is ours first, so a
+      // route another VPN installed for the same prefix after ours vanished is left alone.
+      const r = await routeGet(s, dst, timeoutMs);
+      if (!r || (r.index !== ifindex && r.ifp?.link?.name !== ifname)) return;
+      try {
+        routeDelete(s, { dst, ifindex, ifname });
+      } catch (e) {
+        if (e instanceof OsError && e.code === "ESRCH") return;
+        throw toUserError({ op: "route", cidr, ifname }, e);
+      }
+    },
+
+    async get(address): Promise<RouteInfo | undefined> {
+      const s = sys();
+      const a = ip(address, "route lookup");
+      const r = await routeGet(s, {
+        address: a as Uint8Array<ArrayBuffer>,
+        prefixLength: a.length * 8,
+      }, timeoutMs);
+      if (!r) return undefined;
+      const gw = r.flags & RTF_GATEWAY ? r.gateway?.ip : undefined;
+      return {
+        interface: replyInterface(s, r),
+        gateway: gw && formatIP(gw),
+        source: r.ifa?.ip && formatIP(r.ifa.ip),
+      };
+    },
+  };
+}
+
+function resolverFs(sys: () => DarwinSys, opts: DarwinPlatformOptions): ResolverFs {
+  return {
+    dir: opts.resolverDir ?? RESOLVER_DIR,
+    isAlive: opts.isAlive ??
+      ((o) =>
+        o.tunnel !== undefined && nameToIndex(sys(), o.tunnel) !== 0 &&
+        (o.pid === undefined || alive(o.pid))),
+  };
+}
+
+function userErrorFromFs(e: unknown, dir: string): unknown {
+  if (e instanceof ResolverError) return new UserError(e.message);
+  if (e instanceof Deno.errors.PermissionDenied) {
+    return new UserError(`changing ${dir} needs root: ${ROOT}`);
+  }
+  return e;
+}
+
+function darwinDns(fs: ResolverFs): Dns {
+  return {
+    async apply(cfg): Promise<DnsState> {
+      if (cfg.domains.length === 0) return { kind: "none", items: [] };
+      try {
+        // Files a crashed run left would otherwise block these domains (or linger forever).
+        await removeStaleResolverFiles(fs);
+        const items = await writeResolverFiles(fs, cfg.domains, cfg.server, {
+          tunnel: cfg.ifname,
+          pid: Deno.pid,
+        });
+        return { kind: "resolver-files", items };
+      } catch (e) {
+        throw userErrorFromFs(e, fs.dir);
+      }
+    },
+
+    async revert(state) {
+      if (state.kind !== "resolver-files") return;
+      try {
+        await removeResolverFiles(fs, state.items);
+      } catch (e) {
+        throw userErrorFromFs(e, fs.dir);
+      }
+    },
+  };
+}
+
+/** Remove resolver files left by tunnels that are gone; returns their paths. */
+export async function cleanStaleResolverFiles(opts: DarwinPlatformOptions = {}): Promise<string[]> {
+  const sys = lazySys(opts);
+  return await removeStaleResolverFiles(resolverFs(sys, opts));
+}
+
+function lazySys(opts: DarwinPlatformOptions): () => DarwinSys {
+  // libSystem is opened on first use, so constructing the platform never touches FFI.
+  return () => opts.sys ?? darwinSys();
+}
+
+export function darwinPlatform(opts: DarwinPlatformOptions = {}): NetPlatform {
+  const sys = lazySys(opts);
+  return {
+    openTun: openTunWith(sys),
+    routes: darwinRoutes(sys, opts.routeTimeoutMs ?? 1000),
+    dns: darwinDns(resolverFs(sys, opts)),
+  };
+}
