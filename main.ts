@@ -28,6 +28,7 @@ program.command("forward")
   .option("--remote-host <host>", "destination host as seen from the instance", "localhost")
   .option("-l, --local-port <port>", "local port (default: a free one)", parsePort, 0)
   .option("--bind <address>", "local address to listen on", "127.0.0.1")
+  .option("--wake", "start the instance if it is stopped, and wait until it is online")
   .action(async (opts, cmd) => {
     const { runForward } = await import("./src/cli/forward.ts");
     await runForward({ ...cmd.optsWithGlobals(), ...opts });
@@ -48,6 +49,7 @@ program.command("start")
   .option("--agent-port <port>", "port of ssm-proxy-agent on the instance", parsePort, 7797)
   .option("-d, --background", "return once the tunnel is up, and keep it running")
   .option("--force", "route the CIDRs even where they conflict with local networks")
+  .option("--wake", "start the instance if it is stopped, and wait until it is online")
   .action(async (opts, cmd) => {
     const { runStart } = await import("./src/cli/start.ts");
     await runStart({ ...cmd.optsWithGlobals(), ...opts });
@@ -111,6 +113,27 @@ eks.command("disconnect")
   .action(async (name, opts) => {
     const { runDisconnect } = await import("./src/cli/eks.ts");
     await runDisconnect(name, opts);
+  });
+
+program.command("list-instances")
+  .description("list EC2 instances with their Systems Manager status (targets for --target)")
+  .option("--tag <key=value>", "only instances with this tag (repeatable)", collect, [])
+  .option("--name <name>", "only instances with this Name tag (* and ? wildcards)")
+  .option("--json", "machine-readable output")
+  .action(async (opts, cmd) => {
+    const { runListInstances } = await import("./src/cli/list_instances.ts");
+    await runListInstances({ ...cmd.optsWithGlobals(), ...opts });
+  });
+
+program.command("doctor")
+  .description("check credentials, permissions, the instance, the agent and this machine")
+  .option("-t, --target <target>", "also check this instance, StartSession and its agent")
+  .option("--agent-port <port>", "port of ssm-proxy-agent on the instance", parsePort, 7797)
+  .option("--cidr <cidr>", "check this range against local routes (repeatable)", collect, [])
+  .option("--no-local", "skip this machine's checks (root, /dev/net/tun, DNS)")
+  .action(async (opts, cmd) => {
+    const { runDoctor } = await import("./src/cli/doctor.ts");
+    await runDoctor({ ...cmd.optsWithGlobals(), ...opts });
   });
 
 program.command("demo")

@@ -14,6 +14,8 @@ export interface ForwardOptions extends AwsOptions {
   localPort: number;
   bind: string;
   log?: (line: string) => void;
+  /** Start a stopped instance and wait until it is online. */
+  wake?: boolean;
   /** Session tuning (heartbeat, dead-peer detection); tests shorten these. */
   session?: Pick<PortSessionOptions, "heartbeatMs" | "deadAfterMs" | "healForMs">;
 }
@@ -41,7 +43,9 @@ export async function openForward(o: ForwardOptions): Promise<OpenForward> {
   try {
     const { resolveTarget } = await import("../aws/targets.ts");
     const ssm = await import("../aws/ssm.ts");
-    const target = await resolveTarget(aws, o.target);
+    const target = o.wake
+      ? await (await import("../aws/wake.ts")).resolveTargetWaking(aws, o.target, log)
+      : await resolveTarget(aws, o.target);
     const toLocal = LOCAL_HOSTS.has(o.remoteHost);
     const grant = await ssm.startSession(aws, {
       target: target.instanceId,

@@ -1,0 +1,208 @@
+/**
+ * `ssm-proxy doctor --target`: the instance (EC2 state, SSM status), ssm:StartSession tried for
+ * real (and terminated at once), and ssm-proxy-agent answering the tunnel hello on its port.
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import type { Check } from "./doctor.ts";
+import type { Welcome } from "../tunnel/wire.ts";
+
+const SSM_FIX = "start amazon-ssm-agent on the instance and give its instance role " +
+  "AmazonSSMManagedInstanceCore";
+
+function message(e: unknown): string {
+  return e instanceof UserError ? e.message : String((e as Error)?.message ?? e).split("\n")[0];
+}
+
+export async function targetChecks(
+  aws: AwsOptions,
+  spec: string,
+  agentPort: number,
+  add: (c: Check) => Check,
+): Promise<void> {
+  const { parseTarget, pickRunning, describeSpec } = await import("../aws/targets.ts");
+  const { describeInstances } = await import("../aws/ec2.ts");
+  const { describeInstanceInformation } = await import("../aws/ssm.ts");
+  const t = parseTarget(spec);
+
+  // 1. The instance: which one, its EC2 state and its SSM ping status.
+  let instanceId: string;
+  let label: string;
+  let online = false;
+  try {
+    let state: string | undefined;
+    let name: string | undefined;
+    if (t.kind === "id") {
+      instanceId = t.id;
+      if (t.id.startsWith("i-")) {
+        const [i] = await describeInstances(aws, [{ name: "instance-id", values: [t.id] }]);
+        state = i?.state ?? "not found in EC2";
+        name = i?.name;
+      }
+    } else {
+      const tag = t.kind === "name" ? { key: "Name", value: t.name } : t;
+      const found = await describeInstances(aws, [
+        { name: `tag:${tag.key}`, values: [tag.value] },
+        { name: "instance-state-name", values: ["pending", "running", "stopping", "stopped"] },
+      ]);
+      // One match in any state is diagnosed as is; otherwise resolveTarget's rules and words.
+      const id = found.length === 1 ? found[0].instanceId : pickRunning(t, found).instanceId;
+      const picked = found.find((c) => c.instanceId === id)!;
+      instanceId = picked.instanceId;
+      state = picked.state;
+      name = picked.name;
+    }
+    label = name ? `${instanceId} (${name})` : instanceId;
+    const [info] = await describeInstanceInformation(aws, [instanceId]);
+    const ping = info?.pingStatus ?? "not registered";
+    online = ping === "Online" && (state === undefined || state === "running");
+    const parts = [
+      ...(state !== undefined ? [state] : []),
+      `SSM ${ping}`,
+      ...(info?.agentVersion ? [`amazon-ssm-agent ${info.agentVersion}`] : []),
+      ...(info?.platformName ? [info.platformName] : []),
+    ];
+    const detail = `${label}: ${parts.join(", ")}`;
+    if (online) {
+      add({ ok: true, name: "instance", detail });
+    } else {
+      const fix = state !== undefined && state !== "running"
+        ? state === "not found in EC2"
+          ? "check the instance id and the region"
+          : `start it (aws ec2 start-instances --instance-ids ${instanceId}, or --wake)`
+        : SSM_FIX;
+      add({ ok: false, name: "instance", detail, fix });
+    }
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    add({
+      ok: false,
+      name: "instance",
+      detail: `${describeSpec(t)}: ${e.message}`,
+      fix: "pass a target that list-instances shows as running and Online",
+    });
+    return;
+  }
+
+  // 2. ssm:StartSession, as start and forward call it, and ssm:TerminateSession right after.
+  const ssm = await import("../aws/ssm.ts");
+  const startName = `ssm:StartSession`;
+  let sessionOk = false;
+  try {
+    const grant = await ssm.startSession(aws, {
+      target: instanceId,
+      documentName: "AWS-StartPortForwardingSession",
+      parameters: { portNumber: [String(agentPort)] },
+      reason: "ssm-proxy doctor",
+    });
+    try {
+      await ssm.terminateSession(aws, grant.sessionId);
+      add({ ok: true, name: startName, detail: `allowed on ${label} (session terminated)` });
+      sessionOk = true;
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      add({
+        ok: false,
+        name: startName,
+        detail: `allowed on ${label}, but terminating the session failed: ${e.message}`,
+        fix: 'allow "ssm:TerminateSession" on your own sessions',
+      });
+    }
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    add({
+      ok: false,
+      name: startName,
+      detail: e.message,
+      fix: e.exitCode === ExitCode.Auth
+        ? `allow "ssm:StartSession" on ${instanceId} and on the document ` +
+          "AWS-StartPortForwardingSession"
+        : online
+        ? "retry; see the message"
+        : SSM_FIX,
+    });
+  }
+
+  // 3. The agent: a Port session to its port, the tunnel hello, its WELCOME.
+  const agentName = `ssm-proxy-agent on port ${agentPort}`;
+  if (!sessionOk) {
+    add({
+      ok: false,
+      name: agentName,
+      detail: "not tried: no session could be started",
+      fix: "fix the ssm:StartSession check first",
+    });
+    return;
+  }
+  try {
+    const w = await helloAgent(aws, instanceId, agentPort);
+    add({
+      ok: true,
+      name: agentName,
+      detail: `${w.agent || "unknown version"}, protocol ${w.version}, mtu ${w.mtu}${
+        w.resolver ? `, VPC resolver ${w.resolver}` : ""
+      }`,
+    });
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    add({
+      ok: false,
+      name: agentName,
+      detail: message(e),
+      fix: "install it with scripts/setup-ec2-instance.sh, then see systemctl status " +
+        "ssm-proxy-agent on the instance",
+    });
+  }
+}
+
+/** Opens a Port session to the agent port, says HELLO, returns the WELCOME, ends the session. */
+export async function helloAgent(
+  aws: AwsOptions,
+  instanceId: string,
+  agentPort: number,
+): Promise<Welcome> {
+  const ssm = await import("../aws/ssm.ts");
+  const { PortSession } = await import("../ssm/session.ts");
+  const { Stripe } = await import("../tunnel/stripe.ts");
+  const { MAGIC, PROTOCOL_VERSION } = await import("../tunnel/wire.ts");
+  const { VERSION } = await import("../version.ts");
+  const grant = await ssm.startSession(aws, {
+    target: instanceId,
+    documentName: "AWS-StartPortForwardingSession",
+    parameters: { portNumber: [String(agentPort)] },
+    reason: "ssm-proxy doctor",
+  });
+  let session;
+  try {
+    session = await PortSession.open({
+      grant,
+      api: {
+        resume: (id) => ssm.resumeSession(aws, id),
+        terminate: (id) => ssm.terminateSession(aws, id),
+      },
+      healForMs: 0,
+    });
+  } catch (e) {
+    await ssm.terminateSession(aws, grant.sessionId).catch(() => {});
+    throw e;
+  }
+  const stripe = new Stripe(0, session, agentPort);
+  try {
+    const id = Array.from(
+      crypto.getRandomValues(new Uint8Array(16)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    return await stripe.handshake({
+      magic: MAGIC,
+      versions: [PROTOCOL_VERSION],
+      tunnelId: id,
+      stripes: 1,
+      mtu: 1400,
+      features: [],
+      client: `ssm-proxy/${VERSION} doctor`,
+    });
+  } finally {
+    stripe.close();
+    await session.terminate().catch(() => {});
+  }
+}
