@@ -5,6 +5,7 @@
 import type { ClusterEntry } from "../config/clusters.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { ConnectOptions } from "./eks_connect.ts";
+import { logTo } from "./logfile.ts";
 
 export interface EksConnectFlags extends ConnectOptions {
   /** `--clusters FILE` */
@@ -211,16 +212,4 @@ async function connectInBackground(
   }
   child.kill("SIGTERM");
   throw new UserError(`the forward did not come up within 60 s; see ${log}`, ExitCode.Remote);
-}
-
-/** In the background there is no terminal: console output goes to the log file. */
-function logTo(path: string): void {
-  const f = Deno.openSync(path, { write: true, create: true, append: true });
-  const enc = new TextEncoder();
-  const write = (...a: unknown[]) => {
-    const line = a.map((x) => (typeof x === "string" ? x : Deno.inspect(x))).join(" ");
-    f.writeSync(enc.encode(`${new Date().toISOString()} ${line}\n`));
-  };
-  console.log = write;
-  console.error = write;
 }

@@ -33,6 +33,7 @@ import {
   type Tun,
   type TunConfig,
 } from "./types.ts";
+import { commonUserError, type Step } from "./oserror.ts";
 
 export interface DarwinPlatformOptions {
   /** libSystem, or a fake in tests. */
@@ -45,26 +46,14 @@ export interface DarwinPlatformOptions {
   routeTimeoutMs?: number;
 }
 
-/** Which operation failed, for the error line. */
-export type Step =
-  | { op: "tun"; name: string }
-  | { op: "address"; ifname: string; address: string; peer: string; prefixLength: number }
-  | { op: "link"; ifname: string; mtu: number }
-  | { op: "route"; cidr: string; ifname: string };
-
-const ROOT = "run with sudo";
+export type { Step };
 
 /** An OsError from `step` → the line the user sees; anything else keeps its stack trace. */
 export function toUserError(step: Step, e: unknown): Error {
-  if (!(e instanceof OsError)) return e instanceof Error ? e : new Error(String(e));
-  const code = e.code;
-  if (code === "EPERM" || code === "EACCES") {
-    return new UserError(
-      step.op === "tun"
-        ? `creating a tunnel needs root: ${ROOT}`
-        : `configuring ${"ifname" in step ? step.ifname : "the tunnel"} needs root: ${ROOT}`,
-    );
-  }
+  const common = commonUserError(step, e);
+  if (common) return common;
+  const os = e as OsError;
+  const code = os.code;
   switch (step.op) {
     case "tun":
       if (code === "EBUSY") {
@@ -72,10 +61,10 @@ export function toUserError(step: Step, e: unknown): Error {
           "no utun interface could be created: each free unit was taken by another process (another VPN starting?); try again",
         );
       }
-      if (e.call.startsWith("CTLIOCGINFO") && code === "ENOENT") {
+      if (os.call.startsWith("CTLIOCGINFO") && code === "ENOENT") {
         return new UserError("the utun kernel control is not available on this Mac");
       }
-      if (e.call.startsWith("CTLIOCGINFO") && code === "EFAULT") {
+      if (os.call.startsWith("CTLIOCGINFO") && code === "EFAULT") {
         return new UserError(
           "the kernel could not read the CTLIOCGINFO argument (ioctl argument passing on this CPU): please report this",
         );
@@ -103,7 +92,7 @@ export function toUserError(step: Step, e: unknown): Error {
       if (code === "EINVAL") return new UserError(`the kernel rejected route ${step.cidr}`);
       break;
   }
-  return e;
+  return os;
 }
 
 function ip(s: string, what: string): Uint8Array {
@@ -246,7 +235,7 @@ function resolverFs(sys: () => DarwinSys, opts: DarwinPlatformOptions): Resolver
 function userErrorFromFs(e: unknown, dir: string): unknown {
   if (e instanceof ResolverError) return new UserError(e.message);
   if (e instanceof Deno.errors.PermissionDenied) {
-    return new UserError(`changing ${dir} needs root: ${ROOT}`);
+    return new UserError(`changing ${dir} needs root: run with sudo`);
   }
   return e;
 }

@@ -27,6 +27,7 @@ import {
   type Tun,
   type TunConfig,
 } from "./types.ts";
+import { commonUserError, type Step } from "./oserror.ts";
 
 export interface LinuxPlatformOptions {
   /** System bus socket (tests point this at a private dbus-daemon). */
@@ -35,32 +36,20 @@ export interface LinuxPlatformOptions {
   resolvedDir?: string;
 }
 
-/** Which operation failed, for the error line. */
-export type Step =
-  | { op: "tun"; name: string }
-  | { op: "address"; ifname: string; address: string; peer: string; prefixLength: number }
-  | { op: "link"; ifname: string; mtu: number }
-  | { op: "route"; cidr: string; ifname: string };
-
-const ROOT = "run with sudo";
+export type { Step };
 
 /**
  * An OsError from `step` → the one line the user sees, or the original error when it is not
  * something the user can act on (a bug keeps its stack trace).
  */
 export function toUserError(step: Step, e: unknown): Error {
-  if (!(e instanceof OsError)) return e instanceof Error ? e : new Error(String(e));
-  const code = e.code;
-  if (code === "EPERM" || code === "EACCES") {
-    return new UserError(
-      step.op === "tun"
-        ? `creating a tunnel needs root: ${ROOT}`
-        : `configuring ${"ifname" in step ? step.ifname : "the tunnel"} needs root: ${ROOT}`,
-    );
-  }
+  const common = commonUserError(step, e);
+  if (common) return common;
+  const os = e as OsError;
+  const code = os.code;
   switch (step.op) {
     case "tun":
-      if (e.call.startsWith("open") && ["ENOENT", "ENODEV", "ENXIO"].includes(code)) {
+      if (os.call.startsWith("open") && ["ENOENT", "ENODEV", "ENXIO"].includes(code)) {
         return new UserError("the TUN driver is not available (modprobe tun)");
       }
       if (code === "EBUSY" || code === "EINVAL" || code === "EEXIST") {
@@ -91,7 +80,7 @@ export function toUserError(step: Step, e: unknown): Error {
       if (code === "EINVAL") return new UserError(`the kernel rejected route ${step.cidr}`);
       break;
   }
-  return e;
+  return os;
 }
 
 function ip(s: string, what: string): Uint8Array {
