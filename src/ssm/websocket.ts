@@ -3,9 +3,11 @@
  * OpenDataChannel text frame with the token, then binary ClientMessages both ways. No headers,
  * no auth other than the token. Reconnecting is the session's job; this is a single connection.
  *
- * Deno's client cannot send pings, so liveness is checked by the session with acked traffic.
+ * The client is ws_client.ts (TCP_NODELAY; Deno's own client stalls small writes on Nagle). The
+ * session checks liveness with acked traffic; pings here only keep `lastReceived` fresh.
  */
 import { ExitCode, UserError } from "../errors.ts";
+import { WsClient } from "./ws_client.ts";
 
 export interface OpenDataChannelInput {
   MessageSchemaVersion: "1.0";
@@ -47,25 +49,30 @@ export class TransportError extends UserError {
 /** Bytes queued in the socket above which producers should wait (deno-platform.md §3). */
 export const HIGH_WATER = 1 << 20;
 
+/** WebSocket pings keep lastReceived fresh on an idle session; MGS answers them. */
+const PING_EVERY_MS = 5_000;
+
 export class DataChannelSocket {
-  #ws: WebSocket;
+  #ws: WsClient;
   #done = false;
+  #pinger: ReturnType<typeof setInterval>;
   lastReceived = Date.now();
 
-  private constructor(ws: WebSocket, private handlers: SocketHandlers) {
+  private constructor(ws: WsClient, private handlers: SocketHandlers) {
     this.#ws = ws;
-    ws.onmessage = (ev) => {
+    ws.onmessage = (data) => {
       this.lastReceived = Date.now();
-      if (ev.data instanceof ArrayBuffer) handlers.message(new Uint8Array(ev.data));
+      if (typeof data !== "string") handlers.message(data);
       // Text frames after the first are not part of the protocol; ignore them as the plugin does.
     };
-    ws.onclose = (ev) =>
-      this.#finish(`WebSocket closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`);
-    ws.onerror = (ev) =>
-      this.#finish(`WebSocket error: ${(ev as ErrorEvent).message ?? "unknown"}`);
+    // A pong proves the path is alive even when the agent has nothing to say or ack.
+    ws.onpong = () => (this.lastReceived = Date.now());
+    ws.onclose = (code, reason) =>
+      this.#finish(`WebSocket closed (code ${code}${reason ? `: ${reason}` : ""})`);
+    this.#pinger = setInterval(() => ws.ping(), PING_EVERY_MS);
   }
 
-  static open(
+  static async open(
     url: string,
     token: string,
     clientId: string,
@@ -73,45 +80,19 @@ export class DataChannelSocket {
     handlers: SocketHandlers,
     timeoutMs = 15_000,
   ): Promise<DataChannelSocket> {
-    return new Promise((resolve, reject) => {
-      let ws: WebSocket;
-      try {
-        ws = new WebSocket(url);
-      } catch (e) {
-        reject(new TransportError(`cannot open ${redact(url)}: ${(e as Error).message}`));
-        return;
-      }
-      ws.binaryType = "arraybuffer";
-      const timer = setTimeout(() => {
-        ws.onopen = ws.onerror = ws.onclose = null;
-        try {
-          ws.close();
-        } catch { /* already failing */ }
-        reject(new TransportError(`timed out connecting to ${redact(url)}`));
-      }, timeoutMs);
-      ws.onopen = () => {
-        clearTimeout(timer);
-        ws.send(openDataChannelFrame(token, clientId, clientVersion));
-        resolve(new DataChannelSocket(ws, handlers));
-      };
-      ws.onerror = (ev) => {
-        clearTimeout(timer);
-        ws.onclose = null;
-        reject(
-          new TransportError(
-            `cannot connect to ${redact(url)}: ${(ev as ErrorEvent).message ?? "error"}`,
-          ),
-        );
-      };
-      ws.onclose = (ev) => {
-        clearTimeout(timer);
-        reject(new TransportError(`${redact(url)} closed the connection (code ${ev.code})`));
-      };
-    });
+    let ws: WsClient;
+    try {
+      ws = await WsClient.connect(url, { timeoutMs });
+    } catch (e) {
+      // WsClient's messages name the URL without its query string.
+      throw new TransportError((e as Error).message);
+    }
+    ws.send(openDataChannelFrame(token, clientId, clientVersion));
+    return new DataChannelSocket(ws, handlers);
   }
 
   get open(): boolean {
-    return !this.#done && this.#ws.readyState === WebSocket.OPEN;
+    return !this.#done && this.#ws.open;
   }
 
   get bufferedAmount(): number {
@@ -120,29 +101,22 @@ export class DataChannelSocket {
 
   send(frame: Uint8Array): boolean {
     if (!this.open) return false;
-    this.#ws.send(frame);
-    return true;
+    return this.#ws.send(frame);
   }
 
   /** Close without waiting; the handlers' `closed` is not called for a close we asked for. */
   close(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#ws.onmessage = null;
-    try {
-      this.#ws.close();
-    } catch { /* closing a failed socket */ }
+    clearInterval(this.#pinger);
+    this.#ws.onmessage = () => {};
+    this.#ws.close();
   }
 
   #finish(reason: string): void {
     if (this.#done) return;
     this.#done = true;
+    clearInterval(this.#pinger);
     this.handlers.closed(reason);
   }
-}
-
-/** StreamUrls carry no secrets today, but their query string is opaque: keep logs short. */
-function redact(url: string): string {
-  const q = url.indexOf("?");
-  return q < 0 ? url : url.slice(0, q);
 }
