@@ -8,7 +8,9 @@ const EMPTY = new Uint8Array(0);
 
 export class ByteQueue {
   #chunks: Uint8Array[] = [];
-  /** Offset into #chunks[0] of the first unconsumed byte. */
+  /** Index of the first chunk still in use (consumed ones are dropped in bulk, not shifted). */
+  #first = 0;
+  /** Offset into the first chunk of the first unconsumed byte. */
   #head = 0;
   #length = 0;
   #scratch = new Uint8Array(16);
@@ -26,11 +28,11 @@ export class ByteQueue {
   /** The next `n` bytes (n ≤ 16) without consuming them; valid until the next call. */
   peek(n: number): Uint8Array {
     if (n > this.#length || n > this.#scratch.length) throw new RangeError(`peek ${n}`);
-    const first = this.#chunks[0];
+    const first = this.#chunks[this.#first];
     if (first.length - this.#head >= n) return first.subarray(this.#head, this.#head + n);
     let o = 0;
     let at = this.#head;
-    for (let i = 0; o < n; i++, at = 0) {
+    for (let i = this.#first; o < n; i++, at = 0) {
       const c = this.#chunks[i];
       const k = Math.min(n - o, c.length - at);
       this.#scratch.set(c.subarray(at, at + k), o);
@@ -44,7 +46,7 @@ export class ByteQueue {
     if (n > this.#length) throw new RangeError(`take ${n} of ${this.#length}`);
     if (n === 0) return EMPTY;
     this.#length -= n;
-    const first = this.#chunks[0];
+    const first = this.#chunks[this.#first];
     if (first.length - this.#head >= n) {
       const out = first.subarray(this.#head, this.#head + n);
       this.#advance(n);
@@ -53,7 +55,7 @@ export class ByteQueue {
     const out = new Uint8Array(n);
     let o = 0;
     while (o < n) {
-      const c = this.#chunks[0];
+      const c = this.#chunks[this.#first];
       const k = Math.min(n - o, c.length - this.#head);
       out.set(c.subarray(this.#head, this.#head + k), o);
       o += k;
@@ -66,7 +68,7 @@ export class ByteQueue {
     if (n > this.#length) throw new RangeError(`skip ${n} of ${this.#length}`);
     this.#length -= n;
     while (n > 0) {
-      const k = Math.min(n, this.#chunks[0].length - this.#head);
+      const k = Math.min(n, this.#chunks[this.#first].length - this.#head);
       this.#advance(k);
       n -= k;
     }
@@ -74,9 +76,16 @@ export class ByteQueue {
 
   #advance(k: number): void {
     this.#head += k;
-    if (this.#head === this.#chunks[0].length) {
-      this.#chunks.shift();
+    if (this.#head === this.#chunks[this.#first].length) {
+      this.#first++;
       this.#head = 0;
+      if (this.#first === this.#chunks.length) {
+        this.#chunks = [];
+        this.#first = 0;
+      } else if (this.#first >= 1024) {
+        this.#chunks = this.#chunks.slice(this.#first);
+        this.#first = 0;
+      }
     }
   }
 }
