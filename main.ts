@@ -50,6 +50,17 @@ program.command("start")
   .option("-d, --background", "return once the tunnel is up, and keep it running")
   .option("--force", "route the CIDRs even where they conflict with local networks")
   .option("--wake", "start the instance if it is stopped, and wait until it is online")
+  .option("--keepalive-seconds <s>", "ping each session this often (0: off; default 10)", Number)
+  .option(
+    "--give-up-seconds <s>",
+    "stop healing after this long without a session (default 600)",
+    Number,
+  )
+  .option(
+    "--max-session-seconds <s>",
+    "the account's Session Manager maximum session duration",
+    Number,
+  )
   .action(async (opts, cmd) => {
     const { runStart } = await import("./src/cli/start.ts");
     await runStart({ ...cmd.optsWithGlobals(), ...opts });

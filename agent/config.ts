@@ -13,6 +13,8 @@
  *     allow: [10.0.0.0/8]      # default: everywhere (0.0.0.0/0)
  *     deny: [10.0.9.0/24]
  *   leaseGraceSeconds: 120     # a tunnel keeps its address this long after its last stripe
+ *   stateDir: /var/lib/ssm-proxy  # leases kept here survive a restart of the agent (default:
+ *                              # systemd's $STATE_DIRECTORY; unset: not kept)
  *
  * Always denied whatever `policy` says: 169.254.0.0/16 (instance metadata, link-local),
  * 127.0.0.0/8, 0.0.0.0/8, 224.0.0.0/4 and the pool itself (tunnels cannot reach each other).
@@ -37,6 +39,8 @@ export interface AgentConfig {
   nat: NatMode;
   policy: { allow: string[]; deny: string[] };
   leaseGraceSeconds: number;
+  /** Where leases are persisted; undefined: not persisted. */
+  stateDir?: string;
 }
 
 export const DEFAULT_CONFIG_PATH = "/etc/ssm-proxy/agent.yaml";
@@ -66,6 +70,7 @@ const KEYS = [
   "nat",
   "policy",
   "leaseGraceSeconds",
+  "stateDir",
 ];
 
 export class ConfigError extends UserError {
@@ -186,6 +191,13 @@ export function parseConfig(text: string, file = "<config>"): AgentConfig {
       v.fail(grace.node, "leaseGraceSeconds", `expected a number ≥ 0, got ${show(grace.value)}`);
     }
     cfg.leaseGraceSeconds = grace.value;
+  }
+  const stateDir = str("stateDir");
+  if (stateDir) {
+    if (!stateDir.value.startsWith("/")) {
+      v.fail(stateDir.node, "stateDir", `expected an absolute path, got "${stateDir.value}"`);
+    }
+    cfg.stateDir = stateDir.value;
   }
   return cfg;
 }

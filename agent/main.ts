@@ -43,6 +43,8 @@ program.command("serve")
       }
       config.listen = l;
     }
+    // Under systemd with StateDirectory=ssm-proxy this is /var/lib/ssm-proxy.
+    config.stateDir ??= Deno.env.get("STATE_DIRECTORY")?.split(":")[0] || undefined;
     const { startAgent } = await import("./server.ts");
     const agent = await startAgent({ config });
     let stop!: (why: string) => void;

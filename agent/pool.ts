@@ -45,6 +45,33 @@ export class AddressPool {
   }
 
   /** The address of `id`, allocating one if needed; undefined when the pool is exhausted. */
+  /** Called when the id → address map changes (an allocation or a release), to persist it. */
+  onChange?: () => void;
+
+  /** Every lease, for persisting. */
+  snapshot(): { id: string; address: number }[] {
+    return [...this.#leases].map(([id, l]) => ({ id, address: l.address }));
+  }
+
+  /**
+   * Leases saved by a previous run of the agent. None of their stripes is connected any more, so
+   * each gets a fresh grace period to come back in. Addresses outside this pool, or taken twice,
+   * are skipped.
+   */
+  restore(saved: { id: string; address: number }[]): number {
+    let n = 0;
+    for (const { id, address } of saved) {
+      if (address < this.first || address > this.last || this.#used.has(address)) continue;
+      if (this.#leases.has(id)) continue;
+      this.#leases.set(id, { address, releaseAt: this.now() + this.graceMs });
+      this.#used.add(address);
+      this.#cursor = address;
+      this.#advance();
+      n++;
+    }
+    return n;
+  }
+
   acquire(id: string): number | undefined {
     const lease = this.#leases.get(id);
     if (lease) {
@@ -58,6 +85,7 @@ export class AddressPool {
     this.#advance();
     this.#leases.set(id, { address });
     this.#used.add(address);
+    this.onChange?.();
     return address;
   }
 
@@ -78,6 +106,7 @@ export class AddressPool {
         freed.push(id);
       }
     }
+    if (freed.length) this.onChange?.();
     return freed;
   }
 

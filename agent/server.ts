@@ -12,6 +12,7 @@ import { fromTun } from "./dispatch.ts";
 import { enableForwarding } from "./forwarding.ts";
 import { installNat } from "./nat.ts";
 import { Policy } from "./policy.ts";
+import { LeaseFile } from "./leases.ts";
 import { AddressPool } from "./pool.ts";
 import { DEFAULT_LIMITS, type QueueLimits } from "./sendqueue.ts";
 import { type AgentStats, newStats } from "./stats.ts";
@@ -75,6 +76,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
     const resolver = cfg.resolver ?? await detectResolver();
     const pool = new AddressPool(cfg.pool, cfg.leaseGraceSeconds * 1000, opts.now);
+    if (cfg.stateDir) {
+      const leases = new LeaseFile(cfg.stateDir, formatCidr(cfg.pool), log);
+      const n = pool.restore(await leases.load());
+      if (n) log(`restored ${n} lease${n === 1 ? "" : "s"} from ${leases.path}`);
+      pool.onChange = () => leases.save(() => pool.snapshot());
+      undo.push(() => leases.flushed());
+    }
     const policy = new Policy(cfg.policy.allow, cfg.policy.deny, cfg.pool);
     const stats = newStats();
     const registry = new Registry({
@@ -140,6 +148,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       });
       natBackend = nat.backend;
       undo.push(async () => {
+        // With leases kept for the next start, keep the NAT too: removing it mid-flow makes
+        // the kernel answer the VPC's replies with RSTs, killing connections a restart should
+        // carry over. The next start replaces the rules atomically (no duplicates).
+        if (cfg.stateDir) {
+          log(`NAT rules kept for the next start (leases persist in ${cfg.stateDir})`);
+          return;
+        }
         const problem = await nat.remove();
         if (problem) log(problem);
       });

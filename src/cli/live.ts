@@ -31,6 +31,10 @@ export function fmtDuration(ms: number): string {
 export function liveText(s: TunnelState): string {
   const st = s.stats;
   if (!st) return `${s.status}`;
+  const h = s.health;
+  const healing = h && (h.reconnects > 0 || h.healingMs > 0)
+    ? `reconnects ${h.reconnects} (healing ${fmtDuration(h.healingMs)})`
+    : "";
   return [
     s.status,
     `↑ ${fmtBytes(st.upBps)}/s ↓ ${fmtBytes(st.downBps)}/s`,
@@ -39,7 +43,9 @@ export function liveText(s: TunnelState): string {
     `rtt ${Math.round(st.rttMs)} ms`,
     `stripes ${st.stripesUp}`,
     `up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
-  ].join("  ");
+    healing,
+    s.status !== "up" && s.lastError ? `last error: ${s.lastError}` : "",
+  ].filter(Boolean).join("  ");
 }
 
 export class LiveLine {

@@ -13,6 +13,8 @@ import {
   parseCidrs,
 } from "../tunnel/checks.ts";
 import { Tunnel } from "../tunnel/client.ts";
+import { ClockWatch, localInterfaces, NetworkWatch } from "../tunnel/heal.ts";
+import { healSettings } from "../tunnel/heal_options.ts";
 import {
   readState,
   removeState,
@@ -25,6 +27,7 @@ import { messageSize } from "./forward.ts";
 import { LiveLine, rates } from "./live.ts";
 import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
 import { cleanupStale, liveStates } from "./stop.ts";
+import { logTo } from "./logfile.ts";
 
 export interface StartOptions extends AwsOptions {
   target: string;
@@ -35,6 +38,12 @@ export interface StartOptions extends AwsOptions {
   agentPort: number;
   background?: boolean;
   force?: boolean;
+  /** Start a stopped instance and wait until it is online. */
+  wake?: boolean;
+  /** Healing settings (heal_options.ts); the environment fills in what the CLI does not pass. */
+  keepaliveSeconds?: number;
+  giveUpSeconds?: number;
+  maxSessionSeconds?: number;
 }
 
 const DEFAULT_MTU = 1400;
@@ -57,6 +66,7 @@ export async function runStart(o: StartOptions): Promise<void> {
       throw new UserError(`--dns-domain ${JSON.stringify(d)} is not a domain name`, ExitCode.Usage);
     }
   }
+  const heal = healSettings(o);
   if (o.background) return await startInBackground(o);
 
   const logFile = Deno.env.get("SSM_PROXY_LOG");
@@ -83,7 +93,9 @@ export async function runStart(o: StartOptions): Promise<void> {
   const ssm = await import("../aws/ssm.ts");
   const { endpointFor, explicitRegion } = await import("../aws/config.ts");
   progress(`resolving ${o.target}`);
-  const target = await resolveTarget(aws, o.target);
+  const target = o.wake
+    ? await (await import("../aws/wake.ts")).resolveTargetWaking(aws, o.target, progress)
+    : await resolveTarget(aws, o.target);
   const region = explicitRegion(aws) ?? "us-east-1";
   if (!o.force) {
     const reach = await endpointAddresses([endpointFor("ssm", region)]);
@@ -101,6 +113,9 @@ export async function runStart(o: StartOptions): Promise<void> {
     stripes: o.stripes,
     agentPort: o.agentPort,
     mtu: DEFAULT_MTU,
+    pingMs: heal.keepaliveMs,
+    giveUpMs: heal.giveUpMs,
+    maxSessionMs: heal.maxSessionMs,
     log: progress,
     openSession: async () => {
       const grant = await ssm.startSession(aws, {
@@ -108,8 +123,11 @@ export async function runStart(o: StartOptions): Promise<void> {
         documentName: "AWS-StartPortForwardingSession",
         parameters: { portNumber: [String(o.agentPort)] },
       });
-      streamUrls.push(grant.streamUrl);
-      sessionIds.push(grant.sessionId);
+      // Only the first sessions: the tunnel's later ones are listed by the ticker.
+      if (sessionIds.length < o.stripes) {
+        streamUrls.push(grant.streamUrl);
+        sessionIds.push(grant.sessionId);
+      }
       return PortSession.open({
         grant,
         api: {
@@ -211,16 +229,30 @@ async function serve(
   });
   const live = new LiveLine(Deno.stderr.isTerminal());
   let last = { t: performance.now(), ...tunnel.stats() };
+  const clock = new ClockWatch();
+  // Other tunnels' interfaces coming and going are not a network change for this one.
+  const network = new NetworkWatch((n) => n === tun.name || n.startsWith("ssmp"));
   const ticker = setInterval(async () => {
+    const jump = clock.tick(Date.now(), performance.now());
+    if (jump !== undefined) {
+      tunnel.recover(`the clock jumped ${Math.round(jump / 1000)} s (sleep or clock change)`);
+    } else if (network.tick(localInterfaces())) {
+      tunnel.recover("the local network changed");
+    }
     const now = { t: performance.now(), ...tunnel.stats() };
     const r = rates(last, now);
     last = now;
-    state.stats = { ...now, ...r };
-    state.status = now.stripesUp === 0
-      ? "down"
-      : tunnel.stripes.some((s) => s.session.state === "healing")
-      ? "healing"
-      : "up";
+    const { t: _t, ...stats } = now;
+    state.stats = { ...stats, ...r };
+    const h = tunnel.health();
+    state.status = h.state;
+    state.sessions = h.sessions;
+    state.lastError = h.lastError;
+    state.health = {
+      reconnects: h.reconnects,
+      healingMs: h.healingMs,
+      ...(h.maxSessionMs !== undefined ? { maxSessionMs: h.maxSessionMs } : {}),
+    };
     state.updatedAt = new Date().toISOString();
     live.show(state);
     await writeState(state).catch(() => {});
@@ -290,16 +322,4 @@ async function startInBackground(o: StartOptions): Promise<void> {
   }
   child.kill("SIGTERM");
   throw new UserError(`the tunnel did not come up within 60 s; see ${log}`, ExitCode.Remote);
-}
-
-/** In the background there is no terminal: send console output to the log file. */
-function logTo(path: string): void {
-  const file = Deno.openSync(path, { write: true, create: true, append: true });
-  const enc = new TextEncoder();
-  const write = (...a: unknown[]) => {
-    const line = a.map((x) => (typeof x === "string" ? x : Deno.inspect(x))).join(" ");
-    file.writeSync(enc.encode(`${new Date().toISOString()} ${line}\n`));
-  };
-  console.log = write;
-  console.error = write;
 }

@@ -43,6 +43,15 @@ function describe(s: TunnelState): string {
         fmtBytes(st.bytesIn)
       } (${st.packetsIn} pkts), drops ${st.dropsOut}/${st.dropsIn}, reconnects ${st.reconnects}`
       : "",
+    s.health
+      ? `  healing    ${s.health.reconnects} reconnect${s.health.reconnects === 1 ? "" : "s"}, ${
+        fmtDuration(s.health.healingMs)
+      } spent healing${
+        s.health.maxSessionMs
+          ? `, sessions renewed ahead of ${fmtDuration(s.health.maxSessionMs)}`
+          : ""
+      }`
+      : "",
     st ? `  now        ${liveText(s)}` : "",
     s.lastError ? `  last error ${s.lastError}` : "",
   ].filter(Boolean).join("\n");

@@ -133,6 +133,14 @@ export class PortSession {
     return this.smux.open(handlers);
   }
 
+  /**
+   * Something outside says the path may be dead (the machine slept, the network changed): drop
+   * the transport and resume now instead of waiting for the dead-peer timer.
+   */
+  checkNow(reason: string): void {
+    if (this.state === "up") this.#transportLost(reason);
+  }
+
   /** Tell the agent to end the session (Flag TerminateSession), then TerminateSession by API. */
   async terminate(): Promise<void> {
     if (this.#endedValue) return;

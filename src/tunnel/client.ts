@@ -1,14 +1,17 @@
 /**
  * The client side of a tunnel: N stripes (Port sessions to the agent daemon) joined by one
  * tunnel id, and the pump between them and the Tun. Each packet goes on the stripe its flow
- * hashes to among the live ones, so a flow stays in order; when a stripe dies its flows move.
+ * hashes to among the live ones, so a flow stays in order; when a stripe dies its flows move
+ * while its supervisor brings it back on a new session (supervisor.ts).
  */
 import { ExitCode, UserError } from "../errors.ts";
 import type { Tun } from "../net/types.ts";
 import type { PortSession } from "../ssm/session.ts";
 import { VERSION } from "../version.ts";
 import { ipVersion, pickStripe } from "./packet.ts";
+import type { HealState } from "./heal.ts";
 import { Stripe } from "./stripe.ts";
+import { StripeSupervisor } from "./supervisor.ts";
 import { type Hello, MAGIC, PROTOCOL_VERSION, type Welcome } from "./wire.ts";
 
 export interface TunnelOptions {
@@ -17,7 +20,12 @@ export interface TunnelOptions {
   stripes: number;
   agentPort: number;
   mtu: number;
+  /** Stripe PING interval (0: off): RTT, liveness, and traffic that keeps the idle timeout away. */
   pingMs?: number;
+  /** Stop healing a stripe after this long (default 10 min); the tunnel ends when all have. */
+  giveUpMs?: number;
+  /** A known maximum session duration: sessions are replaced ahead of it. */
+  maxSessionMs?: number;
   log?: (line: string) => void;
 }
 
@@ -33,23 +41,55 @@ export interface TunnelStats {
   reconnects: number;
 }
 
+/** How the tunnel is doing, for status and the live line. */
+export interface TunnelHealth {
+  state: HealState;
+  /** Resumes plus new sessions, over all stripes. */
+  reconnects: number;
+  /** Total stripe-time spent healing, ms. */
+  healingMs: number;
+  lastError?: string;
+  /** Current session ids, one per stripe. */
+  sessions: string[];
+  /** The maximum session duration in force (configured or learned), ms. */
+  maxSessionMs?: number;
+}
+
+const DEFAULT_GIVE_UP_MS = 10 * 60_000;
+
 export class Tunnel {
   readonly tunnelId: string;
-  #stripes: Stripe[] = [];
-  #tun?: Tun;
+  #sups: StripeSupervisor[] = [];
   #closed = false;
   #pinger?: ReturnType<typeof setInterval>;
   #dropsIn = 0;
   #ended = Promise.withResolvers<string>();
+  #onPackets: (pkts: Uint8Array[]) => void = () => {};
+  #maxMs?: number;
 
   private constructor(
     private o: TunnelOptions,
     readonly welcome: Welcome,
     stripes: Stripe[],
-    id: string,
+    hello: Omit<Hello, "stripe">,
   ) {
-    this.tunnelId = id;
-    this.#stripes = stripes;
+    this.tunnelId = hello.tunnelId;
+    this.#maxMs = o.maxSessionMs;
+    this.#sups = stripes.map((s) =>
+      new StripeSupervisor({
+        index: s.index,
+        hello,
+        address: welcome.address,
+        agentPort: o.agentPort,
+        openSession: o.openSession,
+        packets: (p) => this.#onPackets(p),
+        gone: (reason) => this.#gone(reason),
+        learnedMaxDuration: (ms) => this.#learned(ms),
+        giveUpMs: o.giveUpMs ?? DEFAULT_GIVE_UP_MS,
+        maxSessionMs: o.maxSessionMs,
+        log: o.log,
+      }, s)
+    );
   }
 
   /** Open every stripe and complete the hello; all stripes must get the same address. */
@@ -97,36 +137,34 @@ export class Tunnel {
       throw failed.reason;
     }
     stripes.sort((a, b) => a.index - b.index);
-    return new Tunnel(o, welcome, stripes, id);
+    return new Tunnel(o, welcome, stripes, hello);
   }
 
-  /** Resolves with the reason once every stripe is down. */
+  /**
+   * Resolves with the reason once the tunnel is over: close(), or every stripe gave up healing.
+   * A stripe that is healing does not end it.
+   */
   get ended(): Promise<string> {
     return this.#ended.promise;
   }
 
+  /** The current stripe of each index (they are replaced as sessions come and go). */
   get stripes(): readonly Stripe[] {
-    return this.#stripes;
+    return this.#sups.map((s) => s.stripe);
   }
 
   /** Pump packets between `tun` and the stripes until close(). */
   async run(tun: Tun): Promise<void> {
-    this.#tun = tun;
-    for (const s of this.#stripes) {
-      s.attach({
-        packets: (pkts) => {
-          for (const p of pkts) if (!tun.write(p)) this.#dropsIn++;
-        },
-        down: (reason) => {
-          this.o.log?.(`stripe ${s.index} down: ${reason}`);
-          if (this.#stripes.every((x) => !x.up)) this.#ended.resolve(reason);
-        },
-      });
+    this.#onPackets = (pkts) => {
+      for (const p of pkts) if (!tun.write(p)) this.#dropsIn++;
+    };
+    const pingMs = this.o.pingMs ?? 10_000;
+    if (pingMs > 0) {
+      this.#pinger = setInterval(() => {
+        for (const s of this.#sups) s.stripe.ping();
+      }, pingMs);
     }
-    this.#pinger = setInterval(() => {
-      for (const s of this.#stripes) s.ping();
-    }, this.o.pingMs ?? 10_000);
-    for (const s of this.#stripes) s.ping();
+    for (const s of this.#sups) s.stripe.ping();
     const live: number[] = [];
     const batches = new Map<number, Uint8Array[]>();
     while (!this.#closed) {
@@ -134,10 +172,11 @@ export class Tunnel {
       if (this.#closed) break;
       if (packets.length === 0) continue;
       live.length = 0;
-      for (const s of this.#stripes) if (s.up) live.push(s.index);
+      for (const s of this.#sups) if (s.up) live.push(s.index);
+      // Nothing up: drop, like a link that is down; the senders retransmit once healed.
       if (live.length === 0) continue;
       if (live.length === 1) {
-        this.#stripes[live[0]].send(packets.filter((p) => ipVersion(p) === 4));
+        this.#sups[live[0]].stripe.send(packets.filter((p) => ipVersion(p) === 4));
         continue;
       }
       batches.clear();
@@ -148,7 +187,7 @@ export class Tunnel {
         if (!b) batches.set(i, b = []);
         b.push(p);
       }
-      for (const [i, b] of batches) this.#stripes[i].send(b);
+      for (const [i, b] of batches) this.#sups[i].stripe.send(b);
     }
   }
 
@@ -164,17 +203,50 @@ export class Tunnel {
       rttMs: 0,
       reconnects: 0,
     };
-    for (const s of this.#stripes) {
-      t.packetsOut += s.stats.packetsOut;
-      t.bytesOut += s.stats.bytesOut;
-      t.packetsIn += s.stats.packetsIn;
-      t.bytesIn += s.stats.bytesIn;
-      t.dropsOut += s.stats.dropsOut;
-      t.reconnects += s.session.reconnects;
+    for (const s of this.#sups) {
+      const st = s.stats();
+      t.packetsOut += st.packetsOut;
+      t.bytesOut += st.bytesOut;
+      t.packetsIn += st.packetsIn;
+      t.bytesIn += st.bytesIn;
+      t.dropsOut += st.dropsOut;
+      t.reconnects += s.reconnects;
       if (s.up) t.stripesUp++;
-      t.rttMs = Math.max(t.rttMs, s.stats.rttMs);
+      t.rttMs = Math.max(t.rttMs, st.rttMs);
     }
     return t;
+  }
+
+  health(now = Date.now()): TunnelHealth {
+    let healing = false;
+    let up = false;
+    let healingMs = 0;
+    let reconnects = 0;
+    let lastError: string | undefined;
+    for (const s of this.#sups) {
+      const tr = s.tracker;
+      const resuming = s.stripe.session.state === "healing";
+      if (tr.state === "healing" || (tr.state === "up" && resuming)) healing = true;
+      else if (tr.state === "up" && s.up) up = true;
+      healingMs += tr.healingMs(now);
+      reconnects += s.reconnects;
+      const err = tr.lastError || s.stripe.session.lastError;
+      if (err) lastError = err;
+    }
+    return {
+      state: healing ? "healing" : up ? "up" : "down",
+      reconnects,
+      healingMs,
+      ...(lastError ? { lastError } : {}),
+      sessions: this.#sups.map((s) => s.stripe.session.sessionId),
+      ...(this.#maxMs !== undefined ? { maxSessionMs: this.#maxMs } : {}),
+    };
+  }
+
+  /** The machine slept or the network changed: probe every stripe now rather than later. */
+  recover(reason: string): void {
+    this.o.log?.(`${reason}; checking every session now`);
+    for (const s of this.#sups) s.recover(reason);
   }
 
   /** Stop pumping and end every session on AWS. */
@@ -182,9 +254,24 @@ export class Tunnel {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#pinger);
-    for (const s of this.#stripes) s.close();
-    await Promise.all(this.#stripes.map((s) => s.session.terminate().catch(() => {})));
+    await Promise.all(this.#sups.map((s) => s.close()));
     this.#ended.resolve("closed");
+  }
+
+  #gone(reason: string): void {
+    this.o.log?.(reason);
+    if (this.#sups.every((s) => s.tracker.state === "down")) this.#ended.resolve(reason);
+  }
+
+  #learned(ms: number): void {
+    if (this.#maxMs !== undefined && this.#maxMs <= ms) return;
+    this.#maxMs = ms;
+    this.o.log?.(
+      `learned the maximum session duration: ${
+        Math.round(ms / 1000)
+      } s; sessions will be replaced ahead of it`,
+    );
+    for (const s of this.#sups) s.setMaxSessionMs(ms);
   }
 }
 

@@ -22,6 +22,13 @@ export interface TunnelState {
   sessions: string[];
   stats?: TunnelStats & { upBps: number; downBps: number };
   lastError?: string;
+  /** Healing so far (DESIGN §4): resumes + new sessions, time spent healing. */
+  health?: {
+    reconnects: number;
+    healingMs: number;
+    /** Known maximum session duration, configured or learned from a channel_closed. */
+    maxSessionMs?: number;
+  };
 }
 
 export function stateDir(): string {

@@ -22,8 +22,11 @@ import {
 
 export interface StripeHandlers {
   packets(packets: Uint8Array[]): void;
-  /** The stripe is gone (session ended, stream closed, protocol error). */
-  down(reason: string): void;
+  /**
+   * The stripe is gone (session ended, stream closed, protocol error). `fatal`: the agent broke
+   * the protocol or speaks another version, so a new session to it would fail the same way.
+   */
+  down(reason: string, fatal: boolean): void;
 }
 
 export interface StripeStats {
@@ -45,6 +48,7 @@ export class Stripe {
   #up = false;
   #pingSent = new Map<string, number>();
   #downReason?: string;
+  #fatal = false;
   readonly stats: StripeStats = {
     packetsOut: 0,
     bytesOut: 0,
@@ -112,7 +116,7 @@ export class Stripe {
   /** Start delivering packets to `h` (after the handshake). */
   attach(h: StripeHandlers): void {
     this.#handlers = h;
-    if (this.#downReason) h.down(this.#downReason);
+    if (this.#downReason) h.down(this.#downReason, this.#fatal);
   }
 
   /** Send a batch; false (and counted as drops) when the session cannot take it now. */
@@ -155,6 +159,7 @@ export class Stripe {
           `protocol error from the agent: ${(e as WireError).message}`,
           ExitCode.Remote,
         ),
+        true,
       );
       return;
     }
@@ -190,6 +195,7 @@ export class Stripe {
                 : `ssm-proxy-agent refused the tunnel: ${f.error.message || f.error.code}`,
               ExitCode.Remote,
             ),
+            f.error.code === "unsupported-version",
           );
           break;
         default:
@@ -198,12 +204,13 @@ export class Stripe {
     }
   }
 
-  #fail(e: UserError): void {
+  #fail(e: UserError, fatal = false): void {
     if (this.#downReason) return;
     this.#downReason = e.message;
+    this.#fatal = fatal;
     this.#up = false;
     this.#welcome.reject(e);
     this.#stream?.close();
-    this.#handlers?.down(e.message);
+    this.#handlers?.down(e.message, fatal);
   }
 }

@@ -25,6 +25,7 @@ policy:
   deny:
     - 10.9.0.0/16
 leaseGraceSeconds: 30
+stateDir: /var/lib/ssm-proxy
 `,
     "a.yaml",
   );
@@ -39,6 +40,14 @@ leaseGraceSeconds: 30
   ]);
   assert.deepEqual(c.policy, { allow: ["10.0.0.0/8"], deny: ["10.9.0.0/16"] });
   assert.deepEqual(c.leaseGraceSeconds, 30);
+  assert.equal(c.stateDir, "/var/lib/ssm-proxy");
+});
+
+Deno.test("config: stateDir must be absolute", () => {
+  assert.throws(
+    () => parseConfig("stateDir: var/lib\n", "/etc/agent.yaml"),
+    /\/etc\/agent.yaml:1: stateDir: expected an absolute path/,
+  );
 });
 
 function err(text: string): string {
@@ -54,7 +63,7 @@ function err(text: string): string {
 Deno.test("config: errors name file, line and key", () => {
   assert.deepEqual(
     err("mtu: 1400\npolcy: {}\n"),
-    "/etc/agent.yaml:2: polcy: unknown key (known: listen, pool, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds)",
+    "/etc/agent.yaml:2: polcy: unknown key (known: listen, pool, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir)",
   );
   assert.deepEqual(
     err("pool: 100.64.0.0/16\nmtu: big\n"),
