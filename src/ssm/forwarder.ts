@@ -134,20 +134,31 @@ export class Forwarder {
 class QueuedWriter {
   #queue: Uint8Array[] = [];
   #running?: Promise<void>;
+  /**
+   * Cleared synchronously when the loop exits. Clearing it in a `.finally()` instead left a
+   * microtask-wide window in which a pushed chunk joined a loop that had already ended: the tail
+   * of a download was lost (seen once in CI: 47 KB short of 50 MB).
+   */
+  #active = false;
 
   constructor(private conn: Deno.Conn, private written: (n: number) => void) {}
 
   push(chunk: Uint8Array): Promise<void> {
     this.#queue.push(chunk);
-    this.#running ??= this.#run().finally(() => (this.#running = undefined));
-    return this.#running;
+    if (!this.#active) {
+      this.#active = true;
+      this.#running = this.#run();
+    }
+    return this.#running!;
   }
 
   idle(): Promise<void> {
-    return this.#running ?? Promise.resolve();
+    return this.#active ? this.#running! : Promise.resolve();
   }
 
   async #run(): Promise<void> {
+    // The flag is cleared in the same synchronous step as the loop's last check (no await in
+    // between), so a chunk pushed at any moment is either seen by the loop or starts a new one.
     while (this.#queue.length > 0) {
       const parts = this.#queue;
       this.#queue = [];
@@ -161,11 +172,13 @@ class QueuedWriter {
         for (const p of this.#queue) dropped += p.length;
         this.#queue = [];
         this.written(dropped);
+        this.#active = false;
         throw e;
       } finally {
         this.written(data.length);
       }
     }
+    this.#active = false;
   }
 }
 
