@@ -21,7 +21,8 @@
  *
  * Unknown keys and wrong types are errors naming the file, line and key.
  */
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { YamlWalker } from "../src/config/yaml_walk.ts";
 import { UserError } from "../src/errors.ts";
 import { type Cidr, parseCidr, parseIpv4 } from "./cidr.ts";
 
@@ -204,40 +205,10 @@ export function parseConfig(text: string, file = "<config>"): AgentConfig {
 
 const show = (v: unknown) => (typeof v === "string" ? `"${v}"` : String(v));
 
-interface MapView {
-  get(key: string): Node | undefined;
-}
-
-/** Walks YAML nodes, throwing ConfigError with `file:line: key: problem`. */
-class Validator {
-  constructor(private file: string, private lines: LineCounter) {}
-
-  fail(node: Node | undefined, path: string, problem: string): never {
-    const offset = node?.range?.[0];
-    const line = offset === undefined ? "" : `:${this.lines.linePos(offset).line}`;
-    throw new ConfigError(`${this.file}${line}: ${path || "top level"}: ${problem}`);
-  }
-
-  map(node: Node, path: string, allowed: string[]): MapView {
-    if (!isMap(node)) this.fail(node, path, "expected a mapping");
-    const seen = new Map<string, Node>();
-    for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : "";
-      const keyPath = path ? `${path}.${key}` : key;
-      if (!allowed.includes(key)) {
-        this.fail(pair.key as Node, keyPath, `unknown key (known: ${allowed.join(", ")})`);
-      }
-      seen.set(key, (pair.value ?? pair.key) as Node);
-    }
-    return { get: (k) => seen.get(k) };
-  }
-
-  /** A scalar value, or undefined for an absent or null (`key:`) entry. */
-  scalar(node: Node | undefined, path: string): { node: Node; value: unknown } | undefined {
-    if (node === undefined) return undefined;
-    if (!isScalar(node)) this.fail(node, path, "expected a single value");
-    if (node.value === null) return undefined;
-    return { node, value: node.value };
+/** The agent config's walker: ConfigError, plus CIDR lists. */
+class Validator extends YamlWalker {
+  constructor(file: string, lines: LineCounter) {
+    super(file, lines, (m) => new ConfigError(m));
   }
 
   cidrList(node: Node | undefined, path: string): string[] {

@@ -5,6 +5,7 @@
  */
 
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { type MapView, YamlWalker } from "../config/yaml_walk.ts";
 import { ExitCode, UserError } from "../errors.ts";
 
 export type InstanceState = "pending" | "running" | "stopped";
@@ -274,34 +275,10 @@ function base64Utf8(s: string): string {
   return btoa(String.fromCharCode(...new TextEncoder().encode(s)));
 }
 
-interface MapView {
-  path: string;
-  node: Node;
-  get(key: string): Node | undefined;
-}
-
-/** Walks YAML nodes, throwing FixtureError with `file:line: key: problem`. */
-class Validator {
-  constructor(private file: string, private lines: LineCounter) {}
-
-  fail(node: Node | undefined, path: string, problem: string): never {
-    const offset = node?.range?.[0];
-    const line = offset === undefined ? "" : `:${this.lines.linePos(offset).line}`;
-    throw new FixtureError(`${this.file}${line}: ${path || "top level"}: ${problem}`);
-  }
-
-  map(node: Node, path: string, allowed: string[]): MapView {
-    if (!isMap(node)) this.fail(node, path, "expected a mapping");
-    const seen = new Map<string, Node>();
-    for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : "";
-      const keyPath = path ? `${path}.${key}` : key;
-      if (!allowed.includes(key)) {
-        this.fail(pair.key as Node, keyPath, `unknown key (allowed: ${allowed.join(", ")})`);
-      }
-      seen.set(key, (pair.value ?? pair.key) as Node);
-    }
-    return { path, node, get: (k) => seen.get(k) };
+/** The fixtures' walker: FixtureError, plus typed value readers. */
+class Validator extends YamlWalker {
+  constructor(file: string, lines: LineCounter) {
+    super(file, lines, (m) => new FixtureError(m));
   }
 
   #scalar(m: MapView, key: string): { node: Node; value: unknown; path: string } | undefined {

@@ -63,7 +63,7 @@ function err(text: string): string {
 Deno.test("config: errors name file, line and key", () => {
   assert.deepEqual(
     err("mtu: 1400\npolcy: {}\n"),
-    "/etc/agent.yaml:2: polcy: unknown key (known: listen, pool, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir)",
+    "/etc/agent.yaml:2: polcy: unknown key (allowed: listen, pool, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir)",
   );
   assert.deepEqual(
     err("pool: 100.64.0.0/16\nmtu: big\n"),
@@ -79,7 +79,7 @@ Deno.test("config: errors name file, line and key", () => {
   );
   assert.deepEqual(
     err("policy:\n  alow: []\n"),
-    "/etc/agent.yaml:2: policy.alow: unknown key (known: allow, deny)",
+    "/etc/agent.yaml:2: policy.alow: unknown key (allowed: allow, deny)",
   );
   assert.deepEqual(err("policy: [1]\n"), "/etc/agent.yaml:1: policy: expected a mapping");
   assert.deepEqual(
