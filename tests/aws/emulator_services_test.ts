@@ -23,33 +23,10 @@ import {
   ListClustersCommand,
   ResourceNotFoundException,
 } from "@aws-sdk/client-eks";
-import { withEmulator, WORLD } from "./harness_test.ts";
+import { rejectsWith, withClient, withEmulator, WORLD } from "./harness_test.ts";
 
-/** Runs one SDK call against a fresh client and closes its sockets afterwards. */
-async function ssm<T>(fn: (c: SSMClient) => Promise<T>): Promise<T> {
-  const c = new SSMClient({});
-  try {
-    return await fn(c);
-  } finally {
-    c.destroy();
-  }
-}
-async function ec2<T>(fn: (c: EC2Client) => Promise<T>): Promise<T> {
-  const c = new EC2Client({});
-  try {
-    return await fn(c);
-  } finally {
-    c.destroy();
-  }
-}
-
-async function rejectsWith(p: Promise<unknown>, name: string, message?: RegExp): Promise<Error> {
-  const e = await p.then(() => undefined, (e) => e);
-  assert.ok(e instanceof Error, `expected ${name}, got success`);
-  assert.equal(e.name, name, e.message);
-  if (message) assert.match(e.message, message);
-  return e;
-}
+const ssm = <T>(fn: (c: SSMClient) => Promise<T>) => withClient(() => new SSMClient({}), fn);
+const ec2 = <T>(fn: (c: EC2Client) => Promise<T>) => withClient(() => new EC2Client({}), fn);
 
 // ---- EC2 ----
 

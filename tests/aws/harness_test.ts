@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 /**
  * Shared harness (no tests of its own): an emulator API on a loopback port and a scoped AWS
  * environment pointing the real SDK at it. Env is process-global, so every test sets it for its
@@ -129,4 +130,30 @@ function describe(req: Request, body: string | undefined): SeenRequest {
     op = `Action=${new URLSearchParams(body).get("Action")}`;
   }
   return { path, op, ...(scope ? { scope } : {}) };
+}
+
+/** Runs one SDK call on a fresh client and closes its sockets afterwards. */
+export async function withClient<C extends { destroy(): void }, T>(
+  make: () => C,
+  fn: (c: C) => Promise<T>,
+): Promise<T> {
+  const c = make();
+  try {
+    return await fn(c);
+  } finally {
+    c.destroy();
+  }
+}
+
+/** The promise fails with an error of this name (and message). */
+export async function rejectsWith(
+  p: Promise<unknown>,
+  name: string,
+  message?: RegExp,
+): Promise<Error> {
+  const e = await p.then(() => undefined, (e) => e);
+  assert.ok(e instanceof Error, `expected ${name}, got success`);
+  assert.equal(e.name, name, e.message);
+  if (message) assert.match(e.message, message);
+  return e;
 }

@@ -22,25 +22,16 @@ import { createApi } from "../../src/emulator/api/mod.ts";
 import { UserError } from "../../src/errors.ts";
 import { defaultFixtures, loadFixtures, parseFixtures } from "../../src/emulator/fixtures.ts";
 import { SessionRegistry } from "../../src/emulator/sessions.ts";
-import { sdkEnv, withEmulator, withEnv, WORLD } from "../aws/harness_test.ts";
+import {
+  rejectsWith,
+  sdkEnv,
+  withClient,
+  withEmulator,
+  withEnv,
+  WORLD,
+} from "../aws/harness_test.ts";
 
-/** Runs one SDK call against a fresh client and closes its sockets afterwards. */
-async function ssm<T>(fn: (c: SSMClient) => Promise<T>): Promise<T> {
-  const c = new SSMClient({});
-  try {
-    return await fn(c);
-  } finally {
-    c.destroy();
-  }
-}
-
-async function rejectsWith(p: Promise<unknown>, name: string, message?: RegExp): Promise<Error> {
-  const e = await p.then(() => undefined, (e) => e);
-  assert.ok(e instanceof Error, `expected ${name}, got success`);
-  assert.equal(e.name, name, e.message);
-  if (message) assert.match(e.message, message);
-  return e;
-}
+const ssm = <T>(fn: (c: SSMClient) => Promise<T>) => withClient(() => new SSMClient({}), fn);
 
 // ---- SSM ----
 
