@@ -132,8 +132,25 @@ export async function runDisconnect(name: string | undefined, o: DisconnectFlags
   const { readMeta, markInactive } = await import("../eks/kubeconfig.ts");
   const { editKubeconfig, readKubeconfig } = await import("../eks/kubefile.ts");
   const path = await kubeconfigFile(o.kubeconfig);
-  const active = [...readMeta(await readKubeconfig(path))]
-    .filter(([n, m]) => m.active && (o.all || n === name)).map(([n]) => n);
+  const metas = [...readMeta(await readKubeconfig(path))]
+    .filter(([n, m]) => m.active && (o.all || n === name));
+  // Tunnels `eks connect` started for transparent entries are stopped with them.
+  for (const [n, m] of metas) {
+    if (!m.tunnel) continue;
+    if (Deno.uid() !== 0) {
+      console.error(
+        `ssm-proxy: ${n}: tunnel "${m.tunnel}" keeps running; stop it with sudo ssm-proxy stop ${m.tunnel}`,
+      );
+      continue;
+    }
+    const { runSelf } = await import("./eks_connect.ts");
+    const { selfCommand } = await import("../eks/self.ts");
+    await runSelf(selfCommand(), "stop", ["stop", m.tunnel]).catch((e) =>
+      console.error(`ssm-proxy: ${e.message}`)
+    );
+    console.log(`${n}: tunnel "${m.tunnel}" stopped`);
+  }
+  const active = metas.map(([n]) => n);
   await editKubeconfig(path, (t) => active.reduce((acc, n) => markInactive(acc, n, path), t));
   if (states.length === 0) {
     const marked = active.length ? `; marked ${active.join(", ")} inactive in ${path}` : "";

@@ -22,6 +22,10 @@ export interface ConnectOptions {
   /** How kubeconfig calls `eks token`; default this binary (tests point it at a wrapper). */
   self?: SelfCommand;
   log?: (line: string) => void;
+  /** Runs `ssm-proxy start … -d` (tests record the arguments instead of touching the host). */
+  startTunnel?: (args: string[]) => Promise<void>;
+  /** Whether we may start a tunnel (default: running as root). */
+  root?: boolean;
   session?: Pick<PortSessionOptions, "heartbeatMs" | "deadAfterMs" | "healForMs">;
 }
 
@@ -85,7 +89,9 @@ export async function connectCluster(entry: ClusterEntry, o: ConnectOptions): Pr
   const tunnel = await findCoveringTunnel(cidrs);
   if (tunnel && !o.portForward) {
     log(`tunnel "${tunnel.name}" routes ${cidrs.join(", ")}: using the endpoint directly`);
-    await write({ server: cluster.endpoint, meta: { ...meta, mode: "transparent" } });
+    // A tunnel this command started earlier stays ours to stop on disconnect.
+    const ours = tunnel.name === tunnelName(entry.name) ? { tunnel: tunnel.name } : {};
+    await write({ server: cluster.endpoint, meta: { ...meta, mode: "transparent", ...ours } });
     return { ...base, mode: "transparent" };
   }
 
@@ -94,14 +100,41 @@ export async function connectCluster(entry: ClusterEntry, o: ConnectOptions): Pr
   const instanceId = o.target ??
     (await findBastion(aws, cluster.vpcId, tag, entry.cluster_name)).instanceId;
   if (!o.portForward) {
-    const flags = `--profile ${entry.profile} --region ${entry.region}`;
-    throw new UserError(
-      `transparent mode needs a tunnel routing ${cidrs.join(", ") || cluster.vpcId}: run ` +
-        `"sudo ssm-proxy ${flags} start --target ${instanceId} ${
-          cidrs.map((c) => `--cidr ${c}`).join(" ")
-        } -d" first, or pass --port-forward (no root needed)`,
-      ExitCode.Usage,
-    );
+    if (!cidrs.length) {
+      throw new UserError(
+        `could not read the CIDRs of ${cluster.vpcId}: pass --port-forward`,
+        ExitCode.Remote,
+      );
+    }
+    const startArgs = ["start", "--target", instanceId, ...cidrs.flatMap((c) => ["--cidr", c])];
+    const own = tunnelName(entry.name);
+    if (!(o.root ?? Deno.uid() === 0)) {
+      const flags = `--profile ${entry.profile} --region ${entry.region}`;
+      throw new UserError(
+        `transparent mode needs a tunnel routing ${
+          cidrs.join(", ")
+        }: run "sudo ssm-proxy eks connect ${entry.name}" ` +
+          `(it starts one), or "sudo ssm-proxy ${flags} ${
+            startArgs.join(" ")
+          } -d" first, or pass --port-forward (no root needed)`,
+        ExitCode.Usage,
+      );
+    }
+    log(`starting tunnel "${own}" for ${cidrs.join(", ")} through ${instanceId}`);
+    const start = o.startTunnel ??
+      ((args: string[]) => runSelf(o.self ?? selfCommand(), "start", args));
+    await start([
+      "--profile",
+      entry.profile,
+      "--region",
+      entry.region,
+      ...startArgs,
+      "--name",
+      own,
+      "-d",
+    ]);
+    await write({ server: cluster.endpoint, meta: { ...meta, mode: "transparent", tunnel: own } });
+    return { ...base, mode: "transparent", instanceId };
   }
   return await portForward(entry, o, { aws, kubeconfig, endpoint, instanceId, log, base, write });
 }
@@ -190,4 +223,25 @@ async function portForward(entry: ClusterEntry, o: ConnectOptions, c: ForwardCtx
       await c.base.close();
     },
   };
+}
+
+/** The tunnel `eks connect` starts for a cluster entry (a valid `--name`). */
+export function tunnelName(entry: string): string {
+  return `eks-${entry.toLowerCase().replace(/[^a-z0-9_-]+/g, "-")}`.slice(0, 32);
+}
+
+/** Run another ssm-proxy command (start, stop); its last line becomes our error. */
+export async function runSelf(self: SelfCommand, what: string, args: string[]): Promise<void> {
+  const r = await new Deno.Command(self.command, {
+    args: [...self.args, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    const text = new TextDecoder().decode(r.stderr).trim() ||
+      new TextDecoder().decode(r.stdout).trim();
+    const last = (text.split("\n").at(-1) ?? "").replace(/^ssm-proxy: /, "");
+    throw new UserError(`ssm-proxy ${what} failed: ${last}`, r.code || 1);
+  }
 }

@@ -14,6 +14,8 @@ export interface SsmProxyMeta {
   active: boolean;
   /** Local port of a port-forward entry. */
   port?: number;
+  /** Transparent entry: the `ssm-proxy start` tunnel that connect started (stopped on disconnect). */
+  tunnel?: string;
   region: string;
   cluster_name: string;
 }

@@ -156,18 +156,50 @@ Deno.test("eks connect --port-forward: kubectl get --raw /version with TLS verif
   });
 });
 
-Deno.test("eks connect without --port-forward and no tunnel: says how to start one", async () => {
+Deno.test("eks connect without --port-forward and no tunnel, not root: says how to start one", async () => {
   await rig(async () => {
     await assert.rejects(
-      connectCluster(ENTRY, { self: SELF, log: quiet }),
+      connectCluster(ENTRY, { self: SELF, log: quiet, root: false }),
       (e: Error) => {
         assert.match(
           e.message,
-          /^transparent mode needs a tunnel routing 10\.99\.0\.0\/16: run "sudo ssm-proxy --profile emu --region us-east-1 start --target i-0123456789abcdef0 --cidr 10\.99\.0\.0\/16 -d" first, or pass --port-forward/,
+          /^transparent mode needs a tunnel routing 10\.99\.0\.0\/16: run "sudo ssm-proxy eks connect lab-dev" \(it starts one\), or "sudo ssm-proxy --profile emu --region us-east-1 start --target i-0123456789abcdef0 --cidr 10\.99\.0\.0\/16 -d" first, or pass --port-forward/,
         );
         return true;
       },
     );
+  });
+});
+
+Deno.test("eks connect as root with no tunnel: starts one for the VPC, kubeconfig to the real endpoint", async () => {
+  await rig(async ({ kubeconfig }) => {
+    const started: string[][] = [];
+    const conn = await connectCluster(ENTRY, {
+      self: SELF,
+      log: quiet,
+      root: true,
+      startTunnel: (args) => (started.push(args), Promise.resolve()),
+    });
+    assert.deepEqual(started, [[
+      "--profile",
+      "emu",
+      "--region",
+      "us-east-1",
+      "start",
+      "--target",
+      "i-0123456789abcdef0",
+      "--cidr",
+      "10.99.0.0/16",
+      "--name",
+      "eks-lab-dev",
+      "-d",
+    ]]);
+    assert.equal(conn.mode, "transparent");
+    const doc = parseDocument(await Deno.readTextFile(kubeconfig)).toJS();
+    assert.equal(doc.clusters[0].cluster.server, conn.server);
+    const meta = readMeta(await Deno.readTextFile(kubeconfig)).get("lab-dev");
+    assert.equal(meta?.mode, "transparent");
+    assert.equal(meta?.tunnel, "eks-lab-dev");
   });
 });
 
