@@ -40,9 +40,13 @@ export function clientEnv(lab: Lab, role: Role): Record<string, string> {
   };
 }
 
-export async function startEmulator(lab: Lab, o: { pacing?: boolean } = {}): Promise<LabProcess> {
+export async function startEmulator(
+  lab: Lab,
+  o: { pacing?: boolean; fixtures?: string } = {},
+): Promise<LabProcess> {
   const args = ["emulator", "--listen", `${lab.instanceAddress}:${EMULATOR_PORT}`];
   if (!o.pacing) args.push("--no-pacing");
+  if (o.fixtures) args.push("--fixtures", o.fixtures);
   const p = lab.spawn("instance", ssmProxyArgv(args), { NO_COLOR: "1" }, "emulator");
   await waitForTcp(lab, "instance", EMULATOR_PORT, 30_000, p);
   return p;

@@ -128,11 +128,17 @@ export async function checkToken(
 }
 
 /** The API endpoint: `/version` for a good token, 401 otherwise. */
-export function startApiServer(pki: Pki, cluster: string, region: string, creds: Creds) {
+export function startApiServer(
+  pki: Pki,
+  cluster: string,
+  region: string,
+  creds: Creds,
+  at: { hostname: string; port: number } = { hostname: "127.0.0.1", port: 0 },
+) {
   const refusals: string[] = [];
   const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
+    hostname: at.hostname,
+    port: at.port,
     cert: pki.certPem,
     key: pki.keyPem,
     onListen: () => {},

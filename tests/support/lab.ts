@@ -41,14 +41,14 @@ export interface Stack {
 
 /** A lab with the emulator and agent running; torn down (printing their logs on failure) after. */
 export async function withStack(
-  o: { laptops?: number; agentConfig?: string },
+  o: { laptops?: number; agentConfig?: string; fixtures?: (lab: Lab) => Promise<string> },
   fn: (s: Stack) => Promise<void>,
 ): Promise<void> {
   const lab = await createLab({ laptops: o.laptops ?? 1, handleSignals: false });
   let ok = false;
   let s: Partial<Stack> = { lab };
   try {
-    const emulator = await startEmulator(lab);
+    const emulator = await startEmulator(lab, { fixtures: await o.fixtures?.(lab) });
     s = { lab, emulator };
     const agent = await startAgent(lab, o.agentConfig);
     s = { lab, emulator, agent };
