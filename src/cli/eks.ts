@@ -5,7 +5,7 @@
 import type { ClusterEntry } from "../config/clusters.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { ConnectOptions } from "./eks_connect.ts";
-import { logTo } from "./logfile.ts";
+import { logTo, spawnDetached } from "./background.ts";
 
 export interface EksConnectFlags extends ConnectOptions {
   /** `--clusters FILE` */
@@ -188,7 +188,8 @@ async function connectInBackground(
   const log = `${eksStateDir()}/${encodeURIComponent(entry.name)}.log`;
   const self = o.self ?? selfCommand();
   const opt = (flag: string, v?: string) => (v ? [flag, v] : []);
-  const child = new Deno.Command(self.command, {
+  const { state: s } = await spawnDetached({
+    command: self.command,
     args: [
       ...self.args,
       "eks",
@@ -202,31 +203,15 @@ async function connectInBackground(
       ...opt("--kubeconfig", o.kubeconfig),
     ],
     env: { SSM_PROXY_EKS_LOG: log, KUBECTL_SSM_HEADLESS_EXIT: "" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const exited = await Promise.race([
-      child.status,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
-    ]);
-    if (exited) {
-      const lines = (await Deno.readTextFile(log).catch(() => "")).trim().split("\n");
-      const last = (lines.at(-1) ?? "").replace(/^\S+ (ssm-proxy: )?/, "");
-      throw new UserError(last || `eks connect failed; see ${log}`, exited.code || 1);
-    }
-    const s = await readForwardState(entry.name);
-    if (s && s.pid === child.pid) {
-      child.unref();
-      console.log(
-        `${entry.name}: port-forward on localhost:${s.port} via ${s.instanceId} in the ` +
-          `background (pid ${s.pid}); kubectl context "${entry.name}" is current; log ${log}`,
-      );
-      return;
-    }
-  }
-  child.kill("SIGTERM");
-  throw new UserError(`the forward did not come up within 60 s; see ${log}`, ExitCode.Remote);
+    log,
+    what: `the forward for ${entry.name}`,
+    ready: async (pid) => {
+      const s = await readForwardState(entry.name);
+      return s && s.pid === pid ? s : undefined;
+    },
+  });
+  console.log(
+    `${entry.name}: port-forward on localhost:${s.port} via ${s.instanceId} in the ` +
+      `background (pid ${s.pid}); kubectl context "${entry.name}" is current; log ${log}`,
+  );
 }

@@ -22,12 +22,12 @@ import {
   validName,
   writeState,
 } from "../tunnel/state.ts";
-import { V8_FLAGS } from "../runtime.ts";
 import { messageSize } from "./forward.ts";
 import { LiveLine, rates } from "./live.ts";
 import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
 import { cleanupStale, liveStates } from "./stop.ts";
-import { logTo } from "./logfile.ts";
+import { V8_FLAGS } from "../runtime.ts";
+import { logTo, spawnDetached } from "./background.ts";
 
 export interface StartOptions extends AwsOptions {
   target: string;
@@ -290,36 +290,20 @@ async function startInBackground(o: StartOptions): Promise<void> {
   const self = Deno.mainModule.startsWith("file:") && !Deno.execPath().endsWith("/ssm-proxy")
     ? ["run", "-A", `--v8-flags=${V8_FLAGS}`, new URL(Deno.mainModule).pathname]
     : [];
-  // The child writes its own log: a pipe to us would break when we exit.
-  const child = new Deno.Command(Deno.execPath(), {
+  const { pid, state: s } = await spawnDetached({
+    command: Deno.execPath(),
     args: [...self, ...args],
     env: { SSM_PROXY_LOG: log },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const exited = await Promise.race([
-      child.status,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
-    ]);
-    if (exited) {
-      const lines = (await Deno.readTextFile(log).catch(() => "")).trim().split("\n");
-      const last = (lines.at(-1) ?? "").replace(/^ssm-proxy: /, "");
-      throw new UserError(last || `start failed; see ${log}`, exited.code || 1);
-    }
-    const s = await readState(o.name);
-    if (s && s.pid === child.pid && s.status === "up") {
-      console.log(
-        `ssm-proxy: tunnel "${o.name}" up in the background (pid ${child.pid}): ${
-          s.cidrs.join(", ")
-        } via ${s.interface}; log ${log}`,
-      );
-      child.unref();
-      return;
-    }
-  }
-  child.kill("SIGTERM");
-  throw new UserError(`the tunnel did not come up within 60 s; see ${log}`, ExitCode.Remote);
+    log,
+    what: `tunnel "${o.name}"`,
+    ready: async (pid) => {
+      const s = await readState(o.name);
+      return s && s.pid === pid && s.status === "up" ? s : undefined;
+    },
+  });
+  console.log(
+    `ssm-proxy: tunnel "${o.name}" up in the background (pid ${pid}): ${
+      s.cidrs.join(", ")
+    } via ${s.interface}; log ${log}`,
+  );
 }
