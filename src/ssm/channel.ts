@@ -56,6 +56,11 @@ export interface ChannelOptions {
   maxResends?: number;
   /** Capacity of the out-of-order buffer (the plugin's is 10 000). */
   reorderCapacity?: number;
+  /**
+   * False for shell sessions without KMS (§6): the agent sends no HandshakeRequest, its first
+   * output_stream_data is already shell output, and input may flow at once.
+   */
+  handshake?: boolean;
   uuid?: () => string;
 }
 
@@ -111,6 +116,7 @@ export class DataChannel {
     this.#maxResends = opts.maxResends ?? 3000;
     this.#reorderCapacity = opts.reorderCapacity ?? 10_000;
     this.#uuid = opts.uuid ?? (() => crypto.randomUUID());
+    this.#handshakeDone = opts.handshake === false;
   }
 
   get ready(): boolean {

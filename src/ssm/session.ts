@@ -1,343 +1,77 @@
 /**
- * A Port session in multiplexed mode: DataChannel engine + WebSocket + smux client, with
- * heartbeat and healing. On transport loss it calls ResumeSession and re-dials the ORIGINAL
- * StreamUrl with the new token, keeping all sequence state (§10), so smux streams and the local
- * connections on them survive.
+ * A Port session in multiplexed mode: the healing data-channel session (channel_session.ts)
+ * carrying an smux client. smux streams and the local connections on them survive a resumed
+ * WebSocket because the session keeps all sequence state across it (§10).
  */
-import { type ChannelEvent, DataChannel } from "./channel.ts";
-import { compareVersions, flagPayload, PayloadFlag, PayloadType } from "./message.ts";
+import {
+  ChannelSession,
+  type ChannelSessionOptions,
+  type SessionApi,
+  type SessionEnd,
+  type SessionGrant,
+  type SessionState,
+} from "./channel_session.ts";
+import type { HandshakeInfo } from "./handshake.ts";
+import { compareVersions, PayloadFlag, PayloadType } from "./message.ts";
 import { SMUX_HEADER, SmuxClient, type SmuxStream, type StreamHandlers } from "./smux.ts";
-import { DataChannelSocket, HIGH_WATER } from "./websocket.ts";
-import { backoffDelays } from "./backoff.ts";
-import { ExitCode, UserError } from "../errors.ts";
 
-export interface SessionGrant {
-  sessionId: string;
-  streamUrl: string;
-  tokenValue: string;
-}
-
-export interface SessionApi {
-  /** ResumeSession; an empty tokenValue means the session is gone. */
-  resume(sessionId: string): Promise<{ tokenValue: string }>;
-  terminate(sessionId: string): Promise<void>;
-}
-
-export interface PortSessionOptions {
-  grant: SessionGrant;
-  api: SessionApi;
-  /** Send a smux NOP when nothing was sent for this long; its ack proves the path alive. */
-  heartbeatMs?: number;
-  /** Declare the transport dead when a message stays unacked and nothing arrives for this long. */
-  deadAfterMs?: number;
-  /** Give up healing after this long without a working transport. */
-  healForMs?: number;
-  handshakeTimeoutMs?: number;
-  maxPayload?: number;
-  window?: number;
-  windowBytes?: number;
-  log?: (line: string) => void;
-}
-
-export type SessionState = "connecting" | "up" | "healing" | "closed";
-
-export interface SessionEnd {
-  /** "terminated": we ended it; "closed": the service ended it; "failed": we could not keep it. */
-  kind: "terminated" | "closed" | "failed";
-  message: string;
-}
+export type { SessionApi, SessionEnd, SessionGrant, SessionState };
+export type PortSessionOptions = ChannelSessionOptions;
 
 /** Port forwarding needs an agent newer than this for smux (§8). */
 const MIN_MUX_AGENT = "3.0.196.0";
 
-export class PortSession {
-  readonly channel: DataChannel;
+export class PortSession extends ChannelSession {
   readonly smux: SmuxClient;
-  readonly sessionId: string;
-  state: SessionState = "connecting";
-  agentVersion = "";
-  reconnects = 0;
-  lastError = "";
-
-  #opts:
-    & Required<Omit<PortSessionOptions, "log" | "maxPayload" | "window" | "windowBytes">>
-    & PortSessionOptions;
-  #socket?: DataChannelSocket;
-  #clientId = crypto.randomUUID();
-  #timer?: ReturnType<typeof setInterval>;
-  #lastSent = Date.now();
-  #writableWaiters: (() => void)[] = [];
-  #ready = Promise.withResolvers<void>();
-  #ended = Promise.withResolvers<SessionEnd>();
-  #endedValue?: SessionEnd;
-  #healing = false;
 
   private constructor(opts: PortSessionOptions) {
-    this.#opts = {
-      heartbeatMs: 5_000,
-      deadAfterMs: 15_000,
-      healForMs: 120_000,
-      handshakeTimeoutMs: 20_000,
-      ...opts,
-    };
-    this.sessionId = opts.grant.sessionId;
-    this.channel = new DataChannel({
-      maxPayload: opts.maxPayload,
-      window: opts.window,
-      windowBytes: opts.windowBytes,
-    });
+    super(opts, true);
     this.smux = new SmuxClient((bytes) => {
       this.channel.send(PayloadType.Output, bytes, Date.now());
-      this.#pump();
+      this.pump();
     }, this.channel.maxPayload - SMUX_HEADER);
-    this.#ready.promise.catch(() => {});
   }
 
   /** Connect, complete the handshake, and return once streams can be opened. */
   static async open(opts: PortSessionOptions): Promise<PortSession> {
     const s = new PortSession(opts);
-    const timeout = setTimeout(
-      () =>
-        s.#fail(`no handshake from the SSM agent within ${s.#opts.handshakeTimeoutMs / 1000} s`),
-      s.#opts.handshakeTimeoutMs,
-    );
-    try {
-      await s.#connect(opts.grant.tokenValue);
-      s.#timer = setInterval(() => s.#onTick(), s.channel.tickInterval);
-      await s.#ready.promise;
-      return s;
-    } catch (e) {
-      s.#shutdown();
-      throw e;
-    } finally {
-      clearTimeout(timeout);
-    }
-  }
-
-  /** Resolves when the session is over, with why. */
-  get ended(): Promise<SessionEnd> {
-    return this.#ended.promise;
-  }
-
-  get writable(): boolean {
-    return this.channel.writable && (this.#socket?.bufferedAmount ?? 0) < HIGH_WATER;
-  }
-
-  /** Resolves once more data may be queued (or the session ended). */
-  waitWritable(): Promise<void> {
-    if (this.writable || this.#endedValue) return Promise.resolve();
-    return new Promise((r) => this.#writableWaiters.push(r));
+    await s.start();
+    return s;
   }
 
   openStream(handlers: StreamHandlers): SmuxStream {
     return this.smux.open(handlers);
   }
 
-  /**
-   * Something outside says the path may be dead (the machine slept, the network changed): drop
-   * the transport and resume now instead of waiting for the dead-peer timer.
-   */
-  checkNow(reason: string): void {
-    if (this.state === "up") this.#transportLost(reason);
+  protected onHandshake(info: HandshakeInfo): string | undefined {
+    if (info.sessionType !== "Port") {
+      return `the session is of type ${info.sessionType ?? "unknown"}, not Port`;
+    }
+    if (compareVersions(info.agentVersion, MIN_MUX_AGENT) <= 0) {
+      return `the SSM agent on the instance is ${info.agentVersion}; ssm-proxy needs a newer one (> ${MIN_MUX_AGENT}): update amazon-ssm-agent`;
+    }
+    return undefined;
   }
 
-  /** Tell the agent to end the session (Flag TerminateSession), then TerminateSession by API. */
-  async terminate(): Promise<void> {
-    if (this.#endedValue) return;
-    if (this.#socket?.open && this.channel.ready) {
-      this.channel.send(PayloadType.Flag, flagPayload(PayloadFlag.TerminateSession), Date.now());
-      this.#pump();
-    }
-    this.#end({ kind: "terminated", message: `session ${this.sessionId} terminated` });
+  protected onData(payloadType: number, payload: Uint8Array): void {
+    if (payloadType !== PayloadType.Output) return;
     try {
-      await this.#opts.api.terminate(this.sessionId);
-    } catch (e) {
-      this.#log(`TerminateSession failed: ${(e as Error).message}`);
+      this.smux.receive(payload);
+    } catch (err) {
+      this.fail(`corrupt stream from the agent: ${(err as Error).message}`);
     }
   }
 
-  // ---- plumbing -----------------------------------------------------------------------------
-
-  async #connect(token: string): Promise<void> {
-    const socket = await DataChannelSocket.open(
-      this.#opts.grant.streamUrl,
-      token,
-      this.#clientId,
-      this.channel.clientVersion,
-      {
-        message: (bytes) => {
-          this.channel.receive(bytes, Date.now());
-          this.#handleEvents();
-          this.#pump();
-        },
-        closed: (reason) => this.#transportLost(reason),
-      },
-    );
-    if (this.#endedValue) {
-      socket.close();
-      return;
-    }
-    this.#socket = socket;
+  protected override onFlag(flag: number): void {
+    if (flag === PayloadFlag.ConnectToPortError) this.smux.connectError();
   }
 
-  #pump(): void {
-    const frames = this.channel.takeOutgoing();
-    if (frames.length > 0) {
-      this.#lastSent = Date.now();
-      const s = this.#socket;
-      if (s?.open) { for (const f of frames) s.send(f); }
-      // Otherwise they are lost with the socket; the channel resends unacked data on reconnect.
-    }
-    if (this.#writableWaiters.length > 0 && (this.writable || this.#endedValue)) {
-      const w = this.#writableWaiters;
-      this.#writableWaiters = [];
-      for (const r of w) r();
-    }
+  /** A smux NOP rides in input_stream_data, so its ack proves the whole path alive. */
+  protected heartbeat(): void {
+    this.smux.nop();
   }
 
-  #handleEvents(): void {
-    for (const e of this.channel.takeEvents()) this.#onEvent(e);
-  }
-
-  #onEvent(e: ChannelEvent): void {
-    switch (e.type) {
-      case "handshake":
-        this.agentVersion = e.info.agentVersion;
-        if (e.info.sessionType !== "Port") {
-          this.#fail(`the session is of type ${e.info.sessionType ?? "unknown"}, not Port`);
-        } else if (compareVersions(e.info.agentVersion, MIN_MUX_AGENT) <= 0) {
-          this.#fail(
-            `the SSM agent on the instance is ${e.info.agentVersion}; ssm-proxy needs a newer one (> ${MIN_MUX_AGENT}): update amazon-ssm-agent`,
-          );
-        }
-        break;
-      case "ready":
-        if (e.customerMessage) this.#log(e.customerMessage.trim());
-        this.state = "up";
-        this.#ready.resolve();
-        break;
-      case "data":
-        if (e.payloadType === PayloadType.Output) {
-          try {
-            this.smux.receive(e.payload);
-          } catch (err) {
-            this.#fail(`corrupt stream from the agent: ${(err as Error).message}`);
-          }
-        }
-        break;
-      case "flag":
-        if (e.flag === PayloadFlag.ConnectToPortError) this.smux.connectError();
-        else if (e.flag === PayloadFlag.TerminateSession) {
-          this.#end({ kind: "closed", message: "the SSM agent ended the session" });
-        }
-        break;
-      case "closed":
-        this.#end({
-          kind: "closed",
-          message: e.output
-            ? `session ${this.sessionId} closed by AWS: ${e.output}`
-            : `session ${this.sessionId} was closed by AWS`,
-        });
-        break;
-      case "paused":
-      case "resumed":
-        this.#log(`MGS ${e.type} publication`);
-        break;
-      case "bad-frame":
-        this.#log(`dropped a malformed frame: ${e.message}`);
-        break;
-      case "stalled":
-        this.#transportLost(`message ${e.seq} unacknowledged after ${e.attempts} resends`);
-        break;
-    }
-  }
-
-  #onTick(): void {
-    const now = Date.now();
-    this.channel.tick(now);
-    if (this.state === "up" && this.#socket?.open) {
-      if (now - this.#lastSent >= this.#opts.heartbeatMs) this.smux.nop();
-      const silent = now - this.#socket.lastReceived;
-      if (this.channel.unacked > 0 && silent >= this.#opts.deadAfterMs) {
-        this.#transportLost(`no answer from the service for ${Math.round(silent / 1000)} s`);
-        return;
-      }
-    }
-    this.#pump();
-  }
-
-  #transportLost(reason: string): void {
-    if (this.#endedValue || this.#healing) return;
-    this.lastError = reason;
-    if (this.state === "connecting") {
-      this.#fail(reason);
-      return;
-    }
-    this.#log(`connection lost (${reason}); resuming session`);
-    this.#socket?.close();
-    this.#socket = undefined;
-    this.state = "healing";
-    this.#healing = true;
-    this.#heal().finally(() => (this.#healing = false));
-  }
-
-  async #heal(): Promise<void> {
-    const deadline = Date.now() + this.#opts.healForMs;
-    for (const delay of backoffDelays()) {
-      if (this.#endedValue) return;
-      if (Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, delay));
-      if (this.#endedValue) return;
-      try {
-        const { tokenValue } = await this.#opts.api.resume(this.sessionId);
-        if (!tokenValue) {
-          this.#end({
-            kind: "closed",
-            message: `session ${this.sessionId} timed out or was terminated`,
-          });
-          return;
-        }
-        await this.#connect(tokenValue);
-        if (this.#endedValue) return;
-        this.reconnects++;
-        this.state = "up";
-        this.channel.reconnected(Date.now());
-        this.#pump();
-        this.#log(`session ${this.sessionId} resumed`);
-        return;
-      } catch (e) {
-        this.lastError = (e as Error).message;
-        this.#log(`resume failed: ${this.lastError}`);
-      }
-    }
-    this.#fail(`could not resume session ${this.sessionId}: ${this.lastError}`);
-  }
-
-  #fail(message: string): void {
-    this.lastError = message;
-    this.#ready.reject(new UserError(message, ExitCode.Remote));
-    this.#end({ kind: "failed", message });
-  }
-
-  #end(end: SessionEnd): void {
-    if (this.#endedValue) return;
-    this.#endedValue = end;
-    this.state = "closed";
-    this.#ready.reject(new UserError(end.message, ExitCode.Remote));
+  protected override onEnd(): void {
     this.smux.abort();
-    // A final frame (the TerminateSession flag) is queued on the socket before its close frame.
-    this.#pump();
-    this.#shutdown();
-    this.#ended.resolve(end);
-  }
-
-  #shutdown(): void {
-    clearInterval(this.#timer);
-    this.#socket?.close();
-    this.#socket = undefined;
-  }
-
-  #log(line: string): void {
-    this.#opts.log?.(line);
   }
 }
