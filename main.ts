@@ -136,6 +136,49 @@ program.command("list-instances")
     await runListInstances({ ...cmd.optsWithGlobals(), ...opts });
   });
 
+const agent = program.command("agent")
+  .description("install, inspect or remove ssm-proxy-agent on an instance, over Session Manager");
+
+agent.command("install")
+  .description("upload ssm-proxy-agent, verify it, install and start its systemd unit")
+  .requiredOption(
+    "-t, --target <target>",
+    "instance: i-…, mi-…, name:<Name tag> or tag:<Key>=<Value>",
+  )
+  .option(
+    "--binary <path>",
+    "the agent binary to upload (default: ssm-proxy-agent-linux-<arch> next to ssm-proxy)",
+  )
+  .option("--force", "upload even if the instance already has this exact binary")
+  .option("--wake", "start the instance if it is stopped, and wait until it is online")
+  .action(async (opts, cmd) => {
+    const { runAgentInstall } = await import("./src/cli/agent.ts");
+    await runAgentInstall({ ...cmd.optsWithGlobals(), ...opts });
+  });
+
+agent.command("status")
+  .description("the agent's version, whether it runs, and the tunnels it serves")
+  .requiredOption(
+    "-t, --target <target>",
+    "instance: i-…, mi-…, name:<Name tag> or tag:<Key>=<Value>",
+  )
+  .option("--json", "machine-readable output")
+  .action(async (opts, cmd) => {
+    const { runAgentStatus } = await import("./src/cli/agent.ts");
+    await runAgentStatus({ ...cmd.optsWithGlobals(), ...opts });
+  });
+
+agent.command("uninstall")
+  .description("stop the agent and remove its unit, binary, NAT rules and state")
+  .requiredOption(
+    "-t, --target <target>",
+    "instance: i-…, mi-…, name:<Name tag> or tag:<Key>=<Value>",
+  )
+  .action(async (opts, cmd) => {
+    const { runAgentUninstall } = await import("./src/cli/agent.ts");
+    await runAgentUninstall({ ...cmd.optsWithGlobals(), ...opts });
+  });
+
 program.command("doctor")
   .description("check credentials, permissions, the instance, the agent and this machine")
   .option("-t, --target <target>", "also check this instance, StartSession and its agent")
