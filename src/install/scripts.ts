@@ -112,8 +112,9 @@ say DONE ""
 `;
 
 /** Uninstall: stop and disable, undo NAT and state with the agent's own cleanup, remove files. */
-export const UNINSTALL_SCRIPT = PRELUDE +
-  `[ -f "$B" ] || [ -f "$U" ] || { say ABSENT ""; say DONE ""; exit 0; }
+export const UNINSTALL_SCRIPT = PRELUDE + `U="$R${AGENT_UNIT}"
+D="$R${AGENT_STATE}"
+[ -f "$B" ] || [ -f "$U" ] || { say ABSENT ""; say DONE ""; exit 0; }
 if [ -n "$sysd" ]; then
   $S systemctl disable --now ssm-proxy-agent >/dev/null 2>&1 && say REMOVED "stopped and disabled ssm-proxy-agent.service"
 fi
