@@ -50,6 +50,8 @@ program.command("start")
   .option("-d, --background", "return once the tunnel is up, and keep it running")
   .option("--force", "route the CIDRs even where they conflict with local networks")
   .option("--wake", "start the instance if it is stopped, and wait until it is online")
+  .option("--install-agent", "install ssm-proxy-agent if the instance lacks it or has an old one")
+  .option("--agent-binary <path>", "agent binary for --install-agent (default: next to ssm-proxy)")
   .option("--keepalive-seconds <s>", "ping each session this often (0: off; default 10)", Number)
   .option(
     "--give-up-seconds <s>",

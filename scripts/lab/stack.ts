@@ -42,12 +42,13 @@ export function clientEnv(lab: Lab, role: Role): Record<string, string> {
 
 export async function startEmulator(
   lab: Lab,
-  o: { pacing?: boolean; fixtures?: string } = {},
+  o: { pacing?: boolean; fixtures?: string; env?: Record<string, string> } = {},
 ): Promise<LabProcess> {
   const args = ["emulator", "--listen", `${lab.instanceAddress}:${EMULATOR_PORT}`];
   if (!o.pacing) args.push("--no-pacing");
   if (o.fixtures) args.push("--fixtures", o.fixtures);
-  const p = lab.spawn("instance", ssmProxyArgv(args), { NO_COLOR: "1" }, "emulator");
+  // The emulated SSM agent's shell sessions inherit this environment, as the real one's do.
+  const p = lab.spawn("instance", ssmProxyArgv(args), { NO_COLOR: "1", ...o.env }, "emulator");
   await waitForTcp(lab, "instance", EMULATOR_PORT, 30_000, p);
   return p;
 }

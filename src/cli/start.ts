@@ -40,6 +40,10 @@ export interface StartOptions extends AwsOptions {
   force?: boolean;
   /** Start a stopped instance and wait until it is online. */
   wake?: boolean;
+  /** Install ssm-proxy-agent when the instance lacks it (or has one too old), without asking. */
+  installAgent?: boolean;
+  /** The agent binary for --install-agent (default: next to ssm-proxy). */
+  agentBinary?: string;
   /** Healing settings (heal_options.ts); the environment fills in what the CLI does not pass. */
   keepaliveSeconds?: number;
   giveUpSeconds?: number;
@@ -109,38 +113,51 @@ export async function runStart(o: StartOptions): Promise<void> {
       target.name ? ` (${target.name})` : ""
     }, agent port ${o.agentPort}`,
   );
-  const tunnel = await Tunnel.connect({
-    stripes: o.stripes,
-    agentPort: o.agentPort,
-    mtu: DEFAULT_MTU,
-    pingMs: heal.keepaliveMs,
-    giveUpMs: heal.giveUpMs,
-    maxSessionMs: heal.maxSessionMs,
-    log: progress,
-    openSession: async () => {
-      const grant = await ssm.startSession(aws, {
-        target: target.instanceId,
-        documentName: "AWS-StartPortForwardingSession",
-        parameters: { portNumber: [String(o.agentPort)] },
-      });
-      // Only the first sessions: the tunnel's later ones are listed by the ticker.
-      if (sessionIds.length < o.stripes) {
-        streamUrls.push(grant.streamUrl);
-        sessionIds.push(grant.sessionId);
-      }
-      return PortSession.open({
-        grant,
-        api: {
-          resume: (id) => ssm.resumeSession(aws, id),
-          terminate: (id) => ssm.terminateSession(aws, id),
-        },
-        log: progress,
-        maxPayload: messageSize(),
-        // Tens of ms of data in flight, not seconds: a tunnel must drop, not buffer (DESIGN §1).
-        window: 512,
-        windowBytes: 512 * 1024,
-      });
-    },
+  const { connectOrInstall, terminalAsk } = await import("./agent_offer.ts");
+  const tunnel = await connectOrInstall(() => {
+    // A second try (after installing the agent) lists only its own sessions.
+    streamUrls.length = 0;
+    sessionIds.length = 0;
+    return Tunnel.connect({
+      stripes: o.stripes,
+      agentPort: o.agentPort,
+      mtu: DEFAULT_MTU,
+      pingMs: heal.keepaliveMs,
+      giveUpMs: heal.giveUpMs,
+      maxSessionMs: heal.maxSessionMs,
+      log: progress,
+      openSession: async () => {
+        const grant = await ssm.startSession(aws, {
+          target: target.instanceId,
+          documentName: "AWS-StartPortForwardingSession",
+          parameters: { portNumber: [String(o.agentPort)] },
+        });
+        // Only the first sessions: the tunnel's later ones are listed by the ticker.
+        if (sessionIds.length < o.stripes) {
+          streamUrls.push(grant.streamUrl);
+          sessionIds.push(grant.sessionId);
+        }
+        return PortSession.open({
+          grant,
+          api: {
+            resume: (id) => ssm.resumeSession(aws, id),
+            terminate: (id) => ssm.terminateSession(aws, id),
+          },
+          log: progress,
+          maxPayload: messageSize(),
+          // Tens of ms of data in flight, not seconds: a tunnel must drop, not buffer (DESIGN §1).
+          window: 512,
+          windowBytes: 512 * 1024,
+        });
+      },
+    });
+  }, {
+    aws,
+    target,
+    install: o.installAgent,
+    binary: o.agentBinary,
+    progress,
+    ask: terminalAsk(),
   });
 
   const w = tunnel.welcome;

@@ -5,6 +5,14 @@
  * off instead of the outer stream filling with stale data).
  */
 import { ExitCode, UserError } from "../errors.ts";
+
+/** The instance has no ssm-proxy-agent on the port, or one too old to talk to; installable. */
+export class AgentUnavailable extends UserError {
+  override name = "AgentUnavailable";
+  constructor(readonly reason: "missing" | "old", message: string) {
+    super(message, ExitCode.Remote);
+  }
+}
 import type { PortSession } from "../ssm/session.ts";
 import type { SmuxStream } from "../ssm/smux.ts";
 import {
@@ -77,9 +85,9 @@ export class Stripe {
       end: (refused) =>
         refused
           ? this.#fail(
-            new UserError(
-              `nothing listens on port ${this.agentPort} of the instance: install ssm-proxy-agent there and start it (systemctl start ssm-proxy-agent), or pass the right --agent-port`,
-              ExitCode.Remote,
+            new AgentUnavailable(
+              "missing",
+              `nothing listens on port ${this.agentPort} of the instance: ssm-proxy-agent is not installed or not running there (ssm-proxy agent install, or start --install-agent), or pass the right --agent-port`,
             ),
           )
           : this.#fail(new UserError("the agent closed the tunnel stream", ExitCode.Remote)),
@@ -187,14 +195,17 @@ export class Stripe {
         }
         case FrameType.Error:
           this.#fail(
-            new UserError(
-              f.error.code === "unsupported-version"
-                ? `ssm-proxy-agent on the instance does not speak this client's protocol (it speaks ${
+            f.error.code === "unsupported-version"
+              ? new AgentUnavailable(
+                "old",
+                `ssm-proxy-agent on the instance does not speak this client's protocol (it speaks ${
                   (f.error.versions ?? []).join(", ") || "?"
-                }): update the agent (ssm-proxy agent install) or this client`
-                : `ssm-proxy-agent refused the tunnel: ${f.error.message || f.error.code}`,
-              ExitCode.Remote,
-            ),
+                }): update it (ssm-proxy agent install, or start --install-agent) or this client`,
+              )
+              : new UserError(
+                `ssm-proxy-agent refused the tunnel: ${f.error.message || f.error.code}`,
+                ExitCode.Remote,
+              ),
             f.error.code === "unsupported-version",
           );
           break;
