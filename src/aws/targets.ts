@@ -1,5 +1,6 @@
 /**
- * `--target` resolution: an instance id as is, or a Name/tag query through EC2; then a check
+ * `--target` resolution: an instance id as is, or a Name/tag query through EC2 and, for hybrid
+ * managed instances (`mi-…`, in SSM only), through DescribeInstanceInformation; then a check
  * that Systems Manager sees the instance online, so failures say why before any session starts.
  */
 
@@ -13,8 +14,16 @@ export type TargetSpec =
 
 export interface ResolvedTarget {
   instanceId: string;
-  /** The Name tag, when the target was found through EC2. */
+  /**
+   * The Name tag, when the target was found by name or tag; for a managed instance its
+   * registration name (or the Name tag it matched by).
+   */
   name?: string;
+}
+
+/** A hybrid-activation managed instance: in Systems Manager only, never in EC2. */
+export function isManagedId(id: string): boolean {
+  return id.startsWith("mi-");
 }
 
 const FORMS = "an instance id (i-… or mi-…), name:<Name tag> or tag:<Key>=<Value>";
@@ -77,20 +86,34 @@ export async function resolveTarget(o: AwsOptions, spec: string): Promise<Resolv
   return found;
 }
 
-interface Candidate {
+export interface Candidate {
   instanceId: string;
   name?: string;
+  /** EC2 state, or "managed" for a managed instance (which has none). */
   state: string;
+  /** A managed instance's SSM PingStatus: Online is its only sign of running. */
+  ping?: string;
+}
+
+/** Running in EC2, or a managed instance online in Systems Manager. */
+export function isLive(c: Candidate): boolean {
+  return c.state === "running" || (c.state === "managed" && c.ping === "Online");
+}
+
+export function describeCandidate(c: Candidate): string {
+  const name = c.name ?? (c.state === "managed" ? "no name" : "no Name tag");
+  const state = c.state === "managed" ? `managed, ${c.ping ?? "unknown"}` : c.state;
+  return `${c.instanceId} (${name}, ${state})`;
 }
 
 function listCandidates(cs: Candidate[]): string {
-  return cs.map((c) => `${c.instanceId} (${c.name ?? "no Name tag"}, ${c.state})`).join(", ");
+  return cs.map(describeCandidate).join(", ");
 }
 
 /** Picks the one running instance among the matches, or explains why there is none. */
 export function pickRunning(t: TargetSpec, candidates: Candidate[]): ResolvedTarget {
   const what = describeSpec(t);
-  const running = candidates.filter((c) => c.state === "running");
+  const running = candidates.filter(isLive);
   if (running.length === 1) {
     const { instanceId, name } = running[0];
     return name === undefined ? { instanceId } : { instanceId, name };
@@ -111,15 +134,51 @@ export function pickRunning(t: TargetSpec, candidates: Candidate[]): ResolvedTar
   throw new UserError(`no instance matches ${what}`, ExitCode.Target);
 }
 
-async function findRunning(o: AwsOptions, t: TargetSpec & { kind: "name" | "tag" }) {
+/**
+ * Every instance a name or tag query matches: EC2 instances by tag (terminated ones excluded)
+ * and managed instances (`mi-…`) by SSM tag filter or name (see findManagedInstances). The two
+ * lookups run together; when either fails, the first failure (EC2's) is thrown.
+ */
+export async function findCandidates(
+  o: AwsOptions,
+  t: TargetSpec & { kind: "name" | "tag" },
+): Promise<Candidate[]> {
   const { describeInstances } = await import("./ec2.ts");
+  const { findManagedInstances } = await import("./ssm.ts");
   const tag = t.kind === "name" ? { key: "Name", value: t.name } : t;
-  const candidates = await describeInstances(o, [
-    { name: `tag:${tag.key}`, values: [tag.value] },
-    // Terminated instances linger in results for an hour and are never candidates.
-    { name: "instance-state-name", values: ["pending", "running", "stopping", "stopped"] },
+  const [ec2, managed] = await Promise.allSettled([
+    describeInstances(o, [
+      { name: `tag:${tag.key}`, values: [tag.value] },
+      // Terminated instances linger in results for an hour and are never candidates.
+      { name: "instance-state-name", values: ["pending", "running", "stopping", "stopped"] },
+    ]),
+    findManagedInstances(
+      o,
+      t.kind === "name" ? { name: t.name } : { tags: [{ key: t.key, value: t.value }] },
+    ),
   ]);
-  return pickRunning(t, candidates);
+  if (ec2.status === "rejected") throw ec2.reason;
+  if (managed.status === "rejected") throw managed.reason;
+  return [
+    ...ec2.value.map((i): Candidate => ({
+      instanceId: i.instanceId,
+      ...(i.name !== undefined ? { name: i.name } : {}),
+      state: i.state,
+    })),
+    ...managed.value.map((m): Candidate => {
+      const name = m.name ?? m.nameTag;
+      return {
+        instanceId: m.instanceId,
+        ...(name !== undefined ? { name } : {}),
+        state: "managed",
+        ping: m.pingStatus,
+      };
+    }),
+  ];
+}
+
+async function findRunning(o: AwsOptions, t: TargetSpec & { kind: "name" | "tag" }) {
+  return pickRunning(t, await findCandidates(o, t));
 }
 
 async function checkOnline(o: AwsOptions, target: ResolvedTarget): Promise<void> {
@@ -128,8 +187,10 @@ async function checkOnline(o: AwsOptions, target: ResolvedTarget): Promise<void>
   const label = target.name ? `${id} (${target.name})` : id;
   // The offline message keeps the bare id: scripts and docs match on "instance i-… is not online".
   const [info] = await describeInstanceInformation(o, [id]);
-  const fix = "check that the SSM agent runs and the instance role has " +
-    "AmazonSSMManagedInstanceCore";
+  const fix = isManagedId(id)
+    ? "check that amazon-ssm-agent runs on the server and that the IAM service role of its " +
+      "hybrid activation has AmazonSSMManagedInstanceCore"
+    : "check that the SSM agent runs and the instance role has AmazonSSMManagedInstanceCore";
   if (!info) {
     throw new UserError(
       `instance ${label} is not known to Systems Manager (it does not exist in this region, ` +

@@ -6,7 +6,14 @@
 
 import { ExitCode, UserError } from "../errors.ts";
 import type { AwsOptions } from "./config.ts";
-import { describeSpec, parseTarget, pickRunning, type ResolvedTarget } from "./targets.ts";
+import {
+  describeSpec,
+  isLive,
+  isManagedId,
+  parseTarget,
+  pickRunning,
+  type ResolvedTarget,
+} from "./targets.ts";
 
 export interface WakeOptions {
   /** How long the instance may take to reach `running` (default 5 min). */
@@ -69,12 +76,7 @@ export async function wakeInstance(
   opts: WakeOptions = {},
 ): Promise<WakeResult> {
   const { runningTimeoutMs, onlineTimeoutMs, pollMs } = { ...DEFAULTS, ...opts };
-  if (instanceId.startsWith("mi-")) {
-    throw new UserError(
-      `${instanceId} is a managed (non-EC2) instance: --wake can only start EC2 instances`,
-      ExitCode.Usage,
-    );
-  }
+  if (isManagedId(instanceId)) throw cannotWake(instanceId);
   const first = await ec2State(o, instanceId);
   if (first === undefined) {
     throw new UserError(
@@ -142,6 +144,15 @@ export async function wakeInstance(
   return { instanceId, previousState: first, started };
 }
 
+/** `--wake` asked of a hybrid managed instance, which no AWS API can start. */
+function cannotWake(instanceId: string): UserError {
+  return new UserError(
+    `${instanceId} is a managed (non-EC2) instance that AWS cannot start: --wake only starts ` +
+      "EC2 instances; drop --wake for this target",
+    ExitCode.Usage,
+  );
+}
+
 /**
  * `resolveTarget` for `--wake`: the same target forms and messages, but a target that is not
  * running is started (wakeInstance) instead of refused. Among several matches a running one
@@ -153,25 +164,22 @@ export async function resolveTargetWaking(
   progress: Progress = () => {},
   opts: WakeOptions = {},
 ): Promise<ResolvedTarget> {
-  const { resolveTarget } = await import("./targets.ts");
+  const { findCandidates, resolveTarget } = await import("./targets.ts");
   const t = parseTarget(spec);
   if (t.kind === "id") {
-    if (t.id.startsWith("i-")) await wakeInstance(o, t.id, progress, opts);
+    await wakeInstance(o, t.id, progress, opts);
     return await resolveTarget(o, t.id);
   }
-  const { describeInstances } = await import("./ec2.ts");
-  const tag = t.kind === "name" ? { key: "Name", value: t.name } : t;
-  const candidates = await describeInstances(o, [
-    { name: `tag:${tag.key}`, values: [tag.value] },
-    { name: "instance-state-name", values: ["pending", "running", "stopping", "stopped"] },
-  ]);
+  const candidates = await findCandidates(o, t);
   let picked: ResolvedTarget;
-  if (candidates.some((c) => c.state === "running") || candidates.length !== 1) {
-    if (candidates.length > 1 && !candidates.some((c) => c.state === "running")) {
+  if (candidates.some(isLive) || candidates.length !== 1) {
+    if (candidates.length > 1 && !candidates.some(isLive)) {
       throw new UserError(
         `${describeSpec(t)} matches ${candidates.length} instances, none running: ` +
           `${
-            candidates.map((c) => `${c.instanceId} (${c.state})`).join(", ")
+            candidates.map((c) =>
+              `${c.instanceId} (${c.state === "managed" ? `managed, ${c.ping}` : c.state})`
+            ).join(", ")
           }; pass one instance id as the target to wake it`,
         ExitCode.Target,
       );

@@ -1,14 +1,17 @@
 /**
- * `ssm-proxy list-instances`: the EC2 instances a target could be, with what Systems Manager
- * knows of each (EC2 DescribeInstances + SSM DescribeInstanceInformation), as an aligned table
- * or as JSON for scripts.
+ * `ssm-proxy list-instances`: the instances a target could be, as an aligned table or as JSON
+ * for scripts. EC2 instances with what Systems Manager knows of each (EC2 DescribeInstances +
+ * SSM DescribeInstanceInformation), and hybrid-activation managed instances (`mi-…`: servers and
+ * VMs registered with SSM, unknown to EC2) from DescribeInstanceInformation alone. For those,
+ * `--tag` is an SSM tag filter (exact values, no wildcards) and `--name` matches the name they
+ * were registered with (wildcards allowed) or, given without wildcards, their Name tag.
  *
  * The ssm-proxy-agent version is not knowable from the AWS APIs (it answers only inside a
  * session; `ssm-proxy doctor --target` asks it), so the AGENT column is "-" for now.
  */
 import type { AwsOptions } from "../aws/config.ts";
 import type { Ec2Filter } from "../aws/ec2.ts";
-import type { InstanceInformation } from "../aws/ssm.ts";
+import type { InstanceInformation, ManagedInstance } from "../aws/ssm.ts";
 import { ExitCode, UserError } from "../errors.ts";
 
 export interface ListInstancesOptions extends AwsOptions {
@@ -21,14 +24,19 @@ export interface ListInstancesOptions extends AwsOptions {
 
 export interface InstanceRow {
   instanceId: string;
+  /** `managed`: a hybrid-activation managed instance (`mi-…`), in SSM only. */
+  kind: "ec2" | "managed";
+  /** EC2: the Name tag. Managed: the registration name (or the Name tag it matched by). */
   name: string | null;
-  /** EC2 state: pending, running, stopping, stopped. */
+  /** EC2 state: pending, running, stopping, stopped; "managed" for managed instances. */
   state: string;
   /** SSM PingStatus (Online, ConnectionLost, Inactive), or "unmanaged" when SSM lacks it. */
   ssm: string;
   /** SSM's platform name and version, e.g. "Amazon Linux 2023"; null when SSM lacks it. */
   platform: string | null;
+  /** EC2: the private IP. Managed: the IPAddress the SSM agent reports. */
   privateIp: string | null;
+  /** Always null for managed instances. */
   vpcId: string | null;
   /** The SSM agent's version (amazon-ssm-agent). */
   ssmAgentVersion: string | null;
@@ -48,6 +56,14 @@ export function parseTagFilter(text: string): Ec2Filter {
   return { name: `tag:${text.slice(0, eq)}`, values: [text.slice(eq + 1)] };
 }
 
+/** The `--tag` filters as key and value, for the SSM tag filters of managed instances. */
+function tagPairs(o: ListInstancesOptions): { key: string; value: string }[] {
+  return (o.tag ?? []).map(parseTagFilter).map((f) => ({
+    key: f.name.slice(4),
+    value: f.values[0],
+  }));
+}
+
 export function filtersFor(o: ListInstancesOptions): Ec2Filter[] {
   const filters = (o.tag ?? []).map(parseTagFilter);
   if (o.name !== undefined) {
@@ -63,9 +79,24 @@ export function filtersFor(o: ListInstancesOptions): Ec2Filter[] {
 }
 
 export async function listInstances(o: ListInstancesOptions): Promise<InstanceRow[]> {
+  const aws: AwsOptions = { profile: o.profile, region: o.region };
+  // EC2 (then SSM for its instances) and SSM's managed instances, side by side; settled both so
+  // that a failure of one leaves no call of the other running.
+  const [ec2, managed] = await Promise.allSettled([
+    ec2Rows(aws, o),
+    managedRows(aws, o),
+  ]);
+  if (ec2.status === "rejected") throw ec2.reason;
+  if (managed.status === "rejected") throw managed.reason;
+  return [...ec2.value, ...managed.value].sort((a, b) =>
+    (a.name ?? "\uffff").localeCompare(b.name ?? "\uffff") ||
+    a.instanceId.localeCompare(b.instanceId)
+  );
+}
+
+async function ec2Rows(aws: AwsOptions, o: ListInstancesOptions): Promise<InstanceRow[]> {
   const { describeInstances } = await import("../aws/ec2.ts");
   const { describeInstanceInformation } = await import("../aws/ssm.ts");
-  const aws: AwsOptions = { profile: o.profile, region: o.region };
   const instances = await describeInstances(aws, filtersFor(o));
   const ids = instances.map((i) => i.instanceId);
   const infos = new Map<string, InstanceInformation>();
@@ -75,10 +106,11 @@ export async function listInstances(o: ListInstancesOptions): Promise<InstanceRo
       infos.set(info.instanceId, info);
     }
   }
-  const rows = instances.map((i): InstanceRow => {
+  return instances.map((i): InstanceRow => {
     const info = infos.get(i.instanceId);
     return {
       instanceId: i.instanceId,
+      kind: "ec2",
       name: i.name ?? null,
       state: i.state,
       ssm: info?.pingStatus ?? "unmanaged",
@@ -89,10 +121,26 @@ export async function listInstances(o: ListInstancesOptions): Promise<InstanceRo
       agentVersion: null,
     };
   });
-  return rows.sort((a, b) =>
-    (a.name ?? "\uffff").localeCompare(b.name ?? "\uffff") ||
-    a.instanceId.localeCompare(b.instanceId)
-  );
+}
+
+async function managedRows(aws: AwsOptions, o: ListInstancesOptions): Promise<InstanceRow[]> {
+  const { findManagedInstances } = await import("../aws/ssm.ts");
+  const found = await findManagedInstances(aws, {
+    tags: tagPairs(o),
+    ...(o.name !== undefined ? { name: o.name } : {}),
+  });
+  return found.map((m: ManagedInstance): InstanceRow => ({
+    instanceId: m.instanceId,
+    kind: "managed",
+    name: m.name ?? m.nameTag ?? null,
+    state: "managed",
+    ssm: m.pingStatus,
+    platform: m.platformName ?? m.platformType ?? null,
+    privateIp: m.ipAddress ?? null,
+    vpcId: null,
+    ssmAgentVersion: m.agentVersion ?? null,
+    agentVersion: null,
+  }));
 }
 
 const COLUMNS: [string, (r: InstanceRow) => string | null][] = [

@@ -83,7 +83,7 @@ deny:
       await fails(wakeInstance({}, "i-0999999999999999f"), /does not exist in EC2/);
       await fails(
         wakeInstance({}, "mi-0123456789abcdef0"),
-        /managed \(non-EC2\) instance/,
+        /^mi-0123456789abcdef0 is a managed \(non-EC2\) instance that AWS cannot start: --wake only starts EC2 instances; drop --wake for this target$/,
         ExitCode.Usage,
       );
     });
@@ -126,8 +126,28 @@ Deno.test("resolveTargetWaking: running targets resolve as before; ambiguity is 
     assert.ok(!emu.seen.some((s) => s.op === "Action=StartInstances"));
     await fails(resolveTargetWaking({}, "name:web", () => {}, FAST), /matches 2 running/);
     await fails(resolveTargetWaking({}, "name:nosuch", () => {}, FAST), /no instance matches/);
-    assert.deepEqual(await resolveTargetWaking({}, "mi-0123456789abcdef0", () => {}, FAST), {
-      instanceId: "mi-0123456789abcdef0",
-    });
+  });
+});
+
+Deno.test("resolveTargetWaking: a managed (mi-) target is refused in one line, by id or name", async () => {
+  await withEmulator(WORLD, async (emu) => {
+    const lines: string[] = [];
+    for (const spec of ["mi-0123456789abcdef0", "name:onprem"]) {
+      await fails(
+        resolveTargetWaking({}, spec, (l) => lines.push(l), FAST),
+        /^mi-0123456789abcdef0 is a managed \(non-EC2\) instance that AWS cannot start: --wake/,
+        ExitCode.Usage,
+      );
+    }
+    assert.deepEqual(lines, []);
+    assert.ok(!emu.seen.some((s) => s.op === "Action=StartInstances"));
+    // Nor is an offline one "woken": it is refused the same way.
+    emu.fixtures.instances.find((i) => i.id === "mi-0123456789abcdef0")!.pingStatus =
+      "ConnectionLost";
+    await fails(
+      resolveTargetWaking({}, "name:onprem", () => {}, FAST),
+      /managed \(non-EC2\) instance that AWS cannot start/,
+      ExitCode.Usage,
+    );
   });
 });
