@@ -23,7 +23,10 @@ const program = new Command()
 
 program.command("forward")
   .description("forward a local TCP port to a host:port reachable from the instance (no root)")
-  .requiredOption("-t, --target <target>", "instance: i-…, name:<Name tag> or tag:<Key>=<Value>")
+  .option(
+    "-t, --target <target>",
+    "instance: i-…, mi-…, name:<Name tag> or tag:<Key>=<Value> (default: pick from a list)",
+  )
   .requiredOption("--remote-port <port>", "destination port", parsePort)
   .option("--remote-host <host>", "destination host as seen from the instance", "localhost")
   .option("-l, --local-port <port>", "local port (default: a free one)", parsePort, 0)
@@ -36,7 +39,10 @@ program.command("forward")
 
 program.command("start")
   .description("route CIDRs through a tunnel to the instance's VPC (root)")
-  .requiredOption("-t, --target <target>", "instance: i-…, name:<Name tag> or tag:<Key>=<Value>")
+  .option(
+    "-t, --target <target>",
+    "instance: i-…, mi-…, name:<Name tag> or tag:<Key>=<Value> (default: pick from a list)",
+  )
   .option("--cidr <cidr>", "IPv4 range to route through the tunnel (repeatable)", collect, [])
   .option(
     "--dns-domain <domain>",

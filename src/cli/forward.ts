@@ -92,8 +92,12 @@ export async function openForward(o: ForwardOptions): Promise<OpenForward> {
   }
 }
 
-export async function runForward(o: ForwardOptions): Promise<void> {
-  const f = await openForward(o);
+export async function runForward(
+  o: Omit<ForwardOptions, "target"> & { target?: string },
+): Promise<void> {
+  const target = o.target ??
+    await (await import("./picker.ts")).pickTarget({ profile: o.profile, region: o.region }, o);
+  const f = await openForward({ ...o, target });
   const name = f.name ? ` (${f.name})` : "";
   console.log(
     `Forwarding ${

@@ -52,25 +52,36 @@ export interface StartOptions extends AwsOptions {
 
 const DEFAULT_MTU = 1400;
 
-export async function runStart(o: StartOptions): Promise<void> {
+export async function runStart(
+  opts: Omit<StartOptions, "target"> & { target?: string },
+): Promise<void> {
   requireRoot("ssm-proxy start");
-  if (!validName(o.name)) {
+  if (!validName(opts.name)) {
     throw new UserError(
-      `--name ${JSON.stringify(o.name)}: use up to 32 of a-z, 0-9, - and _`,
+      `--name ${JSON.stringify(opts.name)}: use up to 32 of a-z, 0-9, - and _`,
       ExitCode.Usage,
     );
   }
-  const cidrs = parseCidrs(o.cidr);
-  if (!Number.isInteger(o.stripes) || o.stripes < 1 || o.stripes > 16) {
+  const cidrs = parseCidrs(opts.cidr);
+  if (!Number.isInteger(opts.stripes) || opts.stripes < 1 || opts.stripes > 16) {
     throw new UserError("--stripes must be a whole number from 1 to 16", ExitCode.Usage);
   }
-  const domains = (o.dnsDomain ?? []).map((d) => d.replace(/^\.+|\.+$/g, "").toLowerCase());
+  const domains = (opts.dnsDomain ?? []).map((d) => d.replace(/^\.+|\.+$/g, "").toLowerCase());
   for (const d of domains) {
     if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(d)) {
       throw new UserError(`--dns-domain ${JSON.stringify(d)} is not a domain name`, ExitCode.Usage);
     }
   }
-  const heal = healSettings(o);
+  const heal = healSettings(opts);
+  // Picked before going to the background, which has no terminal to ask on.
+  const o: StartOptions = {
+    ...opts,
+    target: opts.target ??
+      await (await import("./picker.ts")).pickTarget(
+        { profile: opts.profile, region: opts.region },
+        opts,
+      ),
+  };
   if (o.background) return await startInBackground(o);
 
   const logFile = Deno.env.get("SSM_PROXY_LOG");
@@ -304,6 +315,9 @@ async function startInBackground(o: StartOptions): Promise<void> {
   await Deno.mkdir(stateDir(), { recursive: true });
   const log = `${stateDir()}/${o.name}.log`;
   const args = Deno.args.filter((a) => a !== "-d" && a !== "--background");
+  if (!Deno.args.some((a) => a === "-t" || a.startsWith("--target"))) {
+    args.push("--target", o.target);
+  }
   const self = Deno.mainModule.startsWith("file:") && !Deno.execPath().endsWith("/ssm-proxy")
     ? ["run", "-A", `--v8-flags=${V8_FLAGS}`, new URL(Deno.mainModule).pathname]
     : [];
