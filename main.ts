@@ -135,9 +135,14 @@ eks.command("disconnect")
   });
 
 program.command("list-instances")
-  .description("list EC2 instances with their Systems Manager status (targets for --target)")
+  .description(
+    "list EC2 and managed (mi-) instances with their Systems Manager status (targets for --target)",
+  )
   .option("--tag <key=value>", "only instances with this tag (repeatable)", collect, [])
-  .option("--name <name>", "only instances with this Name tag (* and ? wildcards)")
+  .option(
+    "--name <name>",
+    "only instances with this Name tag (* and ? wildcards; managed instances: their registration name)",
+  )
   .option("--json", "machine-readable output")
   .action(async (opts, cmd) => {
     const { runListInstances } = await import("./src/cli/list_instances.ts");

@@ -20,7 +20,9 @@ export async function targetChecks(
   agentPort: number,
   add: (c: Check) => Check,
 ): Promise<void> {
-  const { parseTarget, pickRunning, describeSpec } = await import("../aws/targets.ts");
+  const { parseTarget, pickRunning, describeSpec, findCandidates } = await import(
+    "../aws/targets.ts"
+  );
   const { describeInstances } = await import("../aws/ec2.ts");
   const { describeInstanceInformation } = await import("../aws/ssm.ts");
   const t = parseTarget(spec);
@@ -40,16 +42,13 @@ export async function targetChecks(
         name = i?.name;
       }
     } else {
-      const tag = t.kind === "name" ? { key: "Name", value: t.name } : t;
-      const found = await describeInstances(aws, [
-        { name: `tag:${tag.key}`, values: [tag.value] },
-        { name: "instance-state-name", values: ["pending", "running", "stopping", "stopped"] },
-      ]);
+      // EC2 and managed (mi-) instances alike, as start and forward find them.
+      const found = await findCandidates(aws, t);
       // One match in any state is diagnosed as is; otherwise resolveTarget's rules and words.
       const id = found.length === 1 ? found[0].instanceId : pickRunning(t, found).instanceId;
       const picked = found.find((c) => c.instanceId === id)!;
       instanceId = picked.instanceId;
-      state = picked.state;
+      state = picked.state === "managed" ? undefined : picked.state;
       name = picked.name;
     }
     label = name ? `${instanceId} (${name})` : instanceId;
