@@ -11,20 +11,29 @@
  *   {"action":"channelClosed","sessionId"?:string,"output"?:string}
  *   {"action":"idleTimeout","ms":number|null}                 null disables
  *   {"action":"maxSessionDuration","ms":number|null}          null disables
+ *   {"action":"corruptInput","afterBytes":number,"sessionId"?:string}
+ *       shell sessions only: after the agent has accepted (acked) the input, replace the first
+ *       ASCII letter/digit at input-stream offset ≥ afterBytes with another letter/digit (base64
+ *       stays base64 but decodes differently); once. Without sessionId it arms the NEXT shell
+ *       session to start; with one, that session (now, or when its data channel first opens).
+ *       "corrupt_input" is accepted as the same action.
  *   {"action":"seed","seed":number}                           restart the PRNG
  *   {"action":"reset"}                                         everything off, PRNG reseeded
  *   {"action":"state"}                                         no change; returns the state
  *
  * Reply: 200 `{"ok":true,"sessions":[ids affected],"state":{...}}`, or 400 `{"ok":false,"error"}`.
- * Omitting sessionId means every session with a client attached. Probabilities use a seeded
- * PRNG (mulberry32) so a test run is reproducible.
+ * Omitting sessionId means every session with a client attached (corruptInput: see above).
+ * Probabilities use a seeded PRNG (mulberry32) so a test run is reproducible.
  */
+import { CorruptionPlan } from "./agent/corrupt.ts";
 
 export interface FaultHooks {
   /** Each returns the ids of the sessions it acted on. */
   dropWebSocket(sessionId?: string): string[];
   pausePublication(ms: number, sessionId?: string): string[];
   channelClosed(sessionId?: string, output?: string): string[];
+  /** Arms corruptInput on running shell sessions (all, or the one with this id). */
+  corruptInput(afterBytes: number, sessionId?: string): string[];
   /** Sessions a stall would hit (stalls are applied by the links themselves). */
   sessions(sessionId?: string): string[];
 }
@@ -37,6 +46,8 @@ export interface FaultState {
   maxSessionDurationMs: number | null;
   /** Session id (or "*") → epoch ms until which its traffic is held. */
   stalls: Record<string, number>;
+  /** corruptInput armed for sessions not started yet: the next shell session, and by id. */
+  corruptInput: { next: number | null; sessions: Record<string, number> };
   seed: number;
 }
 
@@ -59,6 +70,7 @@ export class FaultController {
   #idleSetAt = Date.now();
   #stalls = new Map<string, number>();
   #links = new Set<FaultLink>();
+  #corrupt = new CorruptionPlan();
 
   constructor(
     seed = 1,
@@ -107,6 +119,24 @@ export class FaultController {
     return this.#h().channelClosed(sessionId, output);
   }
 
+  /**
+   * Corrupt one byte of a shell session's input after the agent accepted it (see the header).
+   * Returns the running sessions it armed; otherwise it waits for the session to start.
+   */
+  corruptInput(afterBytes: number, sessionId?: string): string[] {
+    if (!(Number.isInteger(afterBytes) && afterBytes >= 0)) {
+      throw new FaultError(`afterBytes must be a non-negative integer, got ${afterBytes}`);
+    }
+    const hit = sessionId === undefined ? [] : this.#h().corruptInput(afterBytes, sessionId);
+    if (hit.length === 0) this.#corrupt.arm(afterBytes, sessionId);
+    return hit;
+  }
+
+  /** MGS, starting a shell session: the corruptInput armed for it, consumed. */
+  claimInputCorruption(sessionId: string): number | undefined {
+    return this.#corrupt.claim(sessionId);
+  }
+
   /** Sessions end after `ms` with no stream data either way; acks do not count. */
   idleTimeout(ms: number | null): void {
     this.#idle = ms === null ? null : checkMs(ms);
@@ -128,6 +158,7 @@ export class FaultController {
     this.#idle = this.defaults.idleTimeoutMs ?? null;
     this.#maxDuration = this.defaults.maxSessionDurationMs ?? null;
     this.#stalls.clear();
+    this.#corrupt.clear();
     this.#rng = mulberry32(this.#seed);
     for (const l of this.#links) l.wake();
   }
@@ -140,6 +171,7 @@ export class FaultController {
       idleTimeoutMs: this.#idle,
       maxSessionDurationMs: this.#maxDuration,
       stalls: Object.fromEntries(this.#stalls),
+      corruptInput: this.#corrupt.state(),
       seed: this.#seed,
     };
   }
@@ -179,6 +211,10 @@ export class FaultController {
         break;
       case "maxSessionDuration":
         this.maxSessionDuration(b.ms === null ? null : num(b.ms, "ms"));
+        break;
+      case "corruptInput":
+      case "corrupt_input":
+        sessions = this.corruptInput(num(b.afterBytes, "afterBytes"), sid);
         break;
       case "seed":
         this.seed(num(b.seed, "seed"));

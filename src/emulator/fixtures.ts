@@ -15,15 +15,21 @@ export type PingStatus = "Online" | "ConnectionLost" | "Inactive" | "unmanaged";
 export interface FixtureInstance {
   /** `i-…` for EC2 instances, `mi-…` for hybrid managed instances (SSM only, not EC2). */
   id: string;
-  /** The Name tag. */
+  /**
+   * EC2: the Name tag. Managed (`mi-…`): the registration name (CreateActivation's
+   * DefaultInstanceName) that DescribeInstanceInformation reports as `Name`.
+   */
   name?: string;
+  /** EC2: the tags but Name. Managed: the SSM resource tags, a Name tag included. */
   tags: Record<string, string>;
   state: InstanceState;
   pingStatus: PingStatus;
   platform: "Linux" | "Windows" | "MacOS";
   platformName: string;
   platformVersion: string;
+  /** EC2: the private IP. Managed: the IPAddress SSM reports. */
   privateIp: string;
+  /** EC2 only, like subnet, architecture and instanceType. */
   vpc: string;
   subnet: string;
   architecture: "x86_64" | "arm64";
@@ -109,6 +115,7 @@ type InstanceSeed = Partial<FixtureInstance> & { id: string };
 function instanceDefaults(seed: InstanceSeed): FixtureInstance {
   const state = seed.state ?? "running";
   const privateIp = seed.privateIp ?? "10.99.0.10";
+  const managed = seed.id.startsWith("mi-");
   return {
     tags: {},
     state,
@@ -121,7 +128,9 @@ function instanceDefaults(seed: InstanceSeed): FixtureInstance {
     subnet: "subnet-0a1b2c3d",
     architecture: "x86_64",
     agentVersion: "3.3.1142.0",
-    computerName: `ip-${privateIp.replaceAll(".", "-")}.ec2.internal`,
+    computerName: managed
+      ? `${seed.name ?? seed.id}.corp.internal`
+      : `ip-${privateIp.replaceAll(".", "-")}.ec2.internal`,
     instanceType: "t3.micro",
     ...seed,
   };
@@ -202,14 +211,31 @@ function parseInstance(v: Validator, node: Node, path: string): FixtureInstance 
     "instanceType",
   ]);
   const seed: InstanceSeed = {
-    id: v.reqStr(m, "id", /^(i|mi)-[0-9a-f]{8,17}$/, "an instance id like i-0123456789abcdef0"),
+    id: v.reqStr(
+      m,
+      "id",
+      /^(i-[0-9a-f]{8,17}|mi-[0-9a-f]{17})$/,
+      "an instance id like i-0123456789abcdef0 or mi-0123456789abcdef0",
+    ),
   };
+  const managed = seed.id.startsWith("mi-");
   const name = v.optStr(m, "name");
   if (name !== undefined) seed.name = name;
   const tags = v.tags(m, "tags") ?? {};
-  if (seed.name === undefined && tags.Name !== undefined) seed.name = tags.Name;
-  delete tags.Name;
+  // EC2 keeps the Name tag as `name`; a managed instance's name is its registration name, and
+  // its Name tag (if any) stays a tag.
+  if (!managed) {
+    if (seed.name === undefined && tags.Name !== undefined) seed.name = tags.Name;
+    delete tags.Name;
+  }
   seed.tags = tags;
+  if (managed && m.get("state") !== undefined) {
+    v.fail(
+      m.get("state")!,
+      `${path}.state`,
+      "a managed (mi-) instance has no EC2 state: set pingStatus instead",
+    );
+  }
   const set = <K extends keyof FixtureInstance>(k: K, val: FixtureInstance[K] | undefined) => {
     if (val !== undefined) seed[k] = val;
   };

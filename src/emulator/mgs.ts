@@ -13,7 +13,8 @@
  */
 import type { SessionRegistry } from "./sessions.ts";
 import { FaultController, type FaultLink } from "./faults.ts";
-import { AGENT_DEFAULTS, type AgentOptions, AgentSession } from "./agent/session.ts";
+import { AGENT_DEFAULTS, type AgentOptions, type EmulatedAgentSession } from "./agent/session.ts";
+import { createAgentSession } from "./agent/create.ts";
 import { channelClosedFrame, publicationFrame, sessionStateFrame } from "./agent/wire.ts";
 
 export interface MgsOptions {
@@ -31,6 +32,8 @@ export interface MgsOptions {
   maxSessionDurationMs?: number;
   /** How long a new socket may take to send its OpenDataChannel frame. */
   openTimeoutMs?: number;
+  /** Shell sessions' extra environment, merged over `agent.shellEnv`. */
+  shellEnv?: Record<string, string>;
 }
 
 export interface Mgs {
@@ -58,13 +61,17 @@ interface Client {
 interface Entry {
   sessionId: string;
   target: string;
-  agent: AgentSession;
+  agent: EmulatedAgentSession;
   client?: Client;
 }
 
 export function createMgs(opts: MgsOptions): Mgs {
   const log = opts.log ?? (() => {});
-  const agentOpts: AgentOptions = { ...AGENT_DEFAULTS, ...opts.agent };
+  const agentOpts: AgentOptions = {
+    ...AGENT_DEFAULTS,
+    ...opts.agent,
+    shellEnv: { ...opts.agent?.shellEnv, ...opts.shellEnv },
+  };
   const faults = new FaultController(opts.seed ?? 1, opts);
   const entries = new Map<string, Entry>();
   const sockets = new Set<WebSocket>();
@@ -105,6 +112,11 @@ export function createMgs(opts: MgsOptions): Mgs {
         }, ms);
         timers.add(t);
       }
+      return hit.map((e) => e.sessionId);
+    },
+    corruptInput(afterBytes, sid) {
+      const hit = matching(sid).filter((e) => e.agent.corruptInput);
+      for (const e of hit) e.agent.corruptInput!(afterBytes);
       return hit.map((e) => e.sessionId);
     },
     // The service ending the session: terminated in the registry, so ResumeSession is refused.
@@ -154,7 +166,7 @@ export function createMgs(opts: MgsOptions): Mgs {
     let e = entries.get(sessionId);
     const first = !e;
     if (!e) {
-      const agent = new AgentSession({
+      const agent = createAgentSession({
         sessionId,
         documentName: s.documentName,
         parameters: s.parameters,
@@ -162,7 +174,16 @@ export function createMgs(opts: MgsOptions): Mgs {
         agent: agentOpts,
         log,
         end: (reason) => opts.registry.terminate(sessionId, reason),
+        sessionState: (state) => {
+          if (!opts.forwardAgentSessionState) return;
+          entries.get(sessionId)?.client?.sink(sessionStateFrame(sessionId, state, Date.now()));
+        },
       });
+      // A corruptInput fault armed for the next shell session (or for this id) applies now.
+      if (agent.corruptInput) {
+        const after = faults.claimInputCorruption(sessionId);
+        if (after !== undefined) agent.corruptInput(after);
+      }
       e = { sessionId, target: s.target, agent };
       entries.set(sessionId, e);
       startChecker();

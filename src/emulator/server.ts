@@ -5,6 +5,7 @@
  */
 import { createApi } from "./api/mod.ts";
 import { type Fixtures, loadFixtures } from "./fixtures.ts";
+import type { AgentOptions } from "./agent/session.ts";
 import { createMgs } from "./mgs.ts";
 import { SessionRegistry } from "./sessions.ts";
 
@@ -16,6 +17,10 @@ export interface EmulatorOptions {
   pacing?: boolean;
   region?: string;
   log?: (line: string) => void;
+  /** The emulated agent's knobs (e.g. `shellInitialWaitMs: 0` for fast shell tests). */
+  agent?: Partial<AgentOptions>;
+  /** Extra environment for shell sessions, over the emulator's own (e.g. PATH, HOME). */
+  shellEnv?: Record<string, string>;
 }
 
 export interface Emulator {
@@ -34,7 +39,13 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   let base = "";
   const registry = new SessionRegistry(() => base.replace(/^http/, "ws"));
   const api = createApi({ registry, fixtures, region: opts.region });
-  const mgs = createMgs({ registry, pacing: opts.pacing ?? true, log: opts.log });
+  const mgs = createMgs({
+    registry,
+    pacing: opts.pacing ?? true,
+    log: opts.log,
+    agent: opts.agent,
+    shellEnv: opts.shellEnv,
+  });
   const server = Deno.serve(
     { hostname, port: opts.port ?? 4566, onListen: () => {} },
     async (req) => {

@@ -63,7 +63,7 @@ async function withWorld(fn: (w: World) => Promise<void>) {
     port: 0,
     pacing: false,
     fixturesPath: `${dir}/fixtures.yaml`,
-    agent: { shellInitialWaitMs: 0 },
+    agent: { shellInitialWaitMs: 0, shellCwd: dir },
     shellEnv: {
       SSM_PROXY_INSTALL_ROOT: root,
       SYSTEMCTL_LOG: log,

@@ -6,7 +6,9 @@
  *
  * Written from the agent's side of the spec, where agent and plugin differ: duplicates are
  * re-acked, resends come every RTO and never give up, and in-order input that arrives before the
- * handshake completes is acked and thrown away.
+ * handshake completes is acked and thrown away. Shell sessions without KMS have no handshake at
+ * all (§6 step 4): `handshake: false` makes `start` skip it, so input is taken at once and the
+ * first output message (seq 0, SYN) is the shell's own output.
  */
 import {
   type ClientMessage,
@@ -37,6 +39,8 @@ export interface EngineConfig {
   handshakeTimeoutMs: number;
   outgoingCapacity: number;
   incomingCapacity: number;
+  /** False: no handshake (Standard_Stream / InteractiveCommands without KMS). Default true. */
+  handshake?: boolean;
 }
 
 export const ENGINE_DEFAULTS = {
@@ -72,7 +76,7 @@ export class AgentEngine {
   #in = new Map<number, ClientMessage>();
   #rtt = new RttEstimator();
   #paused = false;
-  #hs: "idle" | "waiting" | "complete" | "failed" = "idle";
+  #hs: "idle" | "waiting" | "complete" | "skipped" | "failed" = "idle";
   #hsStartedAt = 0;
   #clientVersion = "";
   #lastStreamActivity: number;
@@ -82,8 +86,9 @@ export class AgentEngine {
     this.#lastStreamActivity = now;
   }
 
+  /** True once input is taken: after HandshakeComplete, or at once without a handshake. */
   get handshakeComplete(): boolean {
-    return this.#hs === "complete";
+    return this.#hs === "complete" || this.#hs === "skipped";
   }
   get clientVersion(): string {
     return this.#clientVersion;
@@ -112,9 +117,16 @@ export class AgentEngine {
     return this.#lastStreamActivity;
   }
 
-  /** Sends the HandshakeRequest as seq 0 (SYN) and starts the 15 s handshake clock. */
+  /**
+   * Sends the HandshakeRequest as seq 0 (SYN) and starts the 15 s handshake clock; without a
+   * handshake, only opens the engine for input.
+   */
   start(now: number): void {
     if (this.#hs !== "idle") return;
+    if (this.cfg.handshake === false) {
+      this.#hs = "skipped";
+      return;
+    }
     this.#hs = "waiting";
     this.#hsStartedAt = now;
     const request = {
@@ -212,6 +224,16 @@ export class AgentEngine {
     }
   }
 
+  /**
+   * The host became ready again after refusing input: process what the out-of-order buffer holds
+   * now instead of at the next tick (the client resends the refused in-order message itself).
+   */
+  retryInput(now: number): void {
+    if (this.#hs === "failed") return;
+    this.#drain(now);
+    this.#flushFailure();
+  }
+
   #unpause(now: number): void {
     if (!this.#paused) return;
     this.#paused = false;
@@ -275,7 +297,7 @@ export class AgentEngine {
     if (msg.payloadType === PayloadType.HandshakeResponse) {
       return this.#onHandshakeResponse(msg.payload, now);
     }
-    if (this.#hs !== "complete") {
+    if (!this.handshakeComplete) {
       this.host.log(`agent: discarded seq ${msg.sequenceNumber} received before HandshakeComplete`);
       return "ok";
     }

@@ -23,6 +23,15 @@ export interface AgentOptions {
    * the count (100 000 messages); a byte cap keeps a 50 MB transfer from ballooning memory.
    */
   maxUnackedBytes: number;
+  /**
+   * Shell sessions: merged over the emulator's own environment (after TERM=xterm-256color and
+   * LANG=C.UTF-8), so tests can set PATH or HOME for the shell.
+   */
+  shellEnv: Record<string, string>;
+  /** Shell sessions: the agent's wait before its first pty read (§6 step 5: 1 s). */
+  shellInitialWaitMs: number;
+  /** Shell sessions: the working directory; default the emulator's own. */
+  shellCwd?: string;
 }
 
 export const AGENT_DEFAULTS: AgentOptions = {
@@ -31,6 +40,8 @@ export const AGENT_DEFAULTS: AgentOptions = {
   smuxKeepAliveIntervalMs: 10_000,
   smuxKeepAliveTimeoutMs: 30_000,
   maxUnackedBytes: 4 * 1024 * 1024,
+  shellEnv: {},
+  shellInitialWaitMs: 1000,
 };
 
 export interface AgentSessionInit {
@@ -42,6 +53,21 @@ export interface AgentSessionInit {
   log: (line: string) => void;
   /** The session must end (Flag 2, handshake failure, smux death…); MGS terminates it. */
   end: (reason: string | undefined) => void;
+  /** agent_session_state the agent sends besides Connected (a shell's "Terminating", §5). */
+  sessionState?: (state: string) => void;
+}
+
+/** What MGS needs of an emulated agent session, whatever its type (Port or shell). */
+export interface EmulatedAgentSession {
+  readonly lastStreamActivity: number;
+  attach(sink: (frame: Uint8Array) => void): void;
+  detach(sink: (frame: Uint8Array) => void): void;
+  receive(frame: Uint8Array): void;
+  pausePublication(): void;
+  startPublication(): void;
+  close(): Promise<void>;
+  /** Arms the corruptInput fault (shell sessions only); see corrupt.ts. */
+  corruptInput?(afterBytes: number): void;
 }
 
 export type PortMode = "mux" | "basic";
@@ -50,7 +76,7 @@ const TICK_MS = 100;
 /** The pipe between the port side and the pump; small, so TCP reads stop early. */
 const PIPE_HIGH_WATER = 64 * 1024;
 
-export class AgentSession {
+export class AgentSession implements EmulatedAgentSession {
   readonly engine: AgentEngine;
   #doc?: PortDocument;
   #docError?: string;

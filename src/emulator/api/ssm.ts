@@ -141,6 +141,14 @@ type Pred = (i: FixtureInstance) => boolean;
 /** One filter key → predicate; `unknown` names the SSM error for a key it does not know. */
 function filterPred(key: string, values: string[], unknown: string): Pred {
   if (values.length === 0) throw new SsmFault(unknown, `Filter ${key} needs at least one value`);
+  // As the real API: values are non-empty strings (Length Constraints: Minimum length of 1).
+  if (values.some((v) => typeof v !== "string" || v === "")) {
+    throw new SsmFault(
+      "ValidationException",
+      `1 validation error detected: Value '${JSON.stringify(values)}' at 'filters.member.values' ` +
+        "failed to satisfy constraint: Member must have length greater than or equal to 1",
+    );
+  }
   const has = (v: string) => values.includes(v);
   switch (key) {
     case "InstanceIds":
@@ -160,8 +168,10 @@ function filterPred(key: string, values: string[], unknown: string): Pred {
   throw new SsmFault(unknown, `The filter key ${key} is not valid.`);
 }
 
+/** EC2 instances: their EC2 tags (Name from `name`). Managed instances: their SSM tags. */
 function tagsOf(i: FixtureInstance): Record<string, string> {
-  return i.name === undefined ? i.tags : { ...i.tags, Name: i.name };
+  if (i.name === undefined || i.id.startsWith("mi-")) return i.tags;
+  return { ...i.tags, Name: i.name };
 }
 
 function resourceType(i: FixtureInstance): string {
@@ -227,6 +237,14 @@ function information(ctx: ApiContext, i: FixtureInstance) {
     AssociationStatus: "Success",
     SourceId: i.id,
     SourceType: managed ? "AWS::SSM::ManagedInstance" : "AWS::EC2::Instance",
-    ...(i.name !== undefined && managed ? { Name: i.name } : {}),
+    ...(managed
+      ? {
+        // Hybrid activation: the registration name (DefaultInstanceName), activation and role.
+        ...(i.name !== undefined ? { Name: i.name } : {}),
+        ActivationId: `${i.id.slice(3, 11)}-0000-4000-8000-${i.id.slice(8, 20)}`,
+        IamRole: "SSMServiceRole",
+        RegistrationDate: Math.floor(ctx.now() / 1000) - 86_400,
+      }
+      : {}),
   };
 }
