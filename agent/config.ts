@@ -15,6 +15,19 @@
  *   leaseGraceSeconds: 120     # a tunnel keeps its address this long after its last stripe
  *   stateDir: /var/lib/ssm-proxy  # leases kept here survive a restart of the agent (default:
  *                              # systemd's $STATE_DIRECTORY; unset: not kept)
+ *   runtimeDir: /run/ssm-proxy-agent  # status.json for `ssm-proxy-agent status` (default:
+ *                              # systemd's $RUNTIME_DIRECTORY, else /run/ssm-proxy-agent)
+ *   idleStopAfter: 30m         # idle stop, off by default (absent or 0): see below
+ *   idleStopCommand: systemctl poweroff  # split on whitespace, run without a shell
+ *
+ * Idle stop: when no tunnel has been connected for `idleStopAfter` (a duration: 90s, 30m, 2h,
+ * 1h30m; a bare number is seconds), counted from the agent's start and restarted whenever a
+ * tunnel connects, the agent logs one line and runs `idleStopCommand` once, then keeps serving
+ * (a failure is logged). A tunnel whose stripes are all gone counts as idle even while its
+ * address is still kept for `leaseGraceSeconds`. The command runs again only after a tunnel has
+ * connected and the agent has been idle that long once more. On EC2, `systemctl poweroff`
+ * stops the instance only when its shutdown behaviour is "stop" (the default; with
+ * "terminate" the instance is gone for good); `ssm-proxy start --wake` starts it again.
  *
  * Always denied whatever `policy` says: 169.254.0.0/16 (instance metadata, link-local),
  * 127.0.0.0/8, 0.0.0.0/8, 224.0.0.0/4 and the pool itself (tunnels cannot reach each other).
@@ -25,6 +38,7 @@ import { isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { YamlWalker } from "../src/config/yaml_walk.ts";
 import { UserError } from "../src/errors.ts";
 import { type Cidr, parseCidr, parseIpv4 } from "./cidr.ts";
+import { parseDuration } from "./duration.ts";
 
 export type NatMode = "auto" | "nft" | "iptables" | "off";
 
@@ -42,6 +56,12 @@ export interface AgentConfig {
   leaseGraceSeconds: number;
   /** Where leases are persisted; undefined: not persisted. */
   stateDir?: string;
+  /** Where status.json is kept; undefined: no status file (main.ts fills in the default). */
+  runtimeDir?: string;
+  /** Idle stop after this long without a connected tunnel; 0: off. */
+  idleStopAfterMs: number;
+  /** argv of the idle stop command. */
+  idleStopCommand: string[];
 }
 
 export const DEFAULT_CONFIG_PATH = "/etc/ssm-proxy/agent.yaml";
@@ -55,6 +75,8 @@ export function defaultConfig(): AgentConfig {
     nat: "auto",
     policy: { allow: [], deny: [] },
     leaseGraceSeconds: 120,
+    idleStopAfterMs: 0,
+    idleStopCommand: ["systemctl", "poweroff"],
   };
 }
 
@@ -72,6 +94,9 @@ const KEYS = [
   "policy",
   "leaseGraceSeconds",
   "stateDir",
+  "runtimeDir",
+  "idleStopAfter",
+  "idleStopCommand",
 ];
 
 export class ConfigError extends UserError {
@@ -199,6 +224,35 @@ export function parseConfig(text: string, file = "<config>"): AgentConfig {
       v.fail(stateDir.node, "stateDir", `expected an absolute path, got "${stateDir.value}"`);
     }
     cfg.stateDir = stateDir.value;
+  }
+  const runtimeDir = str("runtimeDir");
+  if (runtimeDir) {
+    if (!runtimeDir.value.startsWith("/")) {
+      v.fail(runtimeDir.node, "runtimeDir", `expected an absolute path, got "${runtimeDir.value}"`);
+    }
+    cfg.runtimeDir = runtimeDir.value;
+  }
+  const idle = scalar("idleStopAfter");
+  if (idle) {
+    const ms = typeof idle.value === "number" && idle.value >= 0 && isFinite(idle.value)
+      ? Math.round(idle.value * 1000)
+      : typeof idle.value === "string"
+      ? parseDuration(idle.value)
+      : undefined;
+    if (ms === undefined) {
+      v.fail(
+        idle.node,
+        "idleStopAfter",
+        `expected a duration like 90s, 30m or 2h (0: off), got ${show(idle.value)}`,
+      );
+    }
+    cfg.idleStopAfterMs = ms;
+  }
+  const command = str("idleStopCommand");
+  if (command) {
+    const argv = command.value.split(/\s+/).filter(Boolean);
+    if (!argv.length) v.fail(command.node, "idleStopCommand", "expected a command, got nothing");
+    cfg.idleStopCommand = argv;
   }
   return cfg;
 }

@@ -34,8 +34,10 @@ export function fromClient(
   for (const p of packets) {
     switch (inboundVerdict(p, tunnel.address, policy)) {
       case "ok":
-        if (tun.write(p)) stats.packetsIn++;
-        else stats.tunWriteDrops++;
+        if (tun.write(p)) {
+          stats.packetsIn++;
+          tunnel.bytesIn += p.length;
+        } else stats.tunWriteDrops++;
         break;
       case "spoofed":
         stats.spoofed++;
@@ -67,8 +69,10 @@ export function fromTun(packets: Uint8Array[], registry: Registry, stats: AgentS
       stats.noTunnel++;
       continue;
     }
-    if (link.enqueue(p)) stats.packetsOut++;
-    else stats.queueDrops++;
+    if (link.enqueue(p)) {
+      stats.packetsOut++;
+      lastTunnel!.bytesOut += p.length;
+    } else stats.queueDrops++;
     touched.add(link);
   }
   for (const link of touched) link.flush();

@@ -1,13 +1,17 @@
 /**
  * Applies and removes the forwarding/NAT rules of nat_rules.ts with `nft -f -` (or `iptables`
- * when nft is missing). These two commands are the only programs the agent runs.
+ * when nft is missing). These two commands are the only programs the agent runs (apart from the
+ * idle stop command a config may name: idle.ts).
  */
 import { UserError } from "../src/errors.ts";
 import type { NatMode } from "./config.ts";
 import {
+  IPT_FWD_CHAIN,
+  IPT_NAT_CHAIN,
   iptablesSetup,
   iptablesTeardown,
   type NatParams,
+  NFT_TABLE,
   nftRuleset,
   nftTeardown,
 } from "./nat_rules.ts";
@@ -100,4 +104,32 @@ export async function installNat(mode: Exclude<NatMode, "off">, p: NatParams): P
       ? "nat: iptables, but the iptables command is not installed"
       : "neither nft nor iptables is installed: install nftables, or set nat: off in the config",
   );
+}
+
+/**
+ * Remove whatever rules an earlier run left (a crash, or a stop with a state dir, which keeps
+ * them on purpose), whichever backend it used: for `ssm-proxy-agent cleanup` after the service
+ * is stopped. Says what it removed and what it could not; a missing nft or iptables is skipped.
+ */
+export async function removeLeftoverNat(): Promise<{ removed: string[]; problems: string[] }> {
+  const removed: string[] = [];
+  const problems: string[] = [];
+  if ((await run("nft", ["list", "table", "ip", NFT_TABLE]))?.ok) {
+    const r = await run("nft", ["-f", "-"], nftTeardown());
+    if (r?.ok) removed.push(`nft table ip ${NFT_TABLE}`);
+    else problems.push(`nft could not remove table ip ${NFT_TABLE}: ${firstLine(r?.stderr ?? "")}`);
+  }
+  const chains = async () => {
+    const fwd = await run("iptables", ["-w", "-n", "-L", IPT_FWD_CHAIN]);
+    const nat = await run("iptables", ["-w", "-t", "nat", "-n", "-L", IPT_NAT_CHAIN]);
+    return [fwd?.ok && IPT_FWD_CHAIN, nat?.ok && `${IPT_NAT_CHAIN} (nat)`].filter(Boolean);
+  };
+  const before = await chains();
+  if (before.length) {
+    await iptablesTearDown();
+    const after = await chains();
+    if (after.length) problems.push(`iptables could not remove chains ${after.join(", ")}`);
+    else removed.push(`iptables chains ${before.join(", ")}`);
+  }
+  return { removed, problems };
 }

@@ -16,6 +16,8 @@ import { LeaseFile } from "./leases.ts";
 import { AddressPool } from "./pool.ts";
 import { DEFAULT_LIMITS, type QueueLimits } from "./sendqueue.ts";
 import { type AgentStats, newStats } from "./stats.ts";
+import { IdleStop } from "./idle.ts";
+import { processStartTime, StatusFile, tunnelStatus } from "./status.ts";
 import type { StripeConn } from "./stripe.ts";
 import { detectResolver, detectUplink } from "./sysinfo.ts";
 import { Registry } from "./tunnels.ts";
@@ -41,6 +43,10 @@ export interface Agent {
   readonly nat: "nft" | "iptables" | "off";
   readonly stats: AgentStats;
   readonly registry: Registry;
+  /** Present when the config turns idle stop on. */
+  readonly idleStop?: IdleStop;
+  /** Path of status.json; undefined when the config has no runtimeDir. */
+  readonly statusFile?: string;
   /** Settles when the agent fails on its own (the tun broke); close() still has to be called. */
   readonly failed: Promise<Error>;
   /** Say goodbye to every stripe, close the tun, remove NAT, restore ip_forward. Idempotent. */
@@ -51,6 +57,7 @@ const TUN_POLL_MS = 200;
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const cfg = opts.config;
+  const startedAt = new Date().toISOString();
   const log = opts.log ?? ((l: string) => console.error(`ssm-proxy-agent: ${l}`));
   const undo: (() => Promise<void> | void)[] = [];
   const unwind = async () => {
@@ -221,14 +228,52 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       await Promise.all([...handlers]);
     });
 
+    const listen = `${cfg.listen.hostname}:${(listener.addr as Deno.NetAddr).port}`;
     log(
-      `listening on ${cfg.listen.hostname}:${
-        (listener.addr as Deno.NetAddr).port
-      }; tun ${tun.name} ` +
+      `listening on ${listen}; tun ${tun.name} ` +
         `${address}/${cfg.pool.prefix} (pool ${formatCidr(cfg.pool)}), NAT ${natBackend}` +
         (uplink && natBackend !== "off" ? ` via ${uplink}` : "") +
         (resolver ? `, resolver ${resolver}` : ""),
     );
+
+    // Idle stop and the status file follow the tunnels through the registry's events.
+    const idleStop = cfg.idleStopAfterMs > 0
+      ? new IdleStop(
+        { afterMs: cfg.idleStopAfterMs, command: cfg.idleStopCommand, log },
+        registry.connectedCount,
+      )
+      : undefined;
+    if (idleStop) undo.push(() => idleStop.close());
+    const pidStartTime = processStartTime("self") ?? null;
+    const status = cfg.runtimeDir
+      ? new StatusFile(cfg.runtimeDir, () => ({
+        schema: 1,
+        version: VERSION,
+        pid: Deno.pid,
+        pidStartTime,
+        startedAt,
+        listen,
+        tun: tun.name,
+        address,
+        pool: formatCidr(cfg.pool),
+        nat: natBackend,
+        stateDir: cfg.stateDir ?? null,
+        tunnelCount: registry.tunnels.length,
+        connectedTunnels: registry.connectedCount,
+        tunnels: registry.tunnels.map(tunnelStatus),
+        idleStop: idleStop?.status() ?? null,
+        counters: stats,
+      }), log)
+      : undefined;
+    registry.onChange = () => {
+      idleStop?.update(registry.connectedCount);
+      status?.changed();
+    };
+    if (status) {
+      status.start();
+      // Runs first on close: a stopping agent no longer claims to serve.
+      undo.push(() => status.stop());
+    }
 
     let closing: Promise<void> | undefined;
     return {
@@ -238,6 +283,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       nat: natBackend,
       stats,
       registry,
+      idleStop,
+      statusFile: status?.path,
       failed,
       close: () => (closing ??= unwind()),
     };

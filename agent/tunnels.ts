@@ -23,6 +23,13 @@ export class Tunnel {
   readonly stripes = new Map<number, StripeLink>();
   /** Sorted indexes of connected stripes: the set pickStripe chooses from. */
   live: number[] = [];
+  /** When the first stripe of the current connection joined (ms); undefined while in grace. */
+  connectedAt?: number;
+  /** When the last stripe left (ms); undefined while connected. */
+  disconnectedAt?: number;
+  /** Client → VPC bytes written to the tun, and VPC → client bytes queued on a stripe. */
+  bytesIn = 0;
+  bytesOut = 0;
 
   constructor(
     readonly id: string,
@@ -54,7 +61,12 @@ export interface RegistryParams {
   resolver?: string;
   agentVersion: string;
   log?: (line: string) => void;
+  /** Clock for connectedAt/disconnectedAt (ms). */
+  now?: () => number;
 }
+
+/** What changed, for the status file and idle stop. */
+export type RegistryEvent = "connected" | "disconnected" | "released";
 
 export type JoinResult =
   | { tunnel: Tunnel; welcome: Welcome }
@@ -64,9 +76,20 @@ export class Registry {
   #byId = new Map<string, Tunnel>();
   #byAddress = new Map<number, Tunnel>();
   #log: (line: string) => void;
+  #now: () => number;
+  /** A tunnel got its first stripe, lost its last one, or was forgotten after its grace. */
+  onChange?: (e: RegistryEvent) => void;
 
   constructor(readonly p: RegistryParams) {
     this.#log = p.log ?? (() => {});
+    this.#now = p.now ?? Date.now;
+  }
+
+  /** Tunnels with at least one stripe connected (the rest are in their lease grace). */
+  get connectedCount(): number {
+    let n = 0;
+    for (const t of this.#byId.values()) if (t.stripes.size > 0) n++;
+    return n;
   }
 
   get tunnels(): Tunnel[] {
@@ -116,7 +139,13 @@ export class Registry {
       tunnel.stripeCount = h.stripes;
     }
     const old = tunnel.stripes.get(h.stripe);
+    const wasIdle = tunnel.stripes.size === 0;
     tunnel.set(h.stripe, link);
+    if (wasIdle) {
+      tunnel.connectedAt = this.#now();
+      tunnel.disconnectedAt = undefined;
+      this.onChange?.("connected");
+    }
     if (old) {
       old.close({ code: "protocol", message: `stripe ${h.stripe} replaced by a newer connection` });
     }
@@ -138,6 +167,9 @@ export class Registry {
     tunnel.set(index, undefined);
     if (tunnel.stripes.size === 0) {
       this.p.pool.idle(tunnel.id);
+      tunnel.connectedAt = undefined;
+      tunnel.disconnectedAt = this.#now();
+      this.onChange?.("disconnected");
       this.#log(
         `tunnel ${tunnel.id} has no stripes; ${tunnel.addressText} kept for the grace period`,
       );
@@ -147,13 +179,16 @@ export class Registry {
 
   /** Forget tunnels whose grace period ended. */
   sweep(): void {
+    let released = false;
     for (const id of this.p.pool.sweep()) {
       const t = this.#byId.get(id);
       if (!t) continue;
       this.#byId.delete(id);
       this.#byAddress.delete(t.address);
       this.#log(`tunnel ${id} released ${t.addressText}`);
+      released = true;
     }
+    if (released) this.onChange?.("released");
   }
 
   /** Every connected stripe (for shutdown). */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from "../../agent/config.ts";
 import { formatCidr } from "../../agent/cidr.ts";
+import { parseDuration } from "../../agent/duration.ts";
 
 Deno.test("config: empty file gives the defaults", () => {
   assert.deepEqual(parseConfig("", "a.yaml"), defaultConfig());
@@ -26,6 +27,9 @@ policy:
     - 10.9.0.0/16
 leaseGraceSeconds: 30
 stateDir: /var/lib/ssm-proxy
+runtimeDir: /run/agent
+idleStopAfter: 1h30m
+idleStopCommand: "  /sbin/shutdown  -h now "
 `,
     "a.yaml",
   );
@@ -41,12 +45,44 @@ stateDir: /var/lib/ssm-proxy
   assert.deepEqual(c.policy, { allow: ["10.0.0.0/8"], deny: ["10.9.0.0/16"] });
   assert.deepEqual(c.leaseGraceSeconds, 30);
   assert.equal(c.stateDir, "/var/lib/ssm-proxy");
+  assert.equal(c.runtimeDir, "/run/agent");
+  assert.equal(c.idleStopAfterMs, 5_400_000);
+  assert.deepEqual(c.idleStopCommand, ["/sbin/shutdown", "-h", "now"], "split, no shell");
 });
 
-Deno.test("config: stateDir must be absolute", () => {
+Deno.test("config: idle stop is off by default and configurable", () => {
+  const d = defaultConfig();
+  assert.equal(d.idleStopAfterMs, 0);
+  assert.deepEqual(d.idleStopCommand, ["systemctl", "poweroff"]);
+  assert.equal(d.runtimeDir, undefined, "main.ts fills in the default");
+  const after = (v: string) => parseConfig(`idleStopAfter: ${v}\n`).idleStopAfterMs;
+  assert.equal(after("0"), 0);
+  assert.equal(after("90"), 90_000, "a bare number is seconds");
+  assert.equal(after("90s"), 90_000);
+  assert.equal(after("30m"), 1_800_000);
+  assert.equal(after("2h"), 7_200_000);
+  assert.equal(after('"1.5h"'), 5_400_000);
+  assert.equal(after("500ms"), 500);
+  assert.equal(after("1d"), 86_400_000);
+});
+
+Deno.test("duration: parseDuration", () => {
+  assert.equal(parseDuration("1h30m15s"), 5_415_000);
+  assert.equal(parseDuration("0"), 0);
+  assert.equal(parseDuration("0s"), 0);
+  for (const bad of ["", "m", "30", "30 m", "-5m", "5w", "1h 30m", "1.m"]) {
+    assert.equal(parseDuration(bad), undefined, bad);
+  }
+});
+
+Deno.test("config: stateDir and runtimeDir must be absolute", () => {
   assert.throws(
     () => parseConfig("stateDir: var/lib\n", "/etc/agent.yaml"),
     /\/etc\/agent.yaml:1: stateDir: expected an absolute path/,
+  );
+  assert.throws(
+    () => parseConfig("runtimeDir: run\n", "/etc/agent.yaml"),
+    /\/etc\/agent.yaml:1: runtimeDir: expected an absolute path/,
   );
 });
 
@@ -63,7 +99,7 @@ function err(text: string): string {
 Deno.test("config: errors name file, line and key", () => {
   assert.deepEqual(
     err("mtu: 1400\npolcy: {}\n"),
-    "/etc/agent.yaml:2: polcy: unknown key (allowed: listen, pool, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir)",
+    "/etc/agent.yaml:2: polcy: unknown key (allowed: listen, pool, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir, runtimeDir, idleStopAfter, idleStopCommand)",
   );
   assert.deepEqual(
     err("pool: 100.64.0.0/16\nmtu: big\n"),
@@ -110,6 +146,22 @@ Deno.test("config: errors name file, line and key", () => {
   assert.deepEqual(
     err("leaseGraceSeconds: -1\n"),
     "/etc/agent.yaml:1: leaseGraceSeconds: expected a number ≥ 0, got -1",
+  );
+  assert.deepEqual(
+    err("idleStopAfter: soon\n"),
+    '/etc/agent.yaml:1: idleStopAfter: expected a duration like 90s, 30m or 2h (0: off), got "soon"',
+  );
+  assert.deepEqual(
+    err("idleStopAfter: -1\n"),
+    "/etc/agent.yaml:1: idleStopAfter: expected a duration like 90s, 30m or 2h (0: off), got -1",
+  );
+  assert.deepEqual(
+    err("idleStopCommand: '  '\n"),
+    "/etc/agent.yaml:1: idleStopCommand: expected a command, got nothing",
+  );
+  assert.deepEqual(
+    err("idleStopCommand: [systemctl, poweroff]\n"),
+    "/etc/agent.yaml:1: idleStopCommand: expected a single value",
   );
   assert.deepEqual(err("- a\n"), "/etc/agent.yaml:1: top level: expected a mapping");
   assert.deepEqual(err("mtu: [1]\n"), "/etc/agent.yaml:1: mtu: expected a single value");

@@ -8,6 +8,8 @@ export interface TestAgentOptions {
   config?: Partial<AgentConfig>;
   limits?: QueueLimits;
   helloTimeoutMs?: number;
+  /** The agent's log lines (default: dropped). */
+  log?: (line: string) => void;
 }
 
 export async function withAgent(
@@ -26,7 +28,7 @@ export async function withAgent(
     config,
     openTun: (c) => Promise.resolve(tun = new FakeTun(c)),
     manageSysctls: false,
-    log: () => {},
+    log: opts.log ?? (() => {}),
     limits: opts.limits,
     helloTimeoutMs: opts.helloTimeoutMs,
   });

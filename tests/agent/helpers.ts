@@ -222,3 +222,18 @@ export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = "con
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Poll `check` until it returns a value (not undefined), or fail after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -6,66 +6,13 @@
  * de-NATed. Stopping the agent must leave no tun, no nft table and ip_forward as it was.
  */
 import assert from "node:assert/strict";
+import { canRunNetns, lineWatcher, sh } from "./netns.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
-const have = (cmd: string) =>
-  new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null", stderr: "null" })
-    .outputSync().success;
-const canRun = Deno.build.os === "linux" && Deno.uid?.() === 0 && have("ip") && have("nft") &&
-  (() => {
-    try {
-      Deno.statSync("/dev/net/tun");
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-
-async function sh(args: string[], check = true): Promise<{ ok: boolean; out: string }> {
-  const r = await new Deno.Command(args[0], {
-    args: args.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
-  if (check && !r.success) throw new Error(`${args.join(" ")} failed: ${out}`);
-  return { ok: r.success, out };
-}
-
-/** Read lines from a stream until one matches; the rest of the stream keeps draining into `log`. */
-function lineWatcher(stream: ReadableStream<Uint8Array>) {
-  const log: string[] = [];
-  let wake: (() => void) | undefined;
-  const done = (async () => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      log.push(...chunk.split("\n").filter(Boolean));
-      wake?.();
-    }
-  })();
-  return {
-    log,
-    done,
-    async waitFor(re: RegExp, timeoutMs: number): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      while (!log.some((l) => re.test(l))) {
-        if (Date.now() > deadline) {
-          throw new Error(`timed out waiting for ${re}: ${log.join("\n")}`);
-        }
-        let t: ReturnType<typeof setTimeout> | undefined;
-        await new Promise<void>((r) => {
-          wake = r;
-          t = setTimeout(r, 100);
-        });
-        clearTimeout(t);
-      }
-    },
-  };
-}
 
 Deno.test({
   name: "netns e2e: UDP echo through the agent's tun and nft masquerade, clean stop",
-  ignore: !canRun,
+  ignore: !canRunNetns,
   async fn() {
     const tag = crypto.randomUUID().slice(0, 6);
     const inst = `ssmpa-i-${tag}`;
@@ -121,7 +68,11 @@ Deno.test({
       await echoOut.waitFor(/ready/, 20_000);
 
       const config = `${tmp}/agent.yaml`;
-      await Deno.writeTextFile(config, "listen: 127.0.0.1:7797\nnat: nft\nresolver: 10.198.1.2\n");
+      // runtimeDir: the status file stays in the test's directory, not the host's /run.
+      await Deno.writeTextFile(
+        config,
+        `listen: 127.0.0.1:7797\nnat: nft\nresolver: 10.198.1.2\nruntimeDir: ${tmp}/run\n`,
+      );
       const agent = new Deno.Command("ip", {
         args: [
           "netns",

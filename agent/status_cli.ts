@@ -1,0 +1,70 @@
+/**
+ * `ssm-proxy-agent status [--json]`: reads status.json (status.ts), checks that the agent that
+ * wrote it still runs, and prints a summary or JSON. Exit status, stable for installers and
+ * `ssm-proxy agent status`: 0 running; 3 not running (no status file, or a stale one left by an
+ * agent that is gone); 1 the file cannot be read; 2 usage.
+ *
+ * --json prints one object on one line either way:
+ *   running:     { "running": true, "statusFile": PATH, ...the AgentStatus fields }
+ *   not running: { "running": false, "statusFile": PATH, "reason": "absent" | "stale",
+ *                  "pid"?: N (stale only) }
+ */
+import { fmtBytes, fmtDuration } from "../src/cli/live.ts";
+import type { AgentStatus } from "./status.ts";
+import { readStatus } from "./status.ts";
+
+export const EXIT_NOT_RUNNING = 3;
+
+export async function showStatus(dir: string, json: boolean): Promise<number> {
+  const st = await readStatus(dir);
+  if (st.state !== "running") {
+    const pid = st.state === "stale" ? st.status.pid : undefined;
+    if (json) {
+      console.log(JSON.stringify({ running: false, statusFile: st.path, reason: st.state, pid }));
+    } else {
+      console.log(
+        st.state === "absent"
+          ? `ssm-proxy-agent is not running (no status file ${st.path})`
+          : `ssm-proxy-agent is not running (stale status file ${st.path}: pid ${pid} is gone)`,
+      );
+    }
+    return EXIT_NOT_RUNNING;
+  }
+  console.log(
+    json
+      ? JSON.stringify({ running: true, statusFile: st.path, ...st.status })
+      : summary(st.status),
+  );
+  return 0;
+}
+
+export function summary(s: AgentStatus, now = Date.now()): string {
+  const since = (iso: string | null) => (iso ? fmtDuration(now - Date.parse(iso)) : "?");
+  const grace = s.tunnelCount - s.connectedTunnels;
+  const lines = [
+    `ssm-proxy-agent ${s.version} is running (pid ${s.pid}, up ${since(s.startedAt)})`,
+    `listening on ${s.listen}; tun ${s.tun} ${s.address} (pool ${s.pool}), NAT ${s.nat}`,
+    `tunnels: ${s.connectedTunnels} connected` + (grace ? `, ${grace} in lease grace` : ""),
+  ];
+  for (const t of s.tunnels) {
+    lines.push(
+      `  ${t.id}  ${t.address}  ${t.stripesConnected}/${t.stripes} stripes  ` +
+        (t.connectedAt
+          ? `up ${since(t.connectedAt)}`
+          : `disconnected ${since(t.disconnectedAt)} ago`) +
+        `  in ${fmtBytes(t.bytesIn)}  out ${fmtBytes(t.bytesOut)}`,
+    );
+  }
+  const i = s.idleStop;
+  lines.push(
+    !i
+      ? "idle stop: off"
+      : `idle stop: after ${fmtDuration(i.afterSeconds * 1000)} (${i.command.join(" ")}); ` +
+        (i.idleSince ? `idle for ${since(i.idleSince)}` : "not idle") +
+        (i.ranAt ? `; ran ${since(i.ranAt)} ago` : ""),
+  );
+  lines.push(
+    `counters: ${Object.entries(s.counters).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+  );
+  return lines.join("\n");
+}
