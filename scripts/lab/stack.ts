@@ -62,6 +62,8 @@ export function agentConfig(lab: Lab, extra = ""): string {
     `resolver: ${lab.resolver}`,
     "nat: auto",
     "leaseGraceSeconds: 5",
+    // Not the host's /run/ssm-proxy-agent: the lab keeps everything in its own directory.
+    `runtimeDir: ${lab.dir}/run`,
     extra,
   ].join("\n") + "\n";
 }

@@ -102,6 +102,7 @@ export async function runAgentUninstall(o: AgentCliOptions): Promise<void> {
   }
   for (const line of r.removed) say(`removed ${line}`);
   for (const line of r.kept) say(`kept ${line}`);
+  for (const line of r.warnings) say(`warning: ${line}`);
   say(`ssm-proxy-agent uninstalled from ${label(target)}`);
 }
 

@@ -3,10 +3,9 @@
  * a fixed script (scripts.ts), driven by the markers it prints.
  */
 import type { AwsOptions } from "../aws/config.ts";
-import { ExitCode, UserError } from "../errors.ts";
 import { archFromUname, base64Chunks, encodedLength, loadPayload } from "./payload.ts";
 import { RemoteScript } from "./remote.ts";
-import { AGENT_BIN, INSTALL_SCRIPT, STATUS_SCRIPT, UNINSTALL_SCRIPT } from "./scripts.ts";
+import { INSTALL_SCRIPT, STATUS_SCRIPT, UNINSTALL_SCRIPT } from "./scripts.ts";
 
 export interface Progress {
   /** One line of news. */
@@ -152,6 +151,7 @@ export interface UninstallResult {
   absent: boolean;
   removed: string[];
   kept: string[];
+  warnings: string[];
 }
 
 export async function uninstallAgent(
@@ -165,18 +165,9 @@ export async function uninstallAgent(
       absent: m.has("ABSENT"),
       removed: m.get("REMOVED") ?? [],
       kept: m.get("KEPT") ?? [],
+      warnings: m.get("WARN") ?? [],
     };
   } finally {
     await remote.close();
   }
-}
-
-/** For messages: where the agent lives on an instance. */
-export const INSTALLED_PATH = AGENT_BIN;
-
-export function notInstalled(instanceId: string): UserError {
-  return new UserError(
-    `ssm-proxy-agent is not installed on ${instanceId}: run ssm-proxy agent install --target ${instanceId}`,
-    ExitCode.Remote,
-  );
 }

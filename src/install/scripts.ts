@@ -119,7 +119,10 @@ if [ -n "$sysd" ]; then
   $S systemctl disable --now ssm-proxy-agent >/dev/null 2>&1 && say REMOVED "stopped and disabled ssm-proxy-agent.service"
 fi
 if [ -x "$B" ]; then
-  agent cleanup 2>&1 | while IFS= read -r l; do say REMOVED "$l"; done
+  e=$(mktemp) || die "cannot create a temporary file"
+  agent cleanup 2>"$e" | while IFS= read -r l; do say REMOVED "$l"; done
+  [ -s "$e" ] && say WARN "ssm-proxy-agent cleanup: $(head -c 300 "$e" | tr '\n' ' ')"
+  rm -f "$e"
 fi
 $S rm -f "$U" && say REMOVED "$U"
 [ -n "$sysd" ] && $S systemctl daemon-reload
