@@ -14,8 +14,8 @@
 #                    against BASE/SHA256SUMS unless --sha256 or --sums-url is given
 #   --sha256 HEX     expected SHA-256 of the binary
 #   --sums-url URL   a SHA256SUMS file listing the binary
-#   --service PATH   the systemd unit (default: ssm-proxy-agent.service next to this script,
-#                    else BASE/ssm-proxy-agent.service with --url)
+#   --service PATH   the systemd unit (default: the one the binary carries, `ssm-proxy-agent
+#                    unit`; older binaries: ssm-proxy-agent.service next to this script or at BASE)
 #   --config PATH    an agent config to install as /etc/ssm-proxy/agent.yaml
 #   --arch ARCH      override `uname -m` (x86_64/amd64 or aarch64/arm64)
 #   --skip-checks    do not check amazon-ssm-agent and the instance profile
@@ -88,16 +88,9 @@ asset="ssm-proxy-agent-linux-$short"
 if [[ -n "$url" && -z "$sha256" && -z "$sums_url" ]]; then
   sums_url="$url/SHA256SUMS"
 fi
-if [[ -z "$service" ]]; then
-  here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-  if [[ -f "$here/ssm-proxy-agent.service" ]]; then
-    service="$here/ssm-proxy-agent.service"
-  elif [[ -n "$url" ]]; then
-    service="$url/ssm-proxy-agent.service"
-  else
-    usage "no ssm-proxy-agent.service next to this script: pass --service PATH"
-  fi
-fi
+# Without --service the unit comes from the binary itself (`ssm-proxy-agent unit`), so the two
+# always match; a binary too old to print one falls back to the file next to this script or at
+# the release URL (resolved once the binary is here).
 if [[ -n "$file" && ! -f "$file" ]]; then die "--file $file: no such file"; fi
 if [[ -n "$config" && ! -f "$config" ]]; then die "--config $config: no such file"; fi
 
@@ -149,7 +142,7 @@ else
   plan "no SHA-256 given: the local file is installed unchecked"
 fi
 plan "install $BIN_DEST"
-plan "install $UNIT_DEST from $service"
+plan "install $UNIT_DEST from ${service:-the binary (ssm-proxy-agent unit)}"
 if [[ -n "$config" ]]; then plan "install $CONFIG_DEST from $config"; fi
 plan "systemctl daemon-reload; systemctl enable --now ssm-proxy-agent"
 if [[ "$skip_checks" -eq 0 ]]; then
@@ -185,6 +178,23 @@ if [[ -n "$sha256" && -f "$binary" ]]; then
 fi
 
 # 2. Installed and started.
+if [[ -z "$service" && "$dry_run" -eq 1 ]]; then
+  service="$work/ssm-proxy-agent.service"
+elif [[ -z "$service" ]]; then
+  chmod 0755 "$binary" 2>/dev/null || true
+  if "$binary" unit >"$work/ssm-proxy-agent.service" 2>/dev/null; then
+    service="$work/ssm-proxy-agent.service"
+  else
+    here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+    if [[ -f "$here/ssm-proxy-agent.service" ]]; then
+      service="$here/ssm-proxy-agent.service"
+    elif [[ -n "$url" ]]; then
+      service="$url/ssm-proxy-agent.service"
+    else
+      die "$binary cannot print its unit (too old?): pass --service PATH"
+    fi
+  fi
+fi
 if [[ "$service" == http://* || "$service" == https://* ]]; then
   run download "$service" "$work/ssm-proxy-agent.service"
   service="$work/ssm-proxy-agent.service"

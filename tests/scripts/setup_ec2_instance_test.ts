@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 
 const SCRIPT = new URL("../../scripts/setup-ec2-instance.sh", import.meta.url).pathname;
-const UNIT = new URL("../../scripts/ssm-proxy-agent.service", import.meta.url).pathname;
 
 async function sh(cmd: string, args: string[]) {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -64,18 +63,21 @@ Deno.test("setup-ec2-instance.sh --dry-run: local file, checked sum, arm64", asy
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
-    const lines = r.stdout.trim().split("\n");
+    // The unit would be written by the binary into the script's temporary directory.
+    const lines = r.stdout.trim().split("\n").map((l) =>
+      l.replace(/ \/tmp\/\S+\/ssm-proxy-agent\.service /, " WORK/ssm-proxy-agent.service ")
+    );
     assert.deepEqual(lines, [
       "plan: architecture aarch64 (asset ssm-proxy-agent-linux-arm64)",
       `plan: agent binary from ${bin}`,
       `plan: check SHA-256 ${sum}`,
       "plan: install /usr/local/bin/ssm-proxy-agent",
-      `plan: install /etc/systemd/system/ssm-proxy-agent.service from ${UNIT}`,
+      "plan: install /etc/systemd/system/ssm-proxy-agent.service from the binary (ssm-proxy-agent unit)",
       "plan: systemctl daemon-reload; systemctl enable --now ssm-proxy-agent",
       "plan: check amazon-ssm-agent is running and the instance has an instance profile",
       `ok: SHA-256 of ${bin} matches`,
       `would run: install -D -m 0755 ${bin} /usr/local/bin/ssm-proxy-agent`,
-      `would run: install -D -m 0644 ${UNIT} /etc/systemd/system/ssm-proxy-agent.service`,
+      "would run: install -D -m 0644 WORK/ssm-proxy-agent.service /etc/systemd/system/ssm-proxy-agent.service",
       "would run: systemctl daemon-reload",
       "would run: systemctl enable --now ssm-proxy-agent",
       "dry run: nothing was changed",
