@@ -144,6 +144,8 @@ program.command("list-instances")
     "only instances with this Name tag (* and ? wildcards; managed instances: their registration name)",
   )
   .option("--json", "machine-readable output")
+  .option("--agents", "ask each online instance's ssm-proxy-agent for its version (a session each)")
+  .option("--agent-port <port>", "port of ssm-proxy-agent on the instances", parsePort, 7797)
   .action(async (opts, cmd) => {
     const { runListInstances } = await import("./src/cli/list_instances.ts");
     await runListInstances({ ...cmd.optsWithGlobals(), ...opts });

@@ -148,7 +148,7 @@ export async function targetChecks(
       ok: false,
       name: agentName,
       detail: message(e),
-      fix: "install it with scripts/setup-ec2-instance.sh, then see systemctl status " +
+      fix: `ssm-proxy agent install --target ${instanceId}, or see systemctl status ` +
         "ssm-proxy-agent on the instance",
     });
   }

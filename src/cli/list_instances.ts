@@ -6,8 +6,9 @@
  * `--tag` is an SSM tag filter (exact values, no wildcards) and `--name` matches the name they
  * were registered with (wildcards allowed) or, given without wildcards, their Name tag.
  *
- * The ssm-proxy-agent version is not knowable from the AWS APIs (it answers only inside a
- * session; `ssm-proxy doctor --target` asks it), so the AGENT column is "-" for now.
+ * The ssm-proxy-agent version is not knowable from the AWS APIs: it answers only inside a
+ * session. `--agents` asks each online instance (one short Port session each, a few at a time);
+ * without it the AGENT column is "-".
  */
 import type { AwsOptions } from "../aws/config.ts";
 import type { Ec2Filter } from "../aws/ec2.ts";
@@ -20,6 +21,9 @@ export interface ListInstancesOptions extends AwsOptions {
   /** The Name tag (EC2 wildcards `*` and `?` allowed). */
   name?: string;
   json?: boolean;
+  /** Ask each online instance's ssm-proxy-agent for its version (one session each). */
+  agents?: boolean;
+  agentPort?: number;
 }
 
 export interface InstanceRow {
@@ -40,7 +44,11 @@ export interface InstanceRow {
   vpcId: string | null;
   /** The SSM agent's version (amazon-ssm-agent). */
   ssmAgentVersion: string | null;
-  /** ssm-proxy-agent's version: not knowable without a session, so always null for now. */
+  /**
+   * ssm-proxy-agent's version as it introduced itself, with --agents: e.g. "0.1.0";
+   * "none" when nothing listens on its port, "old" when it cannot speak our protocol, "?" when
+   * it could not be asked; null without --agents or when the instance is not online.
+   */
   agentVersion: string | null;
 }
 
@@ -168,6 +176,9 @@ export function formatTable(rows: InstanceRow[]): string {
 export async function runListInstances(o: ListInstancesOptions): Promise<void> {
   filtersFor(o); // usage errors before any AWS call
   const rows = await listInstances(o);
+  if (o.agents) {
+    await askAgents({ profile: o.profile, region: o.region }, rows, o.agentPort ?? 7797);
+  }
   if (o.json) {
     console.log(JSON.stringify(rows, null, 2));
     return;
@@ -183,4 +194,31 @@ export async function runListInstances(o: ListInstancesOptions): Promise<void> {
     return;
   }
   console.log(formatTable(rows));
+}
+
+const ASK_AT_ONCE = 4;
+
+/** Fills in agentVersion for the online instances by saying HELLO to each agent. */
+export async function askAgents(aws: AwsOptions, rows: InstanceRow[], port: number): Promise<void> {
+  const { helloAgent } = await import("./doctor_target.ts");
+  const { AgentUnavailable } = await import("../tunnel/stripe.ts");
+  const online = rows.filter((r) =>
+    r.ssm === "Online" && (r.kind === "managed" || r.state === "running") &&
+    !r.platform?.toLowerCase().includes("windows")
+  );
+  let next = 0;
+  const worker = async () => {
+    while (next < online.length) {
+      const r = online[next++];
+      try {
+        r.agentVersion = (await helloAgent(aws, r.instanceId, port)).agent
+          .replace(/^ssm-proxy-agent[ /]/, "");
+      } catch (e) {
+        r.agentVersion = e instanceof AgentUnavailable
+          ? (e.reason === "missing" ? "none" : "old")
+          : "?";
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ASK_AT_ONCE, online.length) }, worker));
 }

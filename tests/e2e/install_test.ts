@@ -65,6 +65,13 @@ e2eTest(
         },
       });
       const cidrs = [lab.vpcNetwork];
+      /** list-instances --agents: what bastion's agent says it is. */
+      const agentColumn = async () => {
+        const r = await ssmProxy(lab, "laptop", ["list-instances", "--agents", "--json"]);
+        assert.equal(r.code, 0, r.stderr);
+        const rows = JSON.parse(r.stdout) as { name: string; agentVersion: string | null }[];
+        return rows.find((x) => x.name === "bastion")?.agentVersion;
+      };
 
       await t.step("without an agent, start fails in one line naming the fix", async () => {
         const r = await ssmProxy(lab, "laptop", [
@@ -81,6 +88,7 @@ e2eTest(
         );
         assert.equal(r.code, 5);
         await assertLaptopClean(lab);
+        assert.equal(await agentColumn(), "none");
       });
 
       await t.step("start --install-agent installs it and the tunnel carries traffic", async () => {
@@ -104,6 +112,7 @@ e2eTest(
         assert.equal(doc.installed, true);
         assert.equal(doc.active, "active");
         assert.equal(doc.agent?.tunnels?.length ?? doc.agent?.tunnels?.count, 1, s.stdout);
+        assert.match(await agentColumn() ?? "", /^\d+\.\d+\.\d+/);
         const stop = await ssmProxy(lab, "laptop", ["stop", "inst"]);
         assert.equal(stop.code, 0, stop.stderr);
         await tun.proc.status;
