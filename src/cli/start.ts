@@ -73,7 +73,9 @@ export async function runStart(
     }
   }
   const heal = healSettings(opts);
-  // Picked before going to the background, which has no terminal to ask on.
+  // Picked before going to the background, which has no terminal to ask on; with the sudo
+  // user's AWS config, like everything else start does.
+  if (opts.target === undefined) useInvokingUsersAwsConfig();
   const o: StartOptions = {
     ...opts,
     target: opts.target ??
