@@ -3,7 +3,7 @@
  * (specs/ssm-protocol.md §2, §6, §9): no handshake, so the engine takes input at once and its
  * seq 0 (SYN) is the shell's first output; a real pty (pty_shell.ts); input PayloadType 1 to the
  * pty in order and with backpressure; PayloadType 3 `{"cols":N,"rows":N}` resizes it; output as
- * PayloadType 1 through the same paced pump as a Port session.
+ * PayloadType 1 through the same paced pump as a Port session (session_core.ts).
  *
  * End: when the program has exited and its output is read, sent and acked, the agent sends
  * agent_session_state "Terminating" and the session ends with no output text (MGS then sends
@@ -12,14 +12,11 @@
  */
 import { parseFlag, PayloadType } from "../../ssm/message.ts";
 import { corruptPayload } from "./corrupt.ts";
-import { DocumentError, resolveShellDocument, type ShellDocument } from "./document.ts";
-import { AgentEngine, ENGINE_DEFAULTS } from "./engine.ts";
-import { OutputPump, PACED, UNPACED } from "./pump.ts";
+import { resolveShellDocument, type ShellDocument } from "./document.ts";
 import { PtyShell } from "./pty_shell.ts";
-import type { AgentSessionInit, EmulatedAgentSession } from "./session.ts";
+import type { AgentSessionInit } from "./session.ts";
+import { EmulatedSessionCore } from "./session_core.ts";
 
-const TICK_MS = 100;
-const PIPE_HIGH_WATER = 64 * 1024;
 /** How long a finished shell waits for the client to ack its last output before ending anyway. */
 const FINAL_ACK_WAIT_MS = 10_000;
 const TERMINATE_SESSION = 2;
@@ -45,59 +42,23 @@ export function parseSize(payload: Uint8Array): { cols: number; rows: number } |
   }
 }
 
-export class ShellSession implements EmulatedAgentSession {
-  readonly engine: AgentEngine;
-  #doc?: ShellDocument;
-  #docError?: string;
-  #pump: OutputPump;
+export class ShellSession extends EmulatedSessionCore<ShellDocument> {
   #shell?: PtyShell;
-  #sink?: (frame: Uint8Array) => void;
-  #tick?: ReturnType<typeof setInterval>;
-  #started = false;
-  #ended = false;
   #finishedAt?: number;
   /** Bytes of PayloadType 1 input accepted so far: the corruptInput fault's offsets. */
   #inputOffset = 0;
   #corruptAfter?: number;
 
-  constructor(private init: AgentSessionInit) {
-    try {
-      this.#doc = resolveShellDocument(init.documentName, init.parameters);
-    } catch (e) {
-      if (!(e instanceof DocumentError)) throw e;
-      this.#docError = e.message;
-    }
-    this.engine = new AgentEngine(
-      {
-        agentVersion: init.agent.agentVersion,
-        sessionType: this.#doc?.sessionType ?? "Standard_Stream",
+  constructor(init: AgentSessionInit) {
+    super(init, {
+      resolve: resolveShellDocument,
+      engine: (doc) => ({
+        sessionType: doc?.sessionType ?? "Standard_Stream",
         properties: null,
-        handshakeTimeoutMs: init.agent.handshakeTimeoutMs,
-        outgoingCapacity: ENGINE_DEFAULTS.outgoingCapacity,
-        incomingCapacity: ENGINE_DEFAULTS.incomingCapacity,
         handshake: false,
-      },
-      {
-        send: (frame) => this.#sink?.(frame),
-        input: (pt, payload) => this.#input(pt, payload),
-        handshakeComplete: () => {},
-        fail: (reason) => this.#end(reason),
-        log: init.log,
-      },
-      Date.now(),
-    );
-    this.#pump = new OutputPump({
-      ...(init.pacing ? PACED : UNPACED),
-      highWater: PIPE_HIGH_WATER,
-      canSend: () =>
-        !this.#ended && !this.engine.paused &&
-        this.engine.unackedBytes < init.agent.maxUnackedBytes,
-      emit: (chunk) => this.engine.send(PayloadType.Output, chunk, Date.now()),
+      }),
+      endedWithoutReason: "shell finished",
     });
-  }
-
-  get lastStreamActivity(): number {
-    return this.engine.lastStreamActivity;
   }
 
   /** The shell's pid (its process group), once started. */
@@ -105,69 +66,22 @@ export class ShellSession implements EmulatedAgentSession {
     return this.#shell?.pid;
   }
 
-  attach(sink: (frame: Uint8Array) => void): void {
-    this.#sink = sink;
-    if (this.#ended) return;
-    if (this.#docError !== undefined) {
-      this.#end(this.#docError);
-      return;
-    }
-    const now = Date.now();
-    if (this.#started) {
-      this.engine.reattach(now);
-      this.#pump.kick();
-      return;
-    }
-    this.#started = true;
-    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
-    this.engine.start(now);
-    this.#startShell();
-  }
-
-  detach(sink: (frame: Uint8Array) => void): void {
-    if (this.#sink === sink) this.#sink = undefined;
-  }
-
-  receive(frame: Uint8Array): void {
-    if (this.#ended) return;
-    this.engine.receive(frame, Date.now());
-    this.#pump.kick();
-    this.#maybeEnd();
-  }
-
-  pausePublication(): void {
-    this.engine.pause();
-  }
-
-  startPublication(): void {
-    this.engine.startPublication(Date.now());
-    this.#pump.kick();
-  }
-
   corruptInput(afterBytes: number): void {
     this.#corruptAfter = afterBytes;
   }
 
-  async close(): Promise<void> {
-    this.#ended = true;
-    clearInterval(this.#tick);
-    this.#sink = undefined;
-    // The pump first: it releases a reader waiting for room, so the shell's loops can finish.
-    await this.#pump.close();
-    await this.#shell?.close();
-  }
-
-  #startShell(): void {
+  /** At the first attach: no handshake, so the pty starts at once. */
+  protected onStart(): void {
     const { agent, log } = this.init;
     try {
       this.#shell = new PtyShell({
-        argv: this.#doc!.argv,
+        argv: this.doc!.argv,
         env: shellEnvironment(Deno.env.toObject(), agent.shellEnv),
         initialWaitMs: agent.shellInitialWaitMs,
         cwd: agent.shellCwd,
       }, {
-        out: (bytes) => this.#pump.push(bytes),
-        room: () => this.#pump.room(),
+        out: (bytes) => this.pump.push(bytes),
+        room: () => this.pump.room(),
         inputReady: () => this.engine.retryInput(Date.now()),
         finished: () => {
           this.#finishedAt = Date.now();
@@ -176,37 +90,30 @@ export class ShellSession implements EmulatedAgentSession {
         log,
       });
     } catch (e) {
-      this.#end(`Unable to start the shell: ${(e as Error).message}`);
+      this.end(`Unable to start the shell: ${(e as Error).message}`);
       return;
     }
-    log(`agent: ${this.init.sessionId}: ${this.#doc!.sessionType} pid ${this.#shell.pid}`);
+    log(`agent: ${this.init.sessionId}: ${this.doc!.sessionType} pid ${this.#shell.pid}`);
   }
 
-  #onTick(): void {
-    if (this.#ended) return;
-    this.engine.tick(Date.now());
-    this.#pump.kick();
+  protected override afterStep(): void {
     this.#maybeEnd();
+  }
+
+  protected async onClose(): Promise<void> {
+    await this.#shell?.close();
   }
 
   /** Ends a finished shell once its output is all on the wire and acked (or waited for enough). */
   #maybeEnd(): void {
-    if (this.#ended || this.#finishedAt === undefined) return;
-    const drained = this.#pump.buffered === 0 && this.engine.unackedCount === 0;
+    if (this.ended || this.#finishedAt === undefined) return;
+    const drained = this.pump.buffered === 0 && this.engine.unackedCount === 0;
     if (!drained && Date.now() - this.#finishedAt < FINAL_ACK_WAIT_MS) return;
     this.init.sessionState?.("Terminating");
-    this.#end(undefined);
+    this.end(undefined);
   }
 
-  #end(reason: string | undefined): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.init.log(`agent: session ${this.init.sessionId} ends: ${reason ?? "shell finished"}`);
-    // Deferred so the message that ended the session is acked before channel_closed goes out.
-    queueMicrotask(() => this.init.end(reason));
-  }
-
-  #input(payloadType: number, payload: Uint8Array): boolean {
+  protected onInput(payloadType: number, payload: Uint8Array): boolean {
     switch (payloadType) {
       case PayloadType.Output:
         return this.#write(payload);
@@ -223,7 +130,7 @@ export class ShellSession implements EmulatedAgentSession {
         } catch {
           flag = undefined;
         }
-        if (flag === TERMINATE_SESSION) this.#end(undefined);
+        if (flag === TERMINATE_SESSION) this.end(undefined);
         return true;
       }
       default:
