@@ -110,6 +110,11 @@ export abstract class ChannelSession {
     return this.#ended.promise;
   }
 
+  /** Why the session ended, once it has. */
+  get endReason(): string | undefined {
+    return this.#endedValue?.message;
+  }
+
   get writable(): boolean {
     return this.channel.writable && (this.#socket?.bufferedAmount ?? 0) < HIGH_WATER;
   }

@@ -9,6 +9,7 @@
 import { ChannelSession, type ChannelSessionOptions } from "./channel_session.ts";
 import type { HandshakeInfo } from "./handshake.ts";
 import { jsonBytes, PayloadType } from "./message.ts";
+import { ExitCode, UserError } from "../errors.ts";
 
 export interface ShellSessionOptions extends ChannelSessionOptions {
   /** Output (type 1; 11 and 12 too if the agent separates streams), in order. */
@@ -43,7 +44,9 @@ export class ShellSession extends ChannelSession {
     const max = this.channel.maxPayload;
     for (let i = 0; i < bytes.length; i += max) {
       await this.waitWritable();
-      if (this.state === "closed") throw new Error(this.lastError || "the session ended");
+      if (this.state === "closed") {
+        throw new UserError(this.endReason ?? `session ${this.sessionId} ended`, ExitCode.Remote);
+      }
       this.channel.send(PayloadType.Output, bytes.subarray(i, i + max), Date.now());
       this.pump();
     }

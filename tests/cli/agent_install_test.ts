@@ -264,3 +264,25 @@ async function leftovers(root: string): Promise<string[]> {
   await walk(root);
   return out;
 }
+
+Deno.test("agent install: a session AWS ends part-way is one line, and nothing is installed", async () => {
+  await withWorld(async (w) => {
+    const res = await fetch(`${w.url}/_emulator/faults`, {
+      method: "POST",
+      body: JSON.stringify({ action: "maxSessionDuration", ms: 300 }),
+    });
+    await res.body?.cancel();
+    assert.ok(res.ok);
+    const r = await run(w, ["agent", "install", "-t", "i-0123456789abcdef0", "--binary", w.binary]);
+    assert.equal(r.code, 5, `exit ${r.code}: ${r.stderr}`);
+    const last = r.stderr.trim().split("\n").at(-1)!;
+    assert.match(
+      last,
+      /^ssm-proxy: .*(closed by AWS|ended unexpectedly|timed out or was terminated)/,
+      r.stderr,
+    );
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    assert.equal(await exists(`${w.root}/${BIN}`), false);
+    assert.deepEqual(await leftovers(w.root), []);
+  });
+});
