@@ -20,7 +20,7 @@ import { routeAdd, routeDelete, routeGet } from "../../ffi/darwin/route_socket.t
 import { type DarwinSys, darwinSys, indexToName, nameToIndex } from "../../ffi/darwin/sys.ts";
 import { UtunDevice } from "../../ffi/darwin/utun.ts";
 import { RTF_GATEWAY } from "../../ffi/darwin/constants.ts";
-import { formatIP, parseCidr, parseIP, StructError } from "../../ffi/struct.ts";
+import { formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
 import { UserError } from "../errors.ts";
 import { alive } from "../tunnel/state.ts";
 import {
@@ -33,7 +33,7 @@ import {
   type Tun,
   type TunConfig,
 } from "./types.ts";
-import { commonUserError, type Step } from "./oserror.ts";
+import { commonUserError, configUserError, ip, type Step } from "./oserror.ts";
 
 export interface DarwinPlatformOptions {
   /** libSystem, or a fake in tests. */
@@ -70,38 +70,13 @@ export function toUserError(step: Step, e: unknown): Error {
         );
       }
       break;
-    case "address":
-      if (code === "EEXIST") {
-        return new UserError(
-          `address ${step.address} peer ${step.peer}/${step.prefixLength} already exists on ${step.ifname}`,
-        );
-      }
-      if (["EINVAL", "EADDRNOTAVAIL", "EDESTADDRREQ"].includes(code)) {
-        return new UserError(
-          `the kernel rejected address ${step.address} peer ${step.peer}/${step.prefixLength}`,
-        );
-      }
-      break;
-    case "link":
-      if (code === "EINVAL") return new UserError(`the kernel rejected MTU ${step.mtu}`);
-      break;
-    case "route":
-      if (code === "ENXIO" || code === "ENETUNREACH") {
-        return new UserError(`cannot route ${step.cidr}: interface ${step.ifname} is gone`);
-      }
-      if (code === "EINVAL") return new UserError(`the kernel rejected route ${step.cidr}`);
-      break;
+    default:
+      return configUserError(step, os, {
+        addressRejected: ["EINVAL", "EADDRNOTAVAIL", "EDESTADDRREQ"],
+        interfaceGone: ["ENXIO", "ENETUNREACH"],
+      });
   }
   return os;
-}
-
-function ip(s: string, what: string): Uint8Array {
-  try {
-    return parseIP(s);
-  } catch (e) {
-    if (e instanceof StructError) throw new UserError(`${what}: ${e.message}`);
-    throw e;
-  }
 }
 
 function cidrOf(cidr: string) {

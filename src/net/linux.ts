@@ -15,7 +15,7 @@ import {
 } from "../../ffi/linux/netlink.ts";
 import { nextSeq, transact } from "../../ffi/linux/netlink_socket.ts";
 import { disableIPv6, indexToName, LinuxTunDevice, nameToIndex } from "../../ffi/linux/tun.ts";
-import { formatIP, parseCidr, parseIP, StructError } from "../../ffi/struct.ts";
+import { formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
 import { UserError } from "../errors.ts";
 import {
   type Dns,
@@ -27,7 +27,7 @@ import {
   type Tun,
   type TunConfig,
 } from "./types.ts";
-import { commonUserError, type Step } from "./oserror.ts";
+import { commonUserError, configUserError, ip, type Step } from "./oserror.ts";
 
 export interface LinuxPlatformOptions {
   /** System bus socket (tests point this at a private dbus-daemon). */
@@ -58,38 +58,13 @@ export function toUserError(step: Step, e: unknown): Error {
         );
       }
       break;
-    case "address":
-      if (code === "EEXIST") {
-        return new UserError(
-          `address ${step.address} peer ${step.peer}/${step.prefixLength} already exists on ${step.ifname}`,
-        );
-      }
-      if (code === "EINVAL" || code === "EADDRNOTAVAIL") {
-        return new UserError(
-          `the kernel rejected address ${step.address} peer ${step.peer}/${step.prefixLength}`,
-        );
-      }
-      break;
-    case "link":
-      if (code === "EINVAL") return new UserError(`the kernel rejected MTU ${step.mtu}`);
-      break;
-    case "route":
-      if (code === "ENODEV" || code === "ENETUNREACH") {
-        return new UserError(`cannot route ${step.cidr}: interface ${step.ifname} is gone`);
-      }
-      if (code === "EINVAL") return new UserError(`the kernel rejected route ${step.cidr}`);
-      break;
+    default:
+      return configUserError(step, os, {
+        addressRejected: ["EINVAL", "EADDRNOTAVAIL"],
+        interfaceGone: ["ENODEV", "ENETUNREACH"],
+      });
   }
   return os;
-}
-
-function ip(s: string, what: string): Uint8Array {
-  try {
-    return parseIP(s);
-  } catch (e) {
-    if (e instanceof StructError) throw new UserError(`${what}: ${e.message}`);
-    throw e;
-  }
 }
 
 async function openTun(cfg: TunConfig): Promise<Tun> {

@@ -1,6 +1,7 @@
 /** What both platforms say when a tunnel step fails for lack of privileges. */
 import { OsError } from "../../ffi/libc.ts";
 import { UserError } from "../errors.ts";
+import { parseIP, StructError } from "../../ffi/struct.ts";
 
 /** Which operation failed, for the error line. */
 export type Step =
@@ -25,4 +26,52 @@ export function commonUserError(step: Step, e: unknown): Error | undefined {
     );
   }
   return undefined;
+}
+
+/** The errno names each OS uses for the same two address/route failures. */
+export interface ConfigCodes {
+  addressRejected: string[];
+  interfaceGone: string[];
+}
+
+/**
+ * Address, MTU and route failures read the same on every OS; only the errno names differ.
+ * Returns the OsError itself when it is nothing the user can act on.
+ */
+export function configUserError(step: Step, os: OsError, codes: ConfigCodes): Error {
+  const code = os.code;
+  switch (step.op) {
+    case "address":
+      if (code === "EEXIST") {
+        return new UserError(
+          `address ${step.address} peer ${step.peer}/${step.prefixLength} already exists on ${step.ifname}`,
+        );
+      }
+      if (codes.addressRejected.includes(code)) {
+        return new UserError(
+          `the kernel rejected address ${step.address} peer ${step.peer}/${step.prefixLength}`,
+        );
+      }
+      break;
+    case "link":
+      if (code === "EINVAL") return new UserError(`the kernel rejected MTU ${step.mtu}`);
+      break;
+    case "route":
+      if (codes.interfaceGone.includes(code)) {
+        return new UserError(`cannot route ${step.cidr}: interface ${step.ifname} is gone`);
+      }
+      if (code === "EINVAL") return new UserError(`the kernel rejected route ${step.cidr}`);
+      break;
+  }
+  return os;
+}
+
+/** A dotted IPv4 address from configuration or the agent, as bytes; bad text is a UserError. */
+export function ip(s: string, what: string): Uint8Array {
+  try {
+    return parseIP(s);
+  } catch (e) {
+    if (e instanceof StructError) throw new UserError(`${what}: ${e.message}`);
+    throw e;
+  }
 }
