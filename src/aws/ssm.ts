@@ -68,6 +68,17 @@ export async function startSession(o: AwsOptions, input: StartSessionInput): Pro
   });
 }
 
+/** ResumeSession and TerminateSession for a data-channel session to heal and end itself. */
+export function sessionApi(o: AwsOptions): {
+  resume(sessionId: string): Promise<{ tokenValue: string }>;
+  terminate(sessionId: string): Promise<void>;
+} {
+  return {
+    resume: (id) => resumeSession(o, id),
+    terminate: (id) => terminateSession(o, id),
+  };
+}
+
 /** An empty `tokenValue` means the session is gone and cannot be resumed. */
 export async function resumeSession(
   o: AwsOptions,

@@ -175,10 +175,7 @@ export async function helloAgent(
   try {
     session = await PortSession.open({
       grant,
-      api: {
-        resume: (id) => ssm.resumeSession(aws, id),
-        terminate: (id) => ssm.terminateSession(aws, id),
-      },
+      api: ssm.sessionApi(aws),
       healForMs: 0,
     });
   } catch (e) {

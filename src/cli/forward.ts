@@ -58,10 +58,7 @@ export async function openForward(o: ForwardOptions): Promise<OpenForward> {
     });
     session = await PortSession.open({
       grant,
-      api: {
-        resume: (id) => ssm.resumeSession(aws, id),
-        terminate: (id) => ssm.terminateSession(aws, id),
-      },
+      api: ssm.sessionApi(aws),
       log,
       maxPayload: messageSize(),
       ...o.session,

@@ -152,10 +152,7 @@ export async function runStart(
         }
         return PortSession.open({
           grant,
-          api: {
-            resume: (id) => ssm.resumeSession(aws, id),
-            terminate: (id) => ssm.terminateSession(aws, id),
-          },
+          api: ssm.sessionApi(aws),
           log: progress,
           maxPayload: messageSize(),
           // Tens of ms of data in flight, not seconds: a tunnel must drop, not buffer (DESIGN §1).

@@ -38,10 +38,7 @@ export class RemoteScript {
     });
     r.#session = await ShellSession.open({
       grant,
-      api: {
-        resume: (id) => ssm.resumeSession(aws, id),
-        terminate: (id) => ssm.terminateSession(aws, id),
-      },
+      api: ssm.sessionApi(aws),
       output: (bytes) => r.#onOutput(bytes),
       log,
     });

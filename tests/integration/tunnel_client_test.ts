@@ -76,10 +76,7 @@ async function connect(agentPort: number) {
               documentName: "AWS-StartPortForwardingSession",
               parameters: { portNumber: [String(agentPort)] },
             }),
-            api: {
-              resume: (id) => ssm.resumeSession(aws, id),
-              terminate: (id) => ssm.terminateSession(aws, id),
-            },
+            api: ssm.sessionApi(aws),
           }),
       });
       return { tunnel: t, emu };

@@ -48,10 +48,7 @@ async function withTunnel(
                 documentName: "AWS-StartPortForwardingSession",
                 parameters: { portNumber: [String(port)] },
               }),
-              api: {
-                resume: (id) => ssm.resumeSession(aws, id),
-                terminate: (id) => ssm.terminateSession(aws, id),
-              },
+              api: ssm.sessionApi(aws),
             }),
           ...o,
         });
