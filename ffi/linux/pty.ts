@@ -16,21 +16,16 @@
  * os-ffi §2.2 and §9.5).
  */
 import { check, cString, lastError, LINUX_E, linuxLibc } from "../libc.ts";
+import { WaitableFd } from "./waitable_fd.ts";
 
 const O_RDWR = 2;
 const O_NOCTTY = 0x100;
 const O_NONBLOCK = 0x800;
 const O_CLOEXEC = 0x80000;
-const EFD_NONBLOCK = 0x800;
-const EFD_CLOEXEC = 0x80000;
 export const TIOCGWINSZ = 0x5413n;
 export const TIOCSWINSZ = 0x5414n;
-const POLLIN = 1;
-const POLLOUT = 4;
 /** Not in LINUX_E: a pty master reports EIO once no slave fd is open any more (hang-up). */
 const EIO = 5;
-/** Upper bound of one poll() so a stuck wake-up can never park a pool thread for long. */
-const POLL_SLICE_MS = 250;
 const READ_SIZE = 64 * 1024;
 
 /** The symbols libc.ts does not carry; opened lazily like it, on the same libc. */
@@ -77,31 +72,18 @@ function clampU16(n: number): number {
 export type PtyRead = Uint8Array | "timeout" | "hangup" | "closed";
 
 export class LinuxPty {
+  readonly #io: WaitableFd;
   readonly #master: number;
-  readonly #wake: number;
   #slave: number;
   readonly #buf = new Uint8Array(READ_SIZE);
   readonly #bufPtr: Deno.PointerObject;
-  /** pollfds: master (POLLIN / POLLOUT), then the wake-up eventfd. */
-  readonly #readPfds = new Uint8Array(16);
-  readonly #writePfds = new Uint8Array(16);
-  readonly #wakeValue = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
-  #pending = 0;
-  #closed = false;
-  #released = false;
 
-  private constructor(master: number, slave: number, wake: number, readonly path: string) {
+  private constructor(master: number, slave: number, readonly path: string) {
     this.#master = master;
     this.#slave = slave;
-    this.#wake = wake;
+    // Our slave fd goes with the master, once no read or write is under way.
+    this.#io = WaitableFd.open(master, () => this.releaseSlave());
     this.#bufPtr = Deno.UnsafePointer.of(this.#buf)!;
-    for (const [pfds, events] of [[this.#readPfds, POLLIN], [this.#writePfds, POLLOUT]] as const) {
-      const dv = new DataView(pfds.buffer);
-      dv.setInt32(0, master, true);
-      dv.setInt16(4, events, true);
-      dv.setInt32(8, wake, true);
-      dv.setInt16(12, POLLIN, true);
-    }
   }
 
   /**
@@ -115,7 +97,6 @@ export class LinuxPty {
     const pty = ptyLibc();
     const master = check("posix_openpt", pty.posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
     let slave = -1;
-    let wake = -1;
     try {
       check("grantpt", pty.grantpt(master));
       check("unlockpt", pty.unlockpt(master));
@@ -126,18 +107,16 @@ export class LinuxPty {
       const flags = check("fcntl F_GETFL", lib.fcntl(master, 3, /* F_GETFL */ 0));
       check("fcntl F_SETFL", lib.fcntl(master, 4, /* F_SETFL */ flags | O_NONBLOCK));
       slave = check(`open ${path}`, lib.open(cString(path), O_RDWR | O_NOCTTY | O_CLOEXEC, 0));
-      wake = check("eventfd", lib.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      return new LinuxPty(master, slave, wake, path);
+      return new LinuxPty(master, slave, path);
     } catch (e) {
       lib.close(master);
       if (slave >= 0) lib.close(slave);
-      if (wake >= 0) lib.close(wake);
       throw e;
     }
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#io.closed;
   }
 
   /** Drop our own slave fd; once every process holding it is gone, reads report "hangup". */
@@ -149,7 +128,7 @@ export class LinuxPty {
 
   /** TIOCSWINSZ on the master; the kernel sends SIGWINCH to the foreground process group. */
   setSize(cols: number, rows: number): void {
-    if (this.#closed) return;
+    if (this.#io.closed) return;
     check(
       "ioctl TIOCSWINSZ",
       linuxLibc().ioctl(this.#master, TIOCSWINSZ, encodeWinsize(cols, rows)),
@@ -164,11 +143,11 @@ export class LinuxPty {
 
   /** The next bytes from the master (a copy), waiting up to `timeoutMs`. One reader at a time. */
   async read(timeoutMs: number): Promise<PtyRead> {
-    if (this.#closed) return "closed";
-    this.#pending++;
-    try {
+    const io = this.#io;
+    if (io.closed) return "closed";
+    return await io.use(async (): Promise<PtyRead> => {
       const deadline = Date.now() + timeoutMs;
-      while (!this.#closed) {
+      while (!io.closed) {
         const n = Number(linuxLibc().read(this.#master, this.#bufPtr, BigInt(READ_SIZE)));
         if (n > 0) return this.#buf.slice(0, n);
         if (n === 0) return "hangup";
@@ -178,12 +157,10 @@ export class LinuxPty {
         if (e.errno !== LINUX_E.EAGAIN) throw e;
         const left = deadline - Date.now();
         if (left <= 0) return "timeout";
-        await linuxLibc().poll_nb(this.#readPfds, 2n, Math.min(left, POLL_SLICE_MS));
+        await io.wait("in", left);
       }
       return "closed";
-    } finally {
-      this.#done();
-    }
+    });
   }
 
   /**
@@ -191,14 +168,14 @@ export class LinuxPty {
    * False when the pty closed or hung up (EIO) before everything was written. One writer at a time.
    */
   async write(bytes: Uint8Array): Promise<boolean> {
-    if (this.#closed) return false;
-    this.#pending++;
-    try {
+    const io = this.#io;
+    if (io.closed) return false;
+    return await io.use(async () => {
       // FFI only needs the bytes' address; subarrays keep their byteOffset.
       const buf = bytes as Uint8Array<ArrayBuffer>;
       let off = 0;
       while (off < buf.length) {
-        if (this.#closed) return false;
+        if (io.closed) return false;
         const rest = buf.subarray(off);
         const n = Number(linuxLibc().write(this.#master, rest, BigInt(rest.length)));
         if (n > 0) {
@@ -209,12 +186,10 @@ export class LinuxPty {
         if (e.errno === EIO) return false;
         if (e.errno === LINUX_E.EINTR) continue;
         if (e.errno !== LINUX_E.EAGAIN) throw e;
-        await linuxLibc().poll_nb(this.#writePfds, 2n, POLL_SLICE_MS);
+        await io.wait("out", Infinity);
       }
       return true;
-    } finally {
-      this.#done();
-    }
+    });
   }
 
   /**
@@ -222,24 +197,7 @@ export class LinuxPty {
    * releases the fds, so no poll ever sees a reused fd number.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#pending > 0) linuxLibc().write(this.#wake, this.#wakeValue, 8n);
-    else this.#release();
-  }
-
-  #done(): void {
-    this.#pending--;
-    if (this.#closed && this.#pending === 0) this.#release();
-  }
-
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    const lib = linuxLibc();
-    this.releaseSlave();
-    lib.close(this.#master);
-    lib.close(this.#wake);
+    this.#io.close();
   }
 }
 

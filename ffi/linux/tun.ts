@@ -6,18 +6,14 @@
  */
 import { check, cString, lastError, LINUX_E, linuxLibc } from "../libc.ts";
 import { ifName, readCString } from "../struct.ts";
+import { WaitableFd } from "./waitable_fd.ts";
 
 const O_RDWR = 2;
 const O_NONBLOCK = 0x800;
 const O_CLOEXEC = 0x80000;
-const EFD_NONBLOCK = 0x800;
-const EFD_CLOEXEC = 0x80000;
 export const TUNSETIFF = 0x400454can;
 export const IFF_TUN = 0x1;
 export const IFF_NO_PI = 0x1000;
-const POLLIN = 1;
-/** Upper bound of one poll() so a stuck wake-up can never park a pool thread for long. */
-const POLL_SLICE_MS = 250;
 /** A read() buffer must hold the largest packet or the kernel truncates it. */
 const MAX_PACKET = 65535;
 const ARENA_SIZE = 1 << 20;
@@ -60,26 +56,16 @@ export function disableIPv6(name: string): boolean {
 }
 
 export class LinuxTunDevice {
+  readonly #io: WaitableFd;
   readonly #fd: number;
-  readonly #wake: number;
   readonly #arena = new Uint8Array(ARENA_SIZE);
   readonly #base: Deno.PointerObject;
-  /** Two pollfds: the tun, then the wake-up eventfd. */
-  readonly #pfds = new Uint8Array(16);
-  readonly #wakeValue = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
   #reading = false;
-  #closed = false;
-  #released = false;
 
-  private constructor(readonly name: string, readonly index: number, fd: number, wake: number) {
-    this.#fd = fd;
-    this.#wake = wake;
+  private constructor(readonly name: string, readonly index: number, io: WaitableFd) {
+    this.#io = io;
+    this.#fd = io.fd;
     this.#base = Deno.UnsafePointer.of(this.#arena)!;
-    const dv = new DataView(this.#pfds.buffer);
-    dv.setInt32(0, fd, true);
-    dv.setInt16(4, POLLIN, true);
-    dv.setInt32(8, wake, true);
-    dv.setInt16(12, POLLIN, true);
   }
 
   /** Create the device (needs CAP_NET_ADMIN). Errors are OsErrors naming the failing step. */
@@ -90,23 +76,20 @@ export class LinuxTunDevice {
       "open /dev/net/tun",
       lib.open(cString("/dev/net/tun"), O_RDWR | O_CLOEXEC | O_NONBLOCK, 0),
     );
-    let wake = -1;
     try {
       check("ioctl TUNSETIFF", lib.ioctl(fd, TUNSETIFF, ifr));
       const actual = readCString(ifr.subarray(0, 16));
       const index = nameToIndex(actual);
       if (index === 0) throw lastError(`if_nametoindex ${actual}`);
-      wake = check("eventfd", lib.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      return new LinuxTunDevice(actual, index, fd, wake);
+      return new LinuxTunDevice(actual, index, WaitableFd.open(fd));
     } catch (e) {
       lib.close(fd);
-      if (wake >= 0) lib.close(wake);
       throw e;
     }
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#io.closed;
   }
 
   /**
@@ -114,23 +97,25 @@ export class LinuxTunDevice {
    * the next call). Resolves [] on timeout and promptly after close(). One reader at a time.
    */
   async read(timeoutMs: number): Promise<Uint8Array[]> {
-    if (this.#closed) return [];
+    const io = this.#io;
+    if (io.closed) return [];
     if (this.#reading) throw new Error("LinuxTunDevice.read: another read is pending");
     this.#reading = true;
     try {
-      let batch = this.#drain();
-      const deadline = Date.now() + timeoutMs;
-      while (batch.length === 0 && !this.#closed) {
-        const left = deadline - Date.now();
-        if (left <= 0) break;
-        await linuxLibc().poll_nb(this.#pfds, 2n, Math.min(left, POLL_SLICE_MS));
-        if (this.#closed) break;
-        batch = this.#drain();
-      }
-      return this.#closed ? [] : batch;
+      return await io.use(async () => {
+        let batch = this.#drain();
+        const deadline = Date.now() + timeoutMs;
+        while (batch.length === 0 && !io.closed) {
+          const left = deadline - Date.now();
+          if (left <= 0) break;
+          await io.wait("in", left);
+          if (io.closed) break;
+          batch = this.#drain();
+        }
+        return io.closed ? [] : batch;
+      });
     } finally {
       this.#reading = false;
-      if (this.#closed) this.#release();
     }
   }
 
@@ -157,7 +142,7 @@ export class LinuxTunDevice {
 
   /** Write one whole IP packet. False when the kernel dropped it (queue full, malformed, closed). */
   write(packet: Uint8Array): boolean {
-    if (this.#closed) return false;
+    if (this.#io.closed) return false;
     // FFI only needs the bytes' address; a view over a SharedArrayBuffer works the same.
     const buf = packet as Uint8Array<ArrayBuffer>;
     const n = Number(linuxLibc().write(this.#fd, buf, BigInt(buf.length)));
@@ -174,17 +159,6 @@ export class LinuxTunDevice {
    * woken through the eventfd and releases the fds itself, so no poll ever sees a reused fd number.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#reading) linuxLibc().write(this.#wake, this.#wakeValue, 8n);
-    else this.#release();
-  }
-
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    const lib = linuxLibc();
-    lib.close(this.#fd);
-    lib.close(this.#wake);
+    this.#io.close();
   }
 }
