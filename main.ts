@@ -216,7 +216,10 @@ program.command("demo")
 program.command("emulator")
   .description("run a local AWS (SSM, EC2, STS, EKS APIs and Session Manager) for tests and demos")
   .option("--listen <host:port>", "address to listen on", "127.0.0.1:4566")
-  .option("--fixtures <file>", "YAML file describing instances, VPCs and clusters")
+  .option(
+    "--fixtures <file>",
+    "YAML file describing instances, VPCs, clusters and destinations to dial elsewhere",
+  )
   .option("--no-pacing", "do not pace sessions at 1 KiB/ms like the real SSM agent")
   .action(async (opts) => {
     const { runEmulator } = await import("./src/cli/emulator.ts");

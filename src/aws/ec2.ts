@@ -1,10 +1,12 @@
 /**
- * EC2 lookups for target discovery. client-ec2 is the heaviest SDK package (28 MB), so it is
- * imported only when a target is given by name or tag, or an instance must be started.
+ * EC2 lookups for target discovery and the VPC resolver. client-ec2 is the heaviest SDK package
+ * (28 MB), so it is imported only when a target is given by name or tag, an instance must be
+ * started, or the resolver of an instance's VPC is wanted.
  */
 
 import { type AwsOptions, clientConfig } from "./config.ts";
 import { callAws } from "./call.ts";
+import { vpcResolverAddress } from "../net/cidr.ts";
 
 export interface InstanceSummary {
   instanceId: string;
@@ -77,5 +79,31 @@ export async function startInstance(
       previous: s?.PreviousState?.Name ?? "unknown",
       current: s?.CurrentState?.Name ?? "unknown",
     };
+  });
+}
+
+/**
+ * The VPC resolver of an EC2 instance's VPC (base of the VPC's primary IPv4 CIDR + 2), for DNS
+ * in agentless mode (DESIGN §9). Undefined for a managed (`mi-`) instance, which has no VPC in
+ * EC2, and when the instance or its VPC is not found.
+ */
+export async function vpcResolver(o: AwsOptions, instanceId: string): Promise<string | undefined> {
+  if (!instanceId.startsWith("i-")) return undefined;
+  // Filters rather than ids: an unknown id is then "nothing found", not an EC2 error.
+  const [instance] = await describeInstances(o, [{ name: "instance-id", values: [instanceId] }]);
+  if (!instance?.vpcId) return undefined;
+  const cidr = await vpcCidr(o, instance.vpcId);
+  return cidr === undefined ? undefined : vpcResolverAddress(cidr);
+}
+
+/** The primary IPv4 CIDR of a VPC (DescribeVpcs `CidrBlock`). */
+async function vpcCidr(o: AwsOptions, vpcId: string): Promise<string | undefined> {
+  const { DescribeVpcsCommand } = await import("@aws-sdk/client-ec2");
+  const spec = { service: "ec2", action: "ec2:DescribeVpcs" } as const;
+  return await callAws(o, spec, () => ec2Client(o), async (c) => {
+    const out = await c.send(
+      new DescribeVpcsCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }] }),
+    );
+    return out.Vpcs?.[0]?.CidrBlock;
   });
 }

@@ -43,6 +43,9 @@ export async function runEmulator(o: EmulatorCliOptions): Promise<void> {
   for (const i of emu.fixtures.instances) {
     console.log(`  instance ${i.id} ${i.name ?? ""} ${i.state} ${i.pingStatus}`);
   }
+  for (const [from, to] of Object.entries(emu.fixtures.destinations)) {
+    console.log(`  destination ${from} dialled at ${to}`);
+  }
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", () => stop.resolve());
   Deno.addSignalListener("SIGTERM", () => stop.resolve());

@@ -2,10 +2,23 @@
  * The emulated AWS account: instances, VPCs, EKS clusters and IAM denials, loaded from YAML.
  * The loaded object is the emulator's live world: the API mutates instance states in it
  * (StartInstances) so that every part of the emulator sees the same account.
+ *
+ * Top-level keys: account, callerArn, userId, startDelayMs, instances, vpcs, clusters, deny, and
+ * `destinations`: where the emulated agent really dials a Port session's destination
+ * (destinations.ts), so that VPC addresses work on a machine without the lab's namespaces:
+ *
+ *     destinations:
+ *       "10.99.0.10:80": "127.0.0.1:8080"
+ *       "[fd00::10]:443": "[::1]:8443"
+ *
+ * Keys and values are IPv4 `a.b.c.d:port` or bracketed IPv6 `[v6]:port` (quote them: a bare
+ * `[` starts a YAML list). The localhost of AWS-StartPortForwardingSession is looked up as
+ * `127.0.0.1:<portNumber>`; host names and unmapped destinations are dialled as they are.
  */
 
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { type MapView, YamlWalker } from "../config/yaml_walk.ts";
+import { formatHostPort, parseDestination } from "./destinations.ts";
 import { ExitCode, UserError } from "../errors.ts";
 
 export type InstanceState = "pending" | "running" | "stopped";
@@ -75,6 +88,12 @@ export interface Fixtures {
   vpcs: FixtureVpc[];
   clusters: FixtureCluster[];
   deny: FixtureDeny[];
+  /**
+   * Port session destination → the address the emulated agent dials instead, both canonical
+   * (`10.99.0.10:80`, `[fd00::10]:443`); see destinations.ts. Unlike the rest of the world it
+   * is read once, when the emulator starts.
+   */
+  destinations: Record<string, string>;
 }
 
 const DEFAULT_ACCOUNT = "123456789012";
@@ -107,6 +126,7 @@ export function defaultFixtures(): Fixtures {
       version: "1.31",
     }],
     deny: [],
+    destinations: {},
   };
 }
 
@@ -176,6 +196,7 @@ export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
     "vpcs",
     "clusters",
     "deny",
+    "destinations",
   ]);
   const d = defaultFixtures();
   const account = v.optStr(top, "account", /^\d{12}$/, "a 12-digit account id") ?? d.account;
@@ -189,6 +210,7 @@ export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
     vpcs: v.list(top, "vpcs", (n, p) => parseVpc(v, n, p)) ?? d.vpcs,
     clusters: v.list(top, "clusters", (n, p) => parseCluster(v, n, p)) ?? d.clusters,
     deny: v.list(top, "deny", (n, p) => parseDeny(v, n, p)) ?? [],
+    destinations: v.destinations(top, "destinations") ?? {},
   };
 }
 
@@ -383,6 +405,43 @@ class Validator extends YamlWalker {
       if (!isScalar(item)) this.fail(item as Node, `${path}[${i}]`, "expected a string");
       return String(item.value);
     });
+  }
+
+  /** `destinations`: address:port → address:port, stored in canonical form. */
+  destinations(m: MapView, key: string): Record<string, string> | undefined {
+    const node = m.get(key);
+    if (node === undefined) return undefined;
+    if (isScalar(node) && node.value === null) return {};
+    if (!isMap(node)) this.fail(node, key, "expected a mapping of address:port to address:port");
+    const out: Record<string, string> = {};
+    const firstSpelling = new Map<string, string>();
+    for (const pair of node.items) {
+      const keyNode = pair.key as Node;
+      if (!isScalar(keyNode) || typeof keyNode.value !== "string") {
+        this.fail(
+          keyNode,
+          key,
+          'each key must be a quoted "address:port" (a bare [ starts a YAML list)',
+        );
+      }
+      const from = keyNode.value;
+      const path = `${key}[${JSON.stringify(from)}]`;
+      const valueNode = (pair.value ?? keyNode) as Node;
+      if (!isScalar(valueNode) || typeof valueNode.value !== "string") {
+        this.fail(valueNode, path, "expected the address:port to dial instead");
+      }
+      const d = parseDestination(from, valueNode.value);
+      if ("problem" in d) {
+        this.fail(d.side === "key" ? keyNode : valueNode, path, `${d.side}: ${d.problem}`);
+      }
+      const earlier = firstSpelling.get(d.key);
+      if (earlier !== undefined) {
+        this.fail(keyNode, path, `the same destination as ${JSON.stringify(earlier)} above`);
+      }
+      firstSpelling.set(d.key, from);
+      out[d.key] = formatHostPort(d.to);
+    }
+    return out;
   }
 
   list<T>(m: MapView, key: string, each: (n: Node, path: string) => T): T[] | undefined {

@@ -4,6 +4,7 @@
  * StreamUrls it hands out lead back to it.
  */
 import { createApi } from "./api/mod.ts";
+import { destinationMap } from "./destinations.ts";
 import { type Fixtures, loadFixtures } from "./fixtures.ts";
 import type { AgentOptions } from "./agent/session.ts";
 import { createMgs } from "./mgs.ts";
@@ -14,6 +15,12 @@ export interface EmulatorOptions {
   port?: number;
   fixtures?: Fixtures;
   fixturesPath?: string;
+  /**
+   * Port session destinations dialled at another address, over the fixtures' `destinations`
+   * and in the same form: `{ "10.99.0.10:80": "127.0.0.1:8080" }` (destinations.ts). A
+   * malformed entry throws.
+   */
+  destinations?: Record<string, string>;
   pacing?: boolean;
   region?: string;
   log?: (line: string) => void;
@@ -36,6 +43,7 @@ export interface Emulator {
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const fixtures = opts.fixtures ?? await loadFixtures(opts.fixturesPath);
+  const destinations = destinationMap(fixtures.destinations, opts.destinations ?? {});
   let base = "";
   const registry = new SessionRegistry(() => base.replace(/^http/, "ws"));
   const api = createApi({ registry, fixtures, region: opts.region });
@@ -43,7 +51,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     registry,
     pacing: opts.pacing ?? true,
     log: opts.log,
-    agent: opts.agent,
+    agent: {
+      ...opts.agent,
+      destinations: new Map([...opts.agent?.destinations ?? [], ...destinations]),
+    },
     shellEnv: opts.shellEnv,
   });
   const server = Deno.serve(

@@ -53,3 +53,17 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
   const p = Math.min(a.prefix, b.prefix);
   return ((a.base & mask(p)) >>> 0) === ((b.base & mask(p)) >>> 0);
 }
+
+/**
+ * The VPC resolver (Amazon Route 53 Resolver, "AmazonProvidedDNS") for a VPC's primary IPv4
+ * CIDR: the network's base address + 2 (DESIGN §9). Undefined for text that is not an IPv4
+ * CIDR, or a network too small to hold base + 2 (AWS allows /16 to /28). Host bits in the text
+ * are ignored, as EC2 never returns them.
+ */
+export function vpcResolverAddress(vpcCidr: string): string | undefined {
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(vpcCidr.trim());
+  const addr = m ? parseIpv4(m[1]) : undefined;
+  const prefix = m ? Number(m[2]) : NaN;
+  if (addr === undefined || !(prefix <= 30)) return undefined;
+  return formatIpv4(((addr & mask(prefix)) >>> 0) + 2);
+}

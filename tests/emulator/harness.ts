@@ -312,9 +312,9 @@ export class MuxClient {
   }
 }
 
-/** A TCP server on 127.0.0.1 running `serve` per connection; close() ends everything. */
-export function tcpServer(serve: (conn: Deno.TcpConn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+/** A TCP server (on 127.0.0.1 unless told) running `serve` per connection; close() ends all. */
+export function tcpServer(serve: (conn: Deno.TcpConn) => Promise<void>, hostname = "127.0.0.1") {
+  const listener = Deno.listen({ hostname, port: 0 });
   const conns = new Set<Deno.TcpConn>();
   const tasks = new Set<Promise<void>>();
   let accepted = 0;
@@ -351,7 +351,7 @@ export function tcpServer(serve: (conn: Deno.TcpConn) => Promise<void>) {
   };
 }
 
-export function echoServer() {
+export function echoServer(hostname = "127.0.0.1") {
   return tcpServer(async (conn) => {
     const buf = new Uint8Array(64 * 1024);
     while (true) {
@@ -360,7 +360,7 @@ export function echoServer() {
       let o = 0;
       while (o < n) o += await conn.write(buf.subarray(o, n));
     }
-  });
+  }, hostname);
 }
 
 /** A port that refuses connections: bound, then released. */

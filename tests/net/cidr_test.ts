@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { contains, formatIpv4, overlaps, parseCidr, parseIpv4 } from "../../src/net/cidr.ts";
+import {
+  contains,
+  formatIpv4,
+  overlaps,
+  parseCidr,
+  parseIpv4,
+  vpcResolverAddress,
+} from "../../src/net/cidr.ts";
 import { UserError } from "../../src/errors.ts";
 
 Deno.test("cidr: parse, normalise, and reject with a hint", () => {
@@ -37,5 +44,28 @@ Deno.test("cidr property: format/parse round trip; a network contains its own ad
     const m = p === 0 ? 0 : (0xffffffff << (32 - p)) >>> 0;
     const c = parseCidr(`${formatIpv4((ip & m) >>> 0)}/${p}`);
     assert.ok(contains(c, ip));
+  }));
+});
+
+Deno.test("cidr: the VPC resolver is the VPC's base address + 2", () => {
+  assert.equal(vpcResolverAddress("10.0.0.0/16"), "10.0.0.2");
+  assert.equal(vpcResolverAddress("172.31.0.0/16"), "172.31.0.2");
+  assert.equal(vpcResolverAddress("10.99.4.0/22"), "10.99.4.2");
+  assert.equal(vpcResolverAddress("192.168.1.240/28"), "192.168.1.242");
+  // Host bits are not EC2's to send, but the network is still the one meant.
+  assert.equal(vpcResolverAddress("10.1.2.3/16"), "10.1.0.2");
+  assert.equal(vpcResolverAddress("10.0.0.0/30"), "10.0.0.2");
+  for (const bad of ["10.0.0.0/31", "10.0.0.0/32", "10.0.0.0", "fd00::/56", "10.0.0.0/33", ""]) {
+    assert.equal(vpcResolverAddress(bad), undefined, bad);
+  }
+});
+
+Deno.test("cidr property: the VPC resolver lies inside the VPC, two above its base", () => {
+  fc.assert(fc.property(fc.nat({ max: 0xffffffff }), fc.integer({ min: 0, max: 30 }), (ip, p) => {
+    const m = p === 0 ? 0 : (0xffffffff << (32 - p)) >>> 0;
+    const c = parseCidr(`${formatIpv4((ip & m) >>> 0)}/${p}`);
+    const resolver = parseIpv4(vpcResolverAddress(`${formatIpv4(ip)}/${p}`)!)!;
+    assert.equal(resolver, c.base + 2);
+    assert.ok(contains(c, resolver));
   }));
 });

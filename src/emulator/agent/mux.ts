@@ -6,6 +6,7 @@
  * on stream 0 every interval, and the whole mux closes after a timeout with no frame received.
  */
 import { Cmd, encodeFrame, encodePsh, SmuxParser } from "../../ssm/smux_frame.ts";
+import { formatHostPort } from "../destinations.ts";
 import { TcpLink } from "./tcp.ts";
 
 export interface PortHost {
@@ -107,7 +108,9 @@ export class MuxServer {
         await this.host.room();
       },
       dialError: (err) => {
-        this.host.log(`agent: stream ${sid}: dial ${hostname}:${port} failed: ${err.message}`);
+        this.host.log(
+          `agent: stream ${sid}: dial ${formatHostPort({ hostname, port })} failed: ${err.message}`,
+        );
         if (this.#closed) return;
         this.host.flag(CONNECT_TO_PORT_ERROR);
         this.#fin(sid, s);

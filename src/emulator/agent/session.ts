@@ -5,6 +5,7 @@
  * connections and smux streams carry on across them (ResumeSession, §10).
  */
 import { compareVersions, flagPayload, parseFlag, PayloadType } from "../../ssm/message.ts";
+import { type DestinationMap, formatHostPort, mapDestination } from "../destinations.ts";
 import { BasicPort } from "./basic.ts";
 import { type PortDocument, resolvePortDocument } from "./document.ts";
 import { ENGINE_DEFAULTS } from "./engine.ts";
@@ -32,6 +33,11 @@ export interface AgentOptions {
   shellInitialWaitMs: number;
   /** Shell sessions: the working directory; default the emulator's own. */
   shellCwd?: string;
+  /**
+   * Port sessions: destinations dialled at another address (destinations.ts), e.g. a VPC
+   * address at a local service where the lab's namespaces do not exist.
+   */
+  destinations?: DestinationMap;
 }
 
 export const AGENT_DEFAULTS: AgentOptions = {
@@ -95,8 +101,17 @@ export class AgentSession extends EmulatedSessionCore<PortDocument> {
   protected onStart(clientVersion?: string): void {
     const version = clientVersion!;
     const doc = this.doc!;
+    const asked = localhostToIpv4(doc.destination);
+    const destination = mapDestination(this.init.agent.destinations, asked);
+    if (destination !== asked) {
+      this.init.log(
+        `agent: ${this.init.sessionId}: destination ${formatHostPort(asked)} mapped to ${
+          formatHostPort(destination)
+        }`,
+      );
+    }
     const host: PortHost = {
-      destination: localhostToIpv4(doc.destination),
+      destination,
       out: (bytes) => this.pump.push(bytes),
       room: () => this.pump.room(),
       flag: (value) => this.engine.send(PayloadType.Flag, flagPayload(value), Date.now()),

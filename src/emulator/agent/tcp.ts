@@ -29,7 +29,12 @@ export class TcpLink {
   readonly done: Promise<void>;
 
   constructor(hostname: string, port: number, private h: TcpLinkHandlers) {
-    const dial = Deno.connect({ hostname, port, transport: "tcp" });
+    // The real agent joins host and port with Go's net.JoinHostPort, which adds the brackets of
+    // an IPv6 host itself: a host that arrives bracketed cannot be dialled there. Deno would
+    // dial it, hiding a client bug that only real AWS would show.
+    const dial = /[[\]]/.test(hostname)
+      ? Promise.reject(new Error(`address [${hostname}]:${port}: missing port in address`))
+      : Deno.connect({ hostname, port, transport: "tcp" });
     this.#writes = dial.then(() => {}, () => {});
     this.done = dial.then(
       (conn) => this.#opened(conn),
