@@ -50,6 +50,11 @@ program.command("start")
     collect,
     [],
   )
+  .option(
+    "--mode <mode>",
+    "agent (ssm-proxy-agent on the instance), agentless (TCP and DNS, nothing installed) or auto: the agent when it answers",
+    "auto",
+  )
   .option("--stripes <n>", "parallel sessions, to go beyond one session's ~1 MB/s", Number, 1)
   .option("--name <name>", "name of this tunnel, for status and stop", "default")
   .option("--agent-port <port>", "port of ssm-proxy-agent on the instance", parsePort, 7797)
@@ -71,7 +76,8 @@ program.command("start")
   )
   .action(async (opts, cmd) => {
     const { runStart } = await import("./src/cli/start.ts");
-    await runStart({ ...cmd.optsWithGlobals(), ...opts });
+    const { parseMode } = await import("./src/cli/start_agentless.ts");
+    await runStart({ ...cmd.optsWithGlobals(), ...opts, mode: parseMode(opts.mode) });
   });
 
 program.command("stop")

@@ -2,7 +2,7 @@
  * The "VPC" services, run as one process inside the lab's vpc namespace:
  *   HTTP :80   /  (a short page), /blob?size=N (deterministic bytes, x-sha256 header),
  *              /blob.sha256?size=N (the digest alone)
- *   DNS  :53   UDP, A records from --record name=address; NXDOMAIN otherwise
+ *   DNS  :53   UDP and TCP, A records from --record name=address; NXDOMAIN otherwise
  *   echo :7    UDP, each datagram sent back as is
  *
  *   deno run -A scripts/lab/services.ts --addr 10.99.1.10 --record db.lab.internal=10.99.1.10
@@ -87,21 +87,60 @@ function udp(addr: string, port: number, reply: (msg: Uint8Array) => Uint8Array 
   return promise;
 }
 
+/** DNS over TCP (RFC 1035 §4.2.2): 2-byte length-prefixed messages, answered in order. */
+function tcpDns(addr: string, port: number, reply: (msg: Uint8Array) => Uint8Array | undefined) {
+  const l = Deno.listen({ hostname: addr, port });
+  (async () => {
+    for await (const c of l) {
+      (async () => {
+        let buf = new Uint8Array(0);
+        const chunk = new Uint8Array(4096);
+        try {
+          while (true) {
+            const n = await c.read(chunk);
+            if (n === null) break;
+            const next = new Uint8Array(buf.length + n);
+            next.set(buf);
+            next.set(chunk.subarray(0, n), buf.length);
+            buf = next;
+            while (buf.length >= 2 && buf.length >= 2 + ((buf[0] << 8) | buf[1])) {
+              const len = (buf[0] << 8) | buf[1];
+              const out = reply(buf.slice(2, 2 + len));
+              buf = buf.slice(2 + len);
+              if (!out) continue;
+              const framed = new Uint8Array(2 + out.length);
+              framed[0] = out.length >> 8;
+              framed[1] = out.length & 0xff;
+              framed.set(out, 2);
+              await c.write(framed);
+            }
+          }
+        } catch { /* reset */ }
+        try {
+          c.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })();
+}
+
 if (import.meta.main) {
   const { addr, records } = parseArgs(Deno.args);
   const served = Promise.withResolvers<void>();
+  const dnsReply = (msg: Uint8Array) => {
+    try {
+      const q = decodeMessage(msg);
+      const a = answerFor(records, q);
+      return encodeResponse(q, a.rcode, a.addresses);
+    } catch {
+      return undefined; // not DNS: stay silent, like a resolver facing garbage
+    }
+  };
+  tcpDns(addr, 53, dnsReply);
   Deno.serve({ hostname: addr, port: 80, onListen: () => served.resolve() }, handle);
   await Promise.all([
     served.promise,
-    udp(addr, 53, (msg) => {
-      try {
-        const q = decodeMessage(msg);
-        const a = answerFor(records, q);
-        return encodeResponse(q, a.rcode, a.addresses);
-      } catch {
-        return undefined; // not DNS: stay silent, like a resolver facing garbage
-      }
-    }),
+    udp(addr, 53, dnsReply),
     udp(addr, 7, (msg) => msg),
   ]);
   // Pre-compute digests of the sizes the demo and tests ask for, off the first request's path.

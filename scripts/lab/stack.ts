@@ -90,6 +90,8 @@ export interface TunnelStatus {
   name: string;
   pid: number;
   status: string;
+  mode?: "agent" | "agentless";
+  agentless?: { connections: number; refusedUdp: number; refusedOther: number; dnsQueries: number };
   target: { instanceId: string; name?: string };
   interface: string;
   address: string;

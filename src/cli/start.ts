@@ -28,11 +28,23 @@ import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
 import { cleanupStale, liveStates } from "./stop.ts";
 import { V8_FLAGS } from "../runtime.ts";
 import { logTo, spawnDetached } from "./background.ts";
+import { AgentUnavailable } from "../tunnel/stripe.ts";
+import { contains, parseIpv4 } from "../net/cidr.ts";
+import type { AgentlessTunnel } from "../netstack/tunnel.ts";
+import {
+  AGENTLESS_ADDRESS,
+  AGENTLESS_PEER,
+  agentlessNotice,
+  openAgentless,
+  type StartMode,
+} from "./start_agentless.ts";
 
 export interface StartOptions extends AwsOptions {
   target: string;
   cidr: string[];
   dnsDomain?: string[];
+  /** agent: ssm-proxy-agent only; agentless: TCP and DNS from the laptop; auto: agent if it answers. */
+  mode?: StartMode;
   stripes: number;
   name: string;
   agentPort: number;
@@ -121,13 +133,13 @@ export async function runStart(
 
   const streamUrls: string[] = [];
   const sessionIds: string[] = [];
-  progress(
-    `opening ${o.stripes} session${o.stripes > 1 ? "s" : ""} to ${target.instanceId}${
-      target.name ? ` (${target.name})` : ""
-    }, agent port ${o.agentPort}`,
-  );
-  const { connectOrInstall, terminalAsk } = await import("./agent_offer.ts");
-  const tunnel = await connectOrInstall(() => {
+  const mode = o.mode ?? "auto";
+  const connectAgent = () => {
+    progress(
+      `opening ${o.stripes} session${o.stripes > 1 ? "s" : ""} to ${target.instanceId}${
+        target.name ? ` (${target.name})` : ""
+      }, agent port ${o.agentPort}`,
+    );
     // A second try (after installing the agent) lists only its own sessions.
     streamUrls.length = 0;
     sessionIds.length = 0;
@@ -161,16 +173,62 @@ export async function runStart(
         });
       },
     });
-  }, {
+  };
+  const { connectOrInstall, terminalAsk } = await import("./agent_offer.ts");
+  const offer = {
     aws,
     target,
     install: o.installAgent,
     binary: o.agentBinary,
     progress,
     ask: terminalAsk(),
-  });
+  };
+  let agentTunnel: Tunnel | undefined;
+  if (mode === "agent" || (mode === "auto" && o.installAgent)) {
+    agentTunnel = await connectOrInstall(connectAgent, offer);
+  } else if (mode === "auto") {
+    try {
+      agentTunnel = await connectAgent();
+    } catch (e) {
+      if (!(e instanceof AgentUnavailable)) throw e;
+      progress(
+        agentlessNotice(target.instanceId, e.message.replace(/ \(ssm-proxy agent install.*$/, "")),
+      );
+    }
+  }
+  let link: Link;
+  if (agentTunnel) {
+    const w = agentTunnel.welcome;
+    link = {
+      tunnel: agentTunnel,
+      mode: "agent",
+      address: w.address,
+      peer: w.peer,
+      mtu: w.mtu,
+      resolver: w.resolver,
+      noResolver:
+        "the agent did not report a VPC resolver, so --dns-domain cannot work: set `resolver` in the agent's config",
+      routes: cidrs.map((c) => c.text),
+      summary: `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}`,
+    };
+  } else {
+    const a = await openAgentless(aws, target, { wantDns: domains.length > 0, progress });
+    const inside = a.resolver && cidrs.some((c) => contains(c, parseIpv4(a.resolver!) ?? 0));
+    link = {
+      tunnel: a.tunnel,
+      mode: "agentless",
+      address: AGENTLESS_ADDRESS,
+      peer: AGENTLESS_PEER,
+      mtu: DEFAULT_MTU,
+      resolver: a.resolver,
+      noResolver: "the VPC resolver is unknown, so --dns-domain cannot work",
+      // The resolver must reach the tunnel even when the CIDRs leave it out.
+      routes: [...cidrs.map((c) => c.text), ...(a.resolver && !inside ? [`${a.resolver}/32`] : [])],
+      summary: "agentless (TCP and DNS)",
+    };
+  }
+  const tunnel = link.tunnel;
 
-  const w = tunnel.welcome;
   let tun: Tun | undefined;
   const added: string[] = [];
   let dnsState: TunnelState["dns"] = { kind: "none", items: [] };
@@ -182,26 +240,23 @@ export async function runStart(
     await removeState(o.name);
   };
   try {
-    if (!o.force) await checkRouteConflicts(cidrs, net.routes, await endpointAddresses(streamUrls));
+    if (!o.force && streamUrls.length) {
+      await checkRouteConflicts(cidrs, net.routes, await endpointAddresses(streamUrls));
+    }
     tun = await net.openTun({
       name: "ssmp%d",
-      mtu: w.mtu,
-      address: w.address,
-      peer: w.peer,
+      mtu: link.mtu,
+      address: link.address,
+      peer: link.peer,
       prefixLength: 32,
     });
-    for (const c of cidrs) {
-      await net.routes.add(c.text, tun.name);
-      added.push(c.text);
+    for (const r of link.routes) {
+      await net.routes.add(r, tun.name);
+      added.push(r);
     }
     if (domains.length) {
-      if (!w.resolver) {
-        throw new UserError(
-          "the agent did not report a VPC resolver, so --dns-domain cannot work: set `resolver` in the agent's config",
-          ExitCode.Remote,
-        );
-      }
-      dnsState = await net.dns.apply({ ifname: tun.name, server: w.resolver, domains });
+      if (!link.resolver) throw new UserError(link.noResolver, ExitCode.Remote);
+      dnsState = await net.dns.apply({ ifname: tun.name, server: link.resolver, domains });
     }
   } catch (e) {
     await undo();
@@ -214,10 +269,11 @@ export async function runStart(
     startedAt: new Date().toISOString(),
     updatedAt: new Date().toISOString(),
     status: "up",
+    mode: link.mode,
     target,
     interface: tun.name,
-    address: w.address,
-    peer: w.peer,
+    address: link.address,
+    peer: link.peer,
     cidrs: cidrs.map((c) => c.text),
     routes: added,
     dns: dnsState,
@@ -227,23 +283,38 @@ export async function runStart(
   console.log(
     `ssm-proxy: tunnel "${o.name}" up: ${
       state.cidrs.join(", ")
-    } via ${tun.name} (${w.address}) -> ${target.instanceId}, ${o.stripes} stripe${
-      o.stripes > 1 ? "s" : ""
-    }`,
+    } via ${tun.name} (${link.address}) -> ${target.instanceId}, ${link.summary}`,
   );
-  if (w.resolver) {
+  if (link.resolver) {
     console.log(
-      `ssm-proxy: VPC resolver ${w.resolver}${domains.length ? ` for ${domains.join(", ")}` : ""}`,
+      `ssm-proxy: VPC resolver ${link.resolver}${
+        domains.length ? ` for ${domains.join(", ")}` : ""
+      }`,
     );
   }
 
   await serve(o.name, state, tunnel, tun, net, undo);
 }
 
+/** What either mode brings to the interface, routes and DNS. */
+interface Link {
+  tunnel: Tunnel | AgentlessTunnel;
+  mode: "agent" | "agentless";
+  address: string;
+  peer: string;
+  mtu: number;
+  resolver?: string;
+  /** Why --dns-domain cannot work without a resolver, in this mode. */
+  noResolver: string;
+  routes: string[];
+  /** For the "up" line: stripes, or what agentless carries. */
+  summary: string;
+}
+
 async function serve(
   name: string,
   state: TunnelState,
-  tunnel: Tunnel,
+  tunnel: Tunnel | AgentlessTunnel,
   tun: Tun,
   _net: NetPlatform,
   undo: () => Promise<void>,
@@ -280,6 +351,7 @@ async function serve(
       healingMs: h.healingMs,
       ...(h.maxSessionMs !== undefined ? { maxSessionMs: h.maxSessionMs } : {}),
     };
+    if ("agentless" in tunnel) state.agentless = tunnel.agentless();
     state.updatedAt = new Date().toISOString();
     live.show(state);
     await writeState(state).catch(() => {});

@@ -27,11 +27,27 @@ export async function runStatus(name: string | undefined, o: { json?: boolean })
   for (const s of states) console.log(describe(s));
 }
 
+function modeText(s: TunnelState): string {
+  if (s.mode !== "agentless") return "agent (ssm-proxy-agent on the instance)";
+  const a = s.agentless;
+  if (!a) return "agentless: TCP and DNS";
+  return `agentless: TCP and DNS; ${a.connections} connection${
+    a.connections === 1 ? "" : "s"
+  } over ${a.sessions} session${a.sessions === 1 ? "" : "s"}, ${a.dnsQueries} DNS quer${
+    a.dnsQueries === 1 ? "y" : "ies"
+  }${
+    a.dnsUpstream ? ` via ${a.dnsUpstream}` : ""
+  }; not carried: ${a.refusedUdp} UDP, ${a.refusedOther} ICMP/other${
+    a.refusedTcp ? `; ${a.refusedTcp} TCP refused at the destination` : ""
+  }`;
+}
+
 function describe(s: TunnelState): string {
   const st = s.stats;
   return [
     `${s.name}: ${s.status}, pid ${s.pid}, up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
     `  target     ${s.target.instanceId}${s.target.name ? ` (${s.target.name})` : ""}`,
+    `  mode       ${modeText(s)}`,
     `  interface  ${s.interface} ${s.address} -> ${s.peer}`,
     `  routes     ${s.cidrs.join(", ")}`,
     `  dns        ${

@@ -18,6 +18,8 @@ export class NetStackDriver {
   #timerAt = Infinity;
   /** Packets the kernel would not take (its queue was full). */
   dropsIn = 0;
+  /** Packets and bytes from the kernel (read) and to it (written). */
+  readonly counts = { packetsRead: 0, bytesRead: 0, packetsWritten: 0, bytesWritten: 0 };
 
   constructor(tun: Tun, o: Omit<NetStackOptions, "emit" | "wake" | "mtu" | "now">) {
     this.#tun = tun;
@@ -29,6 +31,10 @@ export class NetStackDriver {
         if (this.#closed) return false;
         const ok = tun.write(pkt);
         if (!ok) this.dropsIn++;
+        else {
+          this.counts.packetsWritten++;
+          this.counts.bytesWritten += pkt.length;
+        }
         return ok;
       },
       wake: () => this.#queueFlush(),
@@ -40,7 +46,11 @@ export class NetStackDriver {
     while (!this.#closed) {
       const packets = await this.#tun.read(this.#readWait());
       if (this.#closed) break;
-      for (const p of packets) this.stack.input(p);
+      for (const p of packets) {
+        this.counts.packetsRead++;
+        this.counts.bytesRead += p.length;
+        this.stack.input(p);
+      }
       this.stack.tick(); // due timers, then one flush for the whole batch
       this.#armTimer();
     }

@@ -164,6 +164,11 @@ export class SessionPool implements T.StreamTransport {
     };
   }
 
+  /** The live sessions (health, and probing them after sleep or a network change). */
+  sessions(): PortSession[] {
+    return this.#all().map((e) => e.session);
+  }
+
   /** Terminate every session; open streams get aborted(), unanswered opens "unreachable". */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -58,6 +58,8 @@ export interface NetStackOptions {
   allowSource?: (address: Uint8Array) => boolean;
   /** VPC resolver addresses: UDP to their port 53 is relayed as DNS over TCP (§10.3). */
   resolvers?: Uint8Array[];
+  /** Carries the DNS relay's streams (default: `transport`), e.g. to try fallback upstreams. */
+  dnsTransport?: StreamTransport;
   limits?: Partial<TcpLimits & StackLimits>;
   /** Initial sequence numbers; random by default (§4.1). Tests fix them. */
   iss?: () => number;
@@ -99,7 +101,7 @@ export class NetStack {
     this.#resolvers = o.resolvers ?? [];
     if (this.#resolvers.length > 0) {
       this.#dns = new DnsRelay({
-        transport: o.transport,
+        transport: o.dnsTransport ?? o.transport,
         mtu: o.mtu,
         now: this.#now,
         reply: (r) => {

@@ -4,6 +4,7 @@
  */
 import type { DnsState } from "../net/types.ts";
 import type { TunnelStats } from "./client.ts";
+import type { AgentlessState } from "../netstack/tunnel.ts";
 
 export interface TunnelState {
   name: string;
@@ -11,6 +12,8 @@ export interface TunnelState {
   startedAt: string;
   updatedAt: string;
   status: "connecting" | "up" | "healing" | "down";
+  /** How packets travel (absent in state files from before agentless mode: the agent). */
+  mode?: "agent" | "agentless";
   target: { instanceId: string; name?: string };
   interface: string;
   address: string;
@@ -22,6 +25,8 @@ export interface TunnelState {
   sessions: string[];
   stats?: TunnelStats & { upBps: number; downBps: number };
   lastError?: string;
+  /** Agentless mode: connections and what was refused locally (UDP, ICMP). */
+  agentless?: AgentlessState;
   /** Healing so far (DESIGN §4): resumes + new sessions, time spent healing. */
   health?: {
     reconnects: number;

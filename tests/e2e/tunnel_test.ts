@@ -34,6 +34,7 @@ e2eTest(
         tunnel = await startTunnel(lab, "laptop", { name: "e2e", cidrs });
       }
       assert.match(tunnel.status.address, /^100\.64\./);
+      assert.equal(tunnel.status.mode, "agent", "auto mode must pick the agent when it answers");
       const spoof = `10.98.${lab.x}.1`;
       const seen = await instanceCounters(lab, {
         spoof,

@@ -36,12 +36,19 @@ export function e2eTest(name: string, fn: (t: Deno.TestContext) => Promise<void>
 export interface Stack {
   lab: Lab;
   emulator: LabProcess;
+  /** Absent when the stack was built with `agent: false`. */
   agent: LabProcess;
 }
 
 /** A lab with the emulator and agent running; torn down (printing their logs on failure) after. */
 export async function withStack(
-  o: { laptops?: number; agentConfig?: string; fixtures?: (lab: Lab) => Promise<string> },
+  o: {
+    laptops?: number;
+    agentConfig?: string;
+    fixtures?: (lab: Lab) => Promise<string>;
+    /** false: nothing installed on the instance (agentless mode). */
+    agent?: boolean;
+  },
   fn: (s: Stack) => Promise<void>,
 ): Promise<void> {
   const lab = await createLab({ laptops: o.laptops ?? 1, handleSignals: false });
@@ -50,8 +57,10 @@ export async function withStack(
   try {
     const emulator = await startEmulator(lab, { fixtures: await o.fixtures?.(lab) });
     s = { lab, emulator };
-    const agent = await startAgent(lab, o.agentConfig);
-    s = { lab, emulator, agent };
+    if (o.agent !== false) {
+      const agent = await startAgent(lab, o.agentConfig);
+      s = { lab, emulator, agent };
+    }
     await fn(s as Stack);
     ok = true;
   } finally {

@@ -1,0 +1,102 @@
+/**
+ * `start` without ssm-proxy-agent on the instance (DESIGN §9): the laptop terminates TCP itself
+ * and carries each connection as a stream of a remote-host Port session. Here: choosing the mode,
+ * the one line that says what agentless carries, the VPC resolver, and the tunnel's addresses.
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import type { ResolvedTarget } from "../aws/targets.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { AgentlessTunnel } from "../netstack/tunnel.ts";
+import { PortSession } from "../ssm/session.ts";
+import { messageSize } from "./forward.ts";
+
+export type StartMode = "agent" | "agentless" | "auto";
+
+export function parseMode(v: string): StartMode {
+  if (v === "agent" || v === "agentless" || v === "auto") return v;
+  throw new UserError(
+    `--mode ${JSON.stringify(v)}: use agent, agentless or auto`,
+    ExitCode.Usage,
+  );
+}
+
+/**
+ * The laptop's end of an agentless tunnel. Nothing on the wire carries it (connections end on
+ * the laptop), so any address works that no VPC uses: the benchmarking range (RFC 2544).
+ */
+export const AGENTLESS_ADDRESS = "198.18.0.1";
+export const AGENTLESS_PEER = "198.18.0.2";
+
+/** Said once when `auto` falls back, so nobody wonders why ping fails. */
+export function agentlessNotice(instanceId: string, why: string): string {
+  return `${why}; running agentless: TCP and DNS are carried, UDP and ping need the agent (ssm-proxy agent install --target ${instanceId})`;
+}
+
+export interface AgentlessStart {
+  tunnel: AgentlessTunnel;
+  /** The VPC resolver apps query, when known. */
+  resolver?: string;
+}
+
+export async function openAgentless(
+  aws: AwsOptions,
+  target: ResolvedTarget,
+  o: { wantDns: boolean; progress: (line: string) => void },
+): Promise<AgentlessStart> {
+  const ssm = await import("../aws/ssm.ts");
+  const resolver = await findResolver(aws, target, o);
+  const tunnel = new AgentlessTunnel({
+    resolvers: resolver ? [resolver] : [],
+    localAddresses: localAddresses(),
+    log: o.progress,
+    openSession: async (dst) => {
+      const grant = await ssm.startSession(aws, {
+        target: target.instanceId,
+        documentName: "AWS-StartPortForwardingSessionToRemoteHost",
+        parameters: { host: [dst.host], portNumber: [String(dst.port)] },
+      });
+      return await PortSession.open({
+        grant,
+        api: ssm.sessionApi(aws),
+        log: o.progress,
+        maxPayload: messageSize(),
+      });
+    },
+  });
+  return { tunnel, ...(resolver ? { resolver } : {}) };
+}
+
+/** The VPC's base+2 through EC2; without it DNS is off, which only --dns-domain must have. */
+async function findResolver(
+  aws: AwsOptions,
+  target: ResolvedTarget,
+  o: { wantDns: boolean; progress: (line: string) => void },
+): Promise<string | undefined> {
+  const { vpcResolver } = await import("../aws/ec2.ts");
+  let found: string | undefined;
+  let why = "";
+  try {
+    found = await vpcResolver(aws, target.instanceId);
+    if (!found) why = `found no VPC for ${target.instanceId}`;
+  } catch (e) {
+    why = (e as Error).message;
+  }
+  if (found) return found;
+  if (o.wantDns) {
+    throw new UserError(
+      `--dns-domain needs the VPC resolver, but ${why}; start without --dns-domain, or use the agent (--mode agent)`,
+      ExitCode.Remote,
+    );
+  }
+  o.progress(`private DNS is off: ${why}`);
+  return undefined;
+}
+
+/** This host's own addresses plus the tunnel's: the only sources agentless mode serves. */
+function localAddresses(): string[] {
+  const out = new Set([AGENTLESS_ADDRESS]);
+  try {
+    for (const i of Deno.networkInterfaces()) out.add(i.address.replace(/%.*$/, ""));
+  } catch { /* not permitted: the tunnel's own address still works */ }
+  return [...out];
+}

@@ -1,0 +1,87 @@
+/**
+ * Agentless mode end to end in network namespaces: an instance with nothing installed (only the
+ * emulated SSM agent), the laptop terminating TCP itself. Each connection is an smux stream of a
+ * remote-host Port session that the emulated agent dials from the instance into the lab VPC;
+ * DNS goes as DNS over TCP; UDP and ping are refused at once.
+ */
+import assert from "node:assert/strict";
+import { blobSha256 } from "../../scripts/lab/blob.ts";
+import { PAGE_MARKER } from "../../scripts/lab/services.ts";
+import { ssmProxy, startTunnel, tunnelStatus } from "../../scripts/lab/stack.ts";
+import { assertLaptopClean, e2eTest, withStack } from "../support/lab.ts";
+
+const BIG = 20 << 20;
+/** The default fixtures' VPC is 10.99.0.0/16: its resolver (base+2) is what apps query. */
+const VPC_RESOLVER = "10.99.0.2";
+
+e2eTest("e2e: agentless tunnel carries TCP and DNS with nothing on the instance", async (t) => {
+  await withStack({
+    agent: false,
+    // The instance's own stub resolver is where agentless DNS ends up (the real agent refuses
+    // to forward to the VPC resolver's reserved address); in the lab it is the vpc's server.
+    fixtures: async (lab) => {
+      const file = `${lab.dir}/fixtures.yaml`;
+      await Deno.writeTextFile(
+        file,
+        `destinations:\n  "127.0.0.53:53": "${lab.resolver}:53"\n`,
+      );
+      return file;
+    },
+  }, async ({ lab }) => {
+    const svc = lab.serviceAddress;
+    const tunnel = await startTunnel(lab, "laptop", {
+      name: "al",
+      cidrs: [lab.vpcNetwork],
+    });
+
+    await t.step("auto mode chose agentless and said what it carries", () => {
+      assert.equal(tunnel.status.mode, "agentless");
+      assert.match(tunnel.proc.tail(), /running agentless: TCP and DNS are carried/);
+    });
+
+    await t.step("HTTP page", async () => {
+      const r = await lab.probe("laptop", ["http", `http://${svc}/`, PAGE_MARKER]);
+      assert.ok(r.ok, r.detail);
+    });
+
+    await t.step("TCP: 20 MB HTTP body, SHA-256 checked", async () => {
+      const r = await lab.probe("laptop", ["blob", `http://${svc}/blob?size=${BIG}`], 10_000);
+      assert.ok(r.ok, r.detail);
+      assert.equal(r.data?.bytes, BIG);
+      assert.equal(r.data?.sha256, blobSha256(BIG));
+    });
+
+    await t.step("a closed port is refused at once", async () => {
+      const r = await lab.probe("laptop", ["tcp", svc, "81"], 5000);
+      assert.equal(r.detail, "refused");
+    });
+
+    await t.step("DNS through the VPC resolver's address", async () => {
+      const r = await lab.probe("laptop", ["dns", VPC_RESOLVER, "db.lab.internal"]);
+      assert.ok(r.ok, r.detail);
+      assert.deepEqual(r.data?.addresses, [lab.dnsTable["db.lab.internal"]]);
+      const nx = await lab.probe("laptop", ["dns", VPC_RESOLVER, "missing.lab.internal"]);
+      assert.equal(nx.data?.rcode, 3, nx.detail);
+    });
+
+    await t.step("UDP and ping are refused at once, and counted", async () => {
+      const udp = await lab.probe("laptop", ["udp", svc, "7"], 2000);
+      assert.ok(!udp.ok, "a UDP datagram came back in agentless mode");
+      const ping = await lab.exec("laptop", ["ping", "-c", "1", "-W", "2", svc]);
+      assert.match(ping.stdout, /Packet filtered/, ping.stdout + ping.stderr);
+      await new Promise((r) => setTimeout(r, 1200)); // the state file is written each second
+      const s = await tunnelStatus(lab, "laptop", "al");
+      assert.ok((s?.agentless?.refusedUdp ?? 0) >= 1, JSON.stringify(s?.agentless));
+      assert.ok((s?.agentless?.refusedOther ?? 0) >= 1, JSON.stringify(s?.agentless));
+      const text = await ssmProxy(lab, "laptop", ["status", "al"]);
+      assert.match(text.stdout, /mode +agentless: TCP and DNS/);
+    });
+
+    await t.step("stop leaves nothing behind", async () => {
+      const r = await ssmProxy(lab, "laptop", ["stop", "al"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await tunnel.proc.status).code, 0, tunnel.proc.tail());
+      await assertLaptopClean(lab);
+    });
+  });
+});
