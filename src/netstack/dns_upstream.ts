@@ -36,7 +36,9 @@ export class DnsUpstreams implements StreamTransport {
         else if (i === this.#next && i < hosts.length - 1) {
           this.#next = i + 1;
           this.log?.(
-            `DNS: ${host}:${dst.port} ${r} through Session Manager; trying ${hosts[i + 1]}:${dst.port}`,
+            `DNS: ${host}:${dst.port} ${r} through Session Manager; trying ${
+              hosts[i + 1]
+            }:${dst.port}`,
           );
         }
         events.opened(r);
