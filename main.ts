@@ -214,6 +214,10 @@ program.command("doctor")
 program.command("demo")
   .description("show the whole product on this machine in network namespaces (root, Linux)")
   .option("--pacing", "pace sessions at 1 KiB/ms like the real SSM agent")
+  .option(
+    "--agentless",
+    "nothing installed on the instance: TCP and DNS through remote-host sessions",
+  )
   .action(async (opts) => {
     const { runDemo } = await import("./src/cli/demo.ts");
     await runDemo(opts);

@@ -3,13 +3,20 @@
  * network-namespace lab (scripts/lab.ts), runs the emulator and ssm-proxy-agent in `instance`,
  * `ssm-proxy start` in `laptop`, checks HTTP, a 5 MB download, DNS, UDP and ping through the
  * tunnel, stops it and removes everything. Runs the product from the source tree.
+ *
+ * `--agentless`: no agent on the instance; the same checks, with UDP and ping shown refused at
+ * once (agentless mode carries TCP and DNS only).
  */
 import { ExitCode, UserError } from "../errors.ts";
 import type { Lab, LabProcess } from "../../scripts/lab.ts";
 
 export interface DemoOptions {
   pacing?: boolean;
+  agentless?: boolean;
 }
+
+/** The default emulator VPC is 10.99.0.0/16: base+2 is the resolver agentless apps query. */
+const AGENTLESS_RESOLVER = "10.99.0.2";
 
 const BLOB = 5 << 20;
 const NAME = "demo";
@@ -73,24 +80,36 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   try {
     const emulator = await step(
       "emulator (AWS APIs, Session Manager, SSM agent)",
-      () => stack.startEmulator(lab, { pacing: o.pacing }),
+      async () =>
+        stack.startEmulator(lab, {
+          pacing: o.pacing,
+          fixtures: o.agentless ? await agentlessFixtures(lab) : undefined,
+        }),
       () =>
         `${lab.instanceAddress}:${stack.EMULATOR_PORT}, ${
           o.pacing ? "paced at 1 KiB/ms like AWS" : "no pacing"
         }`,
     );
     procs.push(["emulator", emulator]);
-    const agent = await step(
-      "ssm-proxy-agent on the instance",
-      () => stack.startAgent(lab),
-      () =>
-        `127.0.0.1:${stack.AGENT_PORT}, NAT via ${lab.instanceUplink}, resolver ${lab.resolver}`,
-    );
-    procs.push(["agent", agent]);
+    if (!o.agentless) {
+      const agent = await step(
+        "ssm-proxy-agent on the instance",
+        () => stack.startAgent(lab),
+        () =>
+          `127.0.0.1:${stack.AGENT_PORT}, NAT via ${lab.instanceUplink}, resolver ${lab.resolver}`,
+      );
+      procs.push(["agent", agent]);
+    }
+    const mode = o.agentless ? ["--mode", "agentless"] : [];
     const tunnel = await step(
-      `ssm-proxy start --target name:bastion --cidr ${lab.vpcNetwork} --name ${NAME}`,
-      () => stack.startTunnel(lab, "laptop", { name: NAME, cidrs: [lab.vpcNetwork] }),
-      (t) => `up, ${t.status.address} on ${t.status.interface} -> ${t.status.target.instanceId}`,
+      `ssm-proxy start --target name:bastion --cidr ${lab.vpcNetwork} --name ${NAME}${
+        o.agentless ? " --mode agentless" : ""
+      }`,
+      () => stack.startTunnel(lab, "laptop", { name: NAME, cidrs: [lab.vpcNetwork], extra: mode }),
+      (t) =>
+        `up${
+          o.agentless ? " (agentless: nothing installed on the instance)" : ""
+        }, ${t.status.address} on ${t.status.interface} -> ${t.status.target.instanceId}`,
     );
     procs.push(["ssm-proxy start", tunnel.proc]);
 
@@ -105,9 +124,14 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       "blob",
       `http://${svc}/blob?size=${BLOB}`,
     ], 5000);
-    await probe(`DNS A db.lab.internal @${lab.resolver}`, ["dns", lab.resolver, "db.lab.internal"]);
-    await probe(`UDP echo ${svc}:7`, ["udp", svc, "7"]);
-    await ping(lab, svc, line);
+    const resolver = o.agentless ? AGENTLESS_RESOLVER : lab.resolver;
+    await probe(`DNS A db.lab.internal @${resolver}`, ["dns", resolver, "db.lab.internal"]);
+    if (o.agentless) {
+      await notCarried(lab, svc, line);
+    } else {
+      await probe(`UDP echo ${svc}:7`, ["udp", svc, "7"]);
+      await ping(lab, svc, line);
+    }
 
     const t0 = performance.now();
     const stopped = await stack.ssmProxy(lab, "laptop", ["stop", NAME]);
@@ -135,6 +159,36 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     throw new UserError(`${failed} of ${passed + failed} checks failed`, ExitCode.Failure);
   }
   console.log(`All ${passed} checks passed.`);
+}
+
+/**
+ * The instance's stub resolver (127.0.0.53), where agentless DNS ends up, is the lab VPC's
+ * server; the emulated agent dials it there.
+ */
+async function agentlessFixtures(lab: Lab): Promise<string> {
+  const file = `${lab.dir}/fixtures.yaml`;
+  await Deno.writeTextFile(file, `destinations:\n  "127.0.0.53:53": "${lab.resolver}:53"\n`);
+  return file;
+}
+
+/** Agentless mode refuses UDP and ICMP at once (ICMP administratively prohibited). */
+async function notCarried(
+  lab: Lab,
+  address: string,
+  line: (ok: boolean, what: string, detail: string, ms?: number) => void,
+): Promise<void> {
+  const udp = await lab.probe("laptop", ["udp", address, "7"], 1000);
+  line(!udp.ok, `UDP echo ${address}:7`, "not carried in agentless mode (needs the agent)");
+  if (!onPath("ping")) return;
+  const t0 = performance.now();
+  const r = await lab.exec("laptop", ["ping", "-c", "1", "-W", "2", address]);
+  const filtered = /Packet filtered/.test(r.stdout);
+  line(
+    filtered,
+    `ping ${address}`,
+    filtered ? "refused at once: Packet filtered (needs the agent)" : r.stdout.trim(),
+    performance.now() - t0,
+  );
 }
 
 async function ping(
