@@ -8,26 +8,22 @@ import assert from "node:assert/strict";
 import { blobSha256 } from "../../scripts/lab/blob.ts";
 import { PAGE_MARKER } from "../../scripts/lab/services.ts";
 import { ssmProxy, startTunnel, tunnelStatus } from "../../scripts/lab/stack.ts";
+import type { Lab } from "../../scripts/lab.ts";
 import { assertLaptopClean, e2eTest, withStack } from "../support/lab.ts";
+import {
+  checkTransfer,
+  fault,
+  installFaultScripts,
+  sleep,
+  slowTransfer,
+} from "../support/lab_faults.ts";
 
 const BIG = 20 << 20;
 /** The default fixtures' VPC is 10.99.0.0/16: its resolver (base+2) is what apps query. */
 const VPC_RESOLVER = "10.99.0.2";
 
 e2eTest("e2e: agentless tunnel carries TCP and DNS with nothing on the instance", async (t) => {
-  await withStack({
-    agent: false,
-    // The instance's own stub resolver is where agentless DNS ends up (the real agent refuses
-    // to forward to the VPC resolver's reserved address); in the lab it is the vpc's server.
-    fixtures: async (lab) => {
-      const file = `${lab.dir}/fixtures.yaml`;
-      await Deno.writeTextFile(
-        file,
-        `destinations:\n  "127.0.0.53:53": "${lab.resolver}:53"\n`,
-      );
-      return file;
-    },
-  }, async ({ lab }) => {
+  await withStack({ agent: false, fixtures: stubResolver }, async ({ lab }) => {
     const svc = lab.serviceAddress;
     const tunnel = await startTunnel(lab, "laptop", {
       name: "al",
@@ -77,6 +73,26 @@ e2eTest("e2e: agentless tunnel carries TCP and DNS with nothing on the instance"
       assert.match(text.stdout, /mode +agentless: TCP and DNS/);
     });
 
+    await installFaultScripts(lab);
+
+    await t.step("a dropped WebSocket mid-transfer: resumed, the transfer completes", async () => {
+      const transfer = slowTransfer(lab, 12 << 20);
+      await sleep(1500);
+      await fault(lab, { action: "dropWebSocket" });
+      checkTransfer(await transfer, 12 << 20);
+    });
+
+    await t.step("a session AWS ends mid-transfer resets only its connections", async () => {
+      const transfer = slowTransfer(lab, 12 << 20);
+      await sleep(1500);
+      await fault(lab, { action: "channelClosed" });
+      const r = await transfer;
+      assert.ok(!r.success || !r.stdout.includes(blobSha256(12 << 20)), "the transfer survived");
+      const again = await lab.probe("laptop", ["http", `http://${svc}/`, PAGE_MARKER]);
+      assert.ok(again.ok, `a new connection after the session ended: ${again.detail}`);
+      await fault(lab, { action: "reset" }, false);
+    });
+
     await t.step("stop leaves nothing behind", async () => {
       const r = await ssmProxy(lab, "laptop", ["stop", "al"]);
       assert.equal(r.code, 0, r.stderr);
@@ -85,3 +101,34 @@ e2eTest("e2e: agentless tunnel carries TCP and DNS with nothing on the instance"
     });
   });
 });
+
+e2eTest("e2e: agentless at the real agent's pace (1 KiB/ms per session)", async () => {
+  await withStack({ agent: false, pacing: true, fixtures: stubResolver }, async ({ lab }) => {
+    const tunnel = await startTunnel(lab, "laptop", {
+      name: "paced",
+      cidrs: [lab.vpcNetwork],
+      extra: ["--mode", "agentless"],
+    });
+    const size = 3 << 20;
+    const r = await lab.probe("laptop", [
+      "blob",
+      `http://${lab.serviceAddress}/blob?size=${size}`,
+    ], 20_000);
+    assert.ok(r.ok, r.detail);
+    assert.equal(r.data?.sha256, blobSha256(size));
+    console.log(`paced agentless download: ${r.detail}`);
+    assert.equal((await ssmProxy(lab, "laptop", ["stop", "paced"])).code, 0);
+    assert.equal((await tunnel.proc.status).code, 0, tunnel.proc.tail());
+    await assertLaptopClean(lab);
+  });
+});
+
+/**
+ * The instance's own stub resolver is where agentless DNS ends up (the real agent refuses to
+ * forward to the VPC resolver's reserved address); in the lab it is the vpc's server.
+ */
+async function stubResolver(lab: Lab): Promise<string> {
+  const file = `${lab.dir}/fixtures.yaml`;
+  await Deno.writeTextFile(file, `destinations:\n  "127.0.0.53:53": "${lab.resolver}:53"\n`);
+  return file;
+}

@@ -5,62 +5,25 @@
  * routes stay up throughout, and status reports the reconnects.
  */
 import assert from "node:assert/strict";
-import { blobSha256 } from "../../scripts/lab/blob.ts";
 import type { Lab } from "../../scripts/lab.ts";
-import {
-  EMULATOR_PORT,
-  ssmProxy,
-  startAgent,
-  startTunnel,
-  tunnelStatus,
-} from "../../scripts/lab/stack.ts";
+import { ssmProxy, startAgent, startTunnel, tunnelStatus } from "../../scripts/lab/stack.ts";
 import { assertLaptopClean, e2eTest, withStack } from "../support/lab.ts";
+import {
+  checkTransfer,
+  fault as faultAt,
+  installFaultScripts,
+  sleep,
+  slowTransfer,
+} from "../support/lab_faults.ts";
 
 const SIZE = 24 << 20;
-
-/** Reads the blob slowly (about 3 MB/s) so the transfer spans the faults; prints JSON. */
-const SLOW_READER = `
-import { createHash } from "node:crypto";
-const res = await fetch(Deno.args[0], { signal: AbortSignal.timeout(120_000) });
-const h = createHash("sha256");
-let bytes = 0;
-for await (const c of res.body) {
-  h.update(c);
-  bytes += c.length;
-  await new Promise((r) => setTimeout(r, Math.ceil(c.length / 3000)));
-}
-console.log(JSON.stringify({ status: res.status, bytes, sha256: h.digest("hex") }));
-`;
-
-/** POSTs one fault to the emulator from inside the laptop (the way a user would). */
-const FAULT = `
-const r = await fetch(Deno.args[0], { method: "POST", body: Deno.args[1] });
-console.log(await r.text());
-`;
 
 e2eTest(
   "e2e: healing — a transfer survives a dropped WebSocket, a closed session, max duration and an agent restart",
   async (t) => {
     await withStack({}, async ({ lab, agent: firstAgent }) => {
-      const dir = lab.dir;
-      await Deno.writeTextFile(`${dir}/slow_reader.ts`, SLOW_READER);
-      await Deno.writeTextFile(`${dir}/fault.ts`, FAULT);
-      const fault = async (body: object, hitsSessions = true) => {
-        const r = await lab.exec("laptop", [
-          Deno.execPath(),
-          "run",
-          "-A",
-          `${dir}/fault.ts`,
-          `http://${lab.instanceAddress}:${EMULATOR_PORT}/_emulator/faults`,
-          JSON.stringify(body),
-        ]);
-        assert.ok(r.success, r.stderr);
-        const doc = JSON.parse(r.stdout);
-        assert.ok(
-          doc.ok && (!hitsSessions || doc.sessions.length > 0),
-          `fault ${JSON.stringify(body)}: ${r.stdout}`,
-        );
-      };
+      await installFaultScripts(lab);
+      const fault = (body: object, hitsSessions = true) => faultAt(lab, body, hitsSessions);
 
       const tun = await startTunnel(lab, "laptop", { name: "heal", cidrs: [lab.vpcNetwork] });
       const address = tun.status.address;
@@ -91,7 +54,7 @@ e2eTest(
       });
 
       await t.step("the transfer completes intact", async () => {
-        await checkTransfer(await transfer);
+        checkTransfer(await transfer, SIZE);
         assert.ok(!tun.proc.exited, `start exited:\n${tun.proc.tail()}`);
       });
 
@@ -116,7 +79,7 @@ e2eTest(
         };
         assert.equal(s.address, roll.status.address);
         assert.ok(s.health.maxSessionMs && s.health.maxSessionMs <= 6500, JSON.stringify(s));
-        await checkTransfer(await transfer, 2 * SIZE);
+        checkTransfer(await transfer, 2 * SIZE);
         await fault({ action: "reset" }, false);
         const r = await ssmProxy(lab, "laptop", ["stop", "heal"]);
         assert.equal(r.code, 0, r.stderr);
@@ -143,7 +106,7 @@ e2eTest(
           console.log(`back up ${Math.round(ms)} ms after the agent restarted`);
           const s = await tunnelStatus(lab, "laptop", "heal");
           assert.equal(s?.address, tun.status.address);
-          await checkTransfer(await transfer);
+          checkTransfer(await transfer, SIZE);
           const r = await ssmProxy(lab, "laptop", ["stop", "heal"]);
           assert.equal(r.code, 0, r.stderr);
           assert.equal((await tun.proc.status).code, 0, tun.proc.tail());
@@ -155,27 +118,6 @@ e2eTest(
     });
   },
 );
-
-function slowTransfer(lab: Lab, size: number) {
-  return lab.exec("laptop", [
-    Deno.execPath(),
-    "run",
-    "-A",
-    `${lab.dir}/slow_reader.ts`,
-    `http://${lab.serviceAddress}/blob?size=${size}`,
-  ]);
-}
-
-function checkTransfer(
-  r: { success: boolean; stdout: string; stderr: string },
-  size = SIZE,
-): void {
-  assert.ok(r.success, r.stderr);
-  const got = JSON.parse(r.stdout.trim().split("\n").pop()!);
-  assert.equal(got.status, 200);
-  assert.equal(got.bytes, size);
-  assert.equal(got.sha256, blobSha256(size), "the transfer was corrupted");
-}
 
 interface HealthStatus {
   status: string;
@@ -196,8 +138,4 @@ async function waitUp(
   }
   const last = await tunnelStatus(lab, "laptop", "heal");
   throw new Error(`not healed within ${ms / 1000} s: ${JSON.stringify(last)}`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -48,6 +48,8 @@ export async function withStack(
     fixtures?: (lab: Lab) => Promise<string>;
     /** false: nothing installed on the instance (agentless mode). */
     agent?: boolean;
+    /** Pace sessions at 1 KiB/ms like the real SSM agent. */
+    pacing?: boolean;
   },
   fn: (s: Stack) => Promise<void>,
 ): Promise<void> {
@@ -55,7 +57,10 @@ export async function withStack(
   let ok = false;
   let s: Partial<Stack> = { lab };
   try {
-    const emulator = await startEmulator(lab, { fixtures: await o.fixtures?.(lab) });
+    const emulator = await startEmulator(lab, {
+      fixtures: await o.fixtures?.(lab),
+      pacing: o.pacing,
+    });
     s = { lab, emulator };
     if (o.agent !== false) {
       const agent = await startAgent(lab, o.agentConfig);
