@@ -56,6 +56,11 @@ program.command("start")
     "auto",
   )
   .option("--stripes <n>", "parallel sessions, to go beyond one session's ~1 MB/s", Number, 1)
+  .option(
+    "--session-idle-seconds <s>",
+    "agentless: close a destination's session after this long unused (default 60)",
+    Number,
+  )
   .option("--name <name>", "name of this tunnel, for status and stop", "default")
   .option("--agent-port <port>", "port of ssm-proxy-agent on the instance", parsePort, 7797)
   .option("-d, --background", "return once the tunnel is up, and keep it running")

@@ -45,6 +45,8 @@ export interface StartOptions extends AwsOptions {
   dnsDomain?: string[];
   /** agent: ssm-proxy-agent only; agentless: TCP and DNS from the laptop; auto: agent if it answers. */
   mode?: StartMode;
+  /** Agentless: close a destination's unused session after this long. */
+  sessionIdleSeconds?: number;
   stripes: number;
   name: string;
   agentPort: number;
@@ -85,6 +87,13 @@ export async function runStart(
     }
   }
   const heal = healSettings(opts);
+  const idle = opts.sessionIdleSeconds;
+  if (idle !== undefined && (!Number.isFinite(idle) || idle < 1 || idle > 86_400)) {
+    throw new UserError(
+      "--session-idle-seconds must be a number of seconds from 1 to 86400",
+      ExitCode.Usage,
+    );
+  }
   // Picked before going to the background, which has no terminal to ask on; with the sudo
   // user's AWS config, like everything else start does.
   if (opts.target === undefined) useInvokingUsersAwsConfig();
@@ -212,7 +221,11 @@ export async function runStart(
       summary: `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}`,
     };
   } else {
-    const a = await openAgentless(aws, target, { wantDns: domains.length > 0, progress });
+    const a = await openAgentless(aws, target, {
+      wantDns: domains.length > 0,
+      progress,
+      idleSessionMs: o.sessionIdleSeconds === undefined ? undefined : o.sessionIdleSeconds * 1000,
+    });
     const inside = a.resolver && cidrs.some((c) => contains(c, parseIpv4(a.resolver!) ?? 0));
     link = {
       tunnel: a.tunnel,

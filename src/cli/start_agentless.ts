@@ -41,7 +41,7 @@ export interface AgentlessStart {
 export async function openAgentless(
   aws: AwsOptions,
   target: ResolvedTarget,
-  o: { wantDns: boolean; progress: (line: string) => void },
+  o: { wantDns: boolean; progress: (line: string) => void; idleSessionMs?: number },
 ): Promise<AgentlessStart> {
   const ssm = await import("../aws/ssm.ts");
   const resolver = await findResolver(aws, target, o);
@@ -49,6 +49,7 @@ export async function openAgentless(
     resolvers: resolver ? [resolver] : [],
     localAddresses: localAddresses(),
     log: o.progress,
+    idleSessionMs: o.idleSessionMs,
     openSession: async (dst) => {
       const grant = await ssm.startSession(aws, {
         target: target.instanceId,
