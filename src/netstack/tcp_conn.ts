@@ -80,6 +80,12 @@ export class TcpConn implements TimerOwner {
   rcvAdv = 0;
   sndUna = 0;
   sndNxt = 0;
+  /**
+   * The highest sequence number sent: RFC 9293's SND.NXT, which an RTO's go-back-N (SND.NXT back
+   * to SND.UNA here) does not move. ACKs are checked against it and pure ACKs and RSTs carry it,
+   * so that the kernel's ACK of data sent before the timeout still counts (BSD's snd_max).
+   */
+  sndMax = 0;
   sndWnd = 0;
   sndWl1 = 0;
   sndWl2 = 0;
@@ -191,6 +197,7 @@ export class TcpConn implements TimerOwner {
     this.iss = this.host.iss() >>> 0;
     this.sndUna = this.iss;
     this.sndNxt = seqAdd(this.iss, 1);
+    this.sndMax = this.sndNxt;
     this.sndWl2 = this.iss;
     this.state = "syn-received";
     this.#stateAt = undefined;
@@ -260,7 +267,10 @@ export class TcpConn implements TimerOwner {
       // retransmitting, each dropping the other's ACKs); on a TUN there is no blind injector.
       if (p.flags & ACK && !this.#ackFields(p, now)) return;
       if (this.state === "closed") return;
-      this.#answerUnacceptable(p.dataLen > 0 || (rcvWnd === 0 && segLen > 0), now);
+      // Segments with data, and the kernel's zero-window probes (its SND.UNA−1 = our RCV.NXT−1,
+      // whatever their length), are always answered: Linux probes faster than the 500 ms limit.
+      const probe = rcvWnd === 0 && (segLen > 0 || p.seq === seqAdd(this.rcvNxt, -1));
+      this.#answerUnacceptable(p.dataLen > 0 || probe, now);
       return;
     }
     if (p.flags & RST) {
@@ -298,7 +308,7 @@ export class TcpConn implements TimerOwner {
   /** The ACK checks of §3.4. False when the segment must be dropped. */
   #ackFields(p: ParsedPacket, now: number): boolean {
     const ack = p.ack;
-    if (seqGt(ack, this.sndNxt)) {
+    if (seqGt(ack, this.sndMax)) {
       this.#ackNow();
       return false;
     }
@@ -308,13 +318,18 @@ export class TcpConn implements TimerOwner {
     }
     const wnd = p.window * 2 ** this.sShift;
     const wndChanged = wnd !== this.sndWnd;
-    if (seqGt(ack, this.sndUna)) this.#advance(ack, now);
+    // An ACK that moves SND.UNA is the newest word on the window too (Linux
+    // tcp_may_update_window): after going back N, the kernel's retransmissions carry new ACKs
+    // under sequence numbers below its earlier pure ACKs, and the WL1/WL2 test alone then kept
+    // a stale window, sliding it with SND.UNA past the edge the kernel advertised.
+    const advanced = seqGt(ack, this.sndUna);
+    if (advanced) this.#advance(ack, now);
     else if (
       ack === this.sndUna && p.dataLen === 0 && !(p.flags & (SYN | FIN)) && !wndChanged &&
       this.sndNxt !== this.sndUna
     ) this.#duplicateAck();
     if (
-      seqLt(this.sndWl1, p.seq) || (this.sndWl1 === p.seq && seqLe(this.sndWl2, ack))
+      advanced || seqLt(this.sndWl1, p.seq) || (this.sndWl1 === p.seq && seqLe(this.sndWl2, ack))
     ) {
       const reopened = this.sndWnd === 0 && wnd > 0;
       this.sndWnd = wnd;
@@ -333,12 +348,14 @@ export class TcpConn implements TimerOwner {
 
   #advance(ack: number, now: number): void {
     let acked = seqDiff(ack, this.sndUna);
-    if (this.#finSent && ack === seqAdd(this.#finSeq(), 1)) {
-      this.#finAcked = true;
+    // ACK ≤ SND.MAX, so an ACK one past the last byte means our FIN went out (maybe before an RTO).
+    if (this.#finQueued && ack === seqAdd(this.#finSeq(), 1)) {
+      this.#finSent = this.#finAcked = true;
       acked--;
     }
     this.#send.drop(acked);
     this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack; // a late ACK of what an RTO went back over
     if (this.#timedAt >= 0 && seqGt(ack, this.#timedSeq)) {
       this.#rto.sample(now - this.#timedAt);
       this.#timedAt = -1;
@@ -408,10 +425,10 @@ export class TcpConn implements TimerOwner {
       this.#ackNow();
       return;
     }
-    // Tail: cut at the advertised edge; a FIN beyond it is not taken.
+    // Tail: cut at the advertised edge; a FIN at or beyond it lies outside the window (§4.4).
     const room = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
-    if (len > room) {
-      len = room;
+    if (len > room || (fin && len === room)) {
+      len = Math.min(len, room);
       fin = false;
     }
     if (len > 0) {
@@ -626,8 +643,11 @@ export class TcpConn implements TimerOwner {
         }
       }
       if (sentAny && this.#rtoAt === undefined) this.#rtoAt = now + this.#rto.rto;
-      // Peer window closed with data waiting: the persist timer probes it (§5.2).
-      if (unsent > 0 && this.sndWnd === 0 && this.sndNxt === this.sndUna) {
+      // Data waits with nothing in flight: the kernel's window is shut, or too small for the
+      // sender SWS rule. The persist timer probes it (§5.2), so that a lost window update (or
+      // one the WL1/WL2 test ignores) cannot stall us: no RTO runs without data in flight
+      // (RFC 9293 §3.8.6.2.1's override timeout; Linux arms its probe timer the same way).
+      if (unsent > 0 && this.sndNxt === this.sndUna) {
         this.#rtoAt ??= now + this.#rto.rto;
       }
     }
@@ -644,10 +664,13 @@ export class TcpConn implements TimerOwner {
       this.#send.copy(seqDiff(seq, this.sndUna), n, payload);
     }
     if (!this.#emit(ACK | flags, seq, this.rcvNxt, n, payload)) return false;
-    if (this.#timedAt < 0 && seq === this.sndNxt && (n > 0 || flags & FIN)) {
+    // Time only new data (Karn: after a go-back-N, seq = SND.NXT may be a retransmission).
+    if (this.#timedAt < 0 && seq === this.sndMax && (n > 0 || flags & FIN)) {
       this.#timedSeq = seq;
       this.#timedAt = now;
     }
+    const end = seqAdd(seq, n + (flags & FIN ? 1 : 0));
+    if (seqGt(end, this.sndMax)) this.sndMax = end;
     this.#needAck = false;
     return true;
   }
@@ -661,13 +684,13 @@ export class TcpConn implements TimerOwner {
   }
 
   #ackNow(): void {
-    this.#emit(ACK, this.sndNxt, this.rcvNxt, 0);
+    this.#emit(ACK, this.sndMax, this.rcvNxt, 0);
     this.#needAck = false;
   }
 
   /** RST|ACK at SND.NXT and forget everything (§3.2 "stream error or abort"). */
   #reset(): void {
-    this.#emit(RST | ACK, this.sndNxt, this.rcvNxt, 0);
+    this.#emit(RST | ACK, this.sndMax, this.rcvNxt, 0);
     this.host.count("rst-out");
     this.#destroy(true);
   }
@@ -774,7 +797,7 @@ export class TcpConn implements TimerOwner {
     }
     const inFlight = seqDiff(this.sndNxt, this.sndUna);
     const unsent = this.#send.length - this.#dataInFlight();
-    if (inFlight === 0 && this.sndWnd === 0 && unsent > 0) {
+    if (inFlight === 0 && unsent > 0) {
       // Persist probe at SND.UNA−1: Linux answers it; a bare ACK at SND.NXT it ignores (§5.2).
       if (++this.#probes > MAX_RETRIES) {
         this.host.count("persist-giveup");
