@@ -122,7 +122,9 @@ export class TcpConn implements TimerOwner {
   #dupAcks = 0;
   #recover = 0;
   #inRecovery = false;
+  /** Persist probes with no answer yet (give-up count), and probes since the window shut. */
   #probes = 0;
+  #persistBackoff = 0;
   #lastChallenge = -Infinity;
   #lastActivity: number;
 
@@ -336,8 +338,8 @@ export class TcpConn implements TimerOwner {
       this.sndWl1 = p.seq;
       this.sndWl2 = ack;
       if (wnd > this.maxSndWnd) this.maxSndWnd = wnd;
+      if (reopened || wndChanged) this.#persistBackoff = 0;
       if (reopened) {
-        this.#probes = 0;
         if (this.sndNxt === this.sndUna) this.#rtoAt = undefined;
         this.host.dirty(this);
       } else if (wndChanged) this.host.dirty(this);
@@ -805,7 +807,9 @@ export class TcpConn implements TimerOwner {
         return;
       }
       this.#emit(ACK, seqAdd(this.sndUna, -1), this.rcvNxt, 0);
-      this.#rtoAt = now + Math.min(60_000, this.#rto.rto * 2 ** this.#probes);
+      // Answered probes keep backing off (×2 up to 60 s, §5.2) while the window stays shut; only
+      // unanswered ones count towards giving up: a slow app is not a dead one.
+      this.#rtoAt = now + Math.min(60_000, this.#rto.rto * 2 ** ++this.#persistBackoff);
       return;
     }
     if (inFlight === 0) return;

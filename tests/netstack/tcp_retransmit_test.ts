@@ -67,7 +67,7 @@ Deno.test("7: the kernel's window is 0 while we hold data: probes at SND.UNA−1
   assert.equal(h.stack.connectionCount, 0);
 });
 
-Deno.test("7: answered probes go on forever; the window update sends the data at once", () => {
+Deno.test("7: answered probes go on forever, backing off to 60 s; the update sends at once", () => {
   const h = new Harness();
   const e = h.establish({ irs: 1000 });
   const una = seqAdd(e.iss, 1);
@@ -76,17 +76,22 @@ Deno.test("7: answered probes go on forever; the window update sends the data at
   e.stream.push(bytes);
   h.flush();
   let probes = 0;
+  const times: number[] = [];
   while (h.now < 600_000) {
     const out = timeline(h, h.now + 10_000);
-    for (const { s } of out) {
+    for (const { at, s } of out) {
       assert.equal(s.flags, ACK, `only probes: ${describe(s)}`);
       assert.equal(s.seq, seqAdd(una, -1));
       probes++;
+      times.push(at);
       // Linux answers with its current (still zero) window.
       assert.deepEqual(h.send(ackOf(h, e, una, 0)), []);
     }
   }
-  assert.ok(probes >= 20, `${probes} probes in 10 minutes`);
+  assert.ok(probes >= 10, `${probes} probes in 10 minutes`);
+  const gaps = times.slice(1).map((t, i) => t - times[i]);
+  for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] >= gaps[i - 1] - 10, `${gaps}`);
+  assert.ok(gaps.at(-1)! >= 50_000 && gaps.at(-1)! <= 70_000, `the backoff caps at 60 s: ${gaps}`);
   assert.equal(e.conn.state, "established");
   const out = h.send(ackOf(h, e, una, 502));
   assert.deepEqual(out.map((s) => s.payload.length), [MSS, MSS, MSS, 5000 - 3 * MSS]);
