@@ -14,11 +14,18 @@
  * Keys and values are IPv4 `a.b.c.d:port` or bracketed IPv6 `[v6]:port` (quote them: a bare
  * `[` starts a YAML list). The localhost of AWS-StartPortForwardingSession is looked up as
  * `127.0.0.1:<portNumber>`; host names and unmapped destinations are dialled as they are.
+ *
+ * The emulated agent refuses remote-host sessions to its instance's VPC reserved addresses
+ * (the VPC's first four and last, from `vpcs[].cidr`; none for hybrid `mi-` nodes) and to its
+ * `Mgs.DeniedPortForwardingRemoteIPs` (agent/forbidden.ts). An instance's
+ * `deniedPortForwardingRemoteIPs:` stands for that key of its amazon-ssm-agent.json and
+ * replaces the agent's default list (IMDS, Amazon DNS, time sync…); `[]` leaves only the VPC's.
  */
 
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { type MapView, YamlWalker } from "../config/yaml_walk.ts";
 import { formatHostPort, parseDestination } from "./destinations.ts";
+import { type InstanceFacts, parseGoIP } from "./agent/forbidden.ts";
 import { ExitCode, UserError } from "../errors.ts";
 
 export type InstanceState = "pending" | "running" | "stopped";
@@ -49,6 +56,11 @@ export interface FixtureInstance {
   agentVersion: string;
   computerName: string;
   instanceType: string;
+  /**
+   * `Mgs.DeniedPortForwardingRemoteIPs` in the instance's amazon-ssm-agent.json; absent = the
+   * agent's default (or the emulator's `agent.deniedPortForwardingRemoteIPs`).
+   */
+  deniedPortForwardingRemoteIPs?: string[];
   /** Runtime only: epoch ms at which a pending instance becomes running. */
   readyAt?: number;
 }
@@ -231,6 +243,7 @@ function parseInstance(v: Validator, node: Node, path: string): FixtureInstance 
     "agentVersion",
     "computerName",
     "instanceType",
+    "deniedPortForwardingRemoteIPs",
   ]);
   const seed: InstanceSeed = {
     id: v.reqStr(
@@ -276,7 +289,25 @@ function parseInstance(v: Validator, node: Node, path: string): FixtureInstance 
   set("agentVersion", v.optStr(m, "agentVersion"));
   set("computerName", v.optStr(m, "computerName"));
   set("instanceType", v.optStr(m, "instanceType"));
+  set("deniedPortForwardingRemoteIPs", v.ipList(m, "deniedPortForwardingRemoteIPs"));
   return instanceDefaults(seed);
+}
+
+/**
+ * What the emulated agent on `target` knows of itself (agent/forbidden.ts): its VPC's primary
+ * CIDR as IMDS gives it (EC2 instances only) and its own denied list. Read when a session
+ * starts, so the live world counts.
+ */
+export function instanceFacts(f: Fixtures, target: string): InstanceFacts | undefined {
+  const i = f.instances.find((x) => x.id === target);
+  if (!i) return undefined;
+  const vpc = i.id.startsWith("mi-") ? undefined : f.vpcs.find((v) => v.id === i.vpc);
+  return {
+    ...(vpc ? { vpcCidrs: { ipv4: [vpc.cidr], ipv6: [] } } : {}),
+    ...(i.deniedPortForwardingRemoteIPs
+      ? { deniedPortForwardingRemoteIPs: i.deniedPortForwardingRemoteIPs }
+      : {}),
+  };
 }
 
 function parseVpc(v: Validator, node: Node, path: string): FixtureVpc {
@@ -404,6 +435,26 @@ class Validator extends YamlWalker {
     return node.items.map((item, i) => {
       if (!isScalar(item)) this.fail(item as Node, `${path}[${i}]`, "expected a string");
       return String(item.value);
+    });
+  }
+
+  /** A list of IP addresses, as the agent's net.ParseIP reads them (an empty list is fine). */
+  ipList(m: MapView, key: string): string[] | undefined {
+    const node = m.get(key);
+    if (node === undefined) return undefined;
+    const path = `${m.path}.${key}`;
+    if (isScalar(node) && node.value === null) return [];
+    if (!isSeq(node)) this.fail(node, path, "expected a list of IP addresses");
+    return node.items.map((item, i) => {
+      const text = isScalar(item) ? String(item.value) : "";
+      if (!isScalar(item) || !parseGoIP(text)) {
+        this.fail(
+          item as Node,
+          `${path}[${i}]`,
+          `"${text}" is not an IP address (the agent compares addresses, never names or CIDRs)`,
+        );
+      }
+      return text;
     });
   }
 

@@ -168,6 +168,7 @@ export function createMgs(opts: MgsOptions): Mgs {
     if (!e) {
       const agent = createAgentSession({
         sessionId,
+        target: s.target,
         documentName: s.documentName,
         parameters: s.parameters,
         pacing: opts.pacing,

@@ -5,7 +5,7 @@
  */
 import { createApi } from "./api/mod.ts";
 import { destinationMap } from "./destinations.ts";
-import { type Fixtures, loadFixtures } from "./fixtures.ts";
+import { type Fixtures, instanceFacts, loadFixtures } from "./fixtures.ts";
 import type { AgentOptions } from "./agent/session.ts";
 import { createMgs } from "./mgs.ts";
 import { SessionRegistry } from "./sessions.ts";
@@ -24,7 +24,10 @@ export interface EmulatorOptions {
   pacing?: boolean;
   region?: string;
   log?: (line: string) => void;
-  /** The emulated agent's knobs (e.g. `shellInitialWaitMs: 0` for fast shell tests). */
+  /**
+   * The emulated agent's knobs (e.g. `shellInitialWaitMs: 0` for fast shell tests). By default
+   * `instanceFacts` comes from the fixtures (each instance's VPC CIDR and denied list).
+   */
   agent?: Partial<AgentOptions>;
   /** Extra environment for shell sessions, over the emulator's own (e.g. PATH, HOME). */
   shellEnv?: Record<string, string>;
@@ -52,6 +55,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     pacing: opts.pacing ?? true,
     log: opts.log,
     agent: {
+      instanceFacts: (target) => instanceFacts(fixtures, target),
       ...opts.agent,
       destinations: new Map([...opts.agent?.destinations ?? [], ...destinations]),
     },

@@ -357,8 +357,15 @@ export class SessionPool implements T.StreamTransport {
       this.#note("refused", s.key, `${s.key} refused the connection on the instance side`);
     }
     const over = e.session.state === "closed";
+    // The agent checks a remote host after the handshake and ends the whole session ("Forwarding
+    // to IP address … is forbidden"): remember the host and refuse at once, with no retry.
+    const forbidden = over && isDenial({ message: e.session.endReason });
+    if (forbidden && !live(this.#forbidden, s.dst.host, now)) {
+      put(this.#forbidden, s.dst.host, now + FORBIDDEN_MS, now);
+      this.#note("forbidden", s.key, `${s.key}: ${e.session.endReason}`);
+    }
     if (s.state === "grace") {
-      if (refused) return this.#report(s, "refused");
+      if (refused || forbidden) return this.#report(s, "refused");
       if (over && !s.retried && now < s.deadline) {
         // Nothing was written yet: the same open can go to the destination's next session.
         this.#release(s);

@@ -432,3 +432,21 @@ Deno.test("pool: an IPv6 destination is started with its bare address", async ()
     stream.close();
   });
 });
+
+Deno.test("pool: a host the agent forbids is refused once, then from the cache", async () => {
+  let starts = 0;
+  const wrap = (real: Opener): Opener => (dst) => (starts++, real(dst));
+  await world({ wrap }, async ({ pool, logs }) => {
+    // The agent checks the host after the handshake and ends the session (§8, port.go).
+    const imds: Destination = { family: 4, host: "169.254.169.254", port: 80 };
+    const r = recorder();
+    pool.open(imds, r.events);
+    assert.equal(await r.opened, "refused");
+    assert.equal(starts, 1, "refused without a second StartSession");
+    const again = recorder();
+    pool.open({ ...imds, port: 443 }, again.events);
+    assert.equal(await again.opened, "refused", "the whole host is cached as forbidden");
+    assert.equal(starts, 1);
+    assert.ok(logs.some((l) => /is forbidden/.test(l)), logs.join("\n"));
+  });
+});

@@ -9,6 +9,14 @@ import { type DestinationMap, formatHostPort, mapDestination } from "../destinat
 import { BasicPort } from "./basic.ts";
 import { type PortDocument, resolvePortDocument } from "./document.ts";
 import { ENGINE_DEFAULTS } from "./engine.ts";
+import {
+  checkForbidden,
+  DEFAULT_DENIED_PORT_FORWARDING_REMOTE_IPS,
+  type InstanceFacts,
+  literalHost,
+  lookupHost,
+  vpcReservedAddresses,
+} from "./forbidden.ts";
 import { type KeepAlive, MuxServer, type PortHost } from "./mux.ts";
 import { EmulatedSessionCore } from "./session_core.ts";
 
@@ -38,6 +46,22 @@ export interface AgentOptions {
    * address at a local service where the lab's namespaces do not exist.
    */
   destinations?: DestinationMap;
+  /**
+   * Remote-host Port sessions: `Mgs.DeniedPortForwardingRemoteIPs` of the agents whose instance
+   * sets none (`instanceFacts`); default the agent's own list (forbidden.ts).
+   */
+  deniedPortForwardingRemoteIPs: readonly string[];
+  /**
+   * Remote-host Port sessions: also refuse loopback destinations, as newer agents are reported
+   * to (`Forwarding to IP address 127.0.0.1 is forbidden.`). Off by default: not in the agent
+   * source this follows.
+   */
+  denyLoopbackRemoteHost: boolean;
+  /**
+   * What the agent on a target knows of itself (its VPC CIDRs from IMDS, its own denied list);
+   * the emulator server reads them from the fixtures. None: no VPC addresses are refused.
+   */
+  instanceFacts?: (target: string) => InstanceFacts | undefined;
 }
 
 export const AGENT_DEFAULTS: AgentOptions = {
@@ -48,10 +72,20 @@ export const AGENT_DEFAULTS: AgentOptions = {
   maxUnackedBytes: 4 * 1024 * 1024,
   shellEnv: {},
   shellInitialWaitMs: 1000,
+  deniedPortForwardingRemoteIPs: DEFAULT_DENIED_PORT_FORWARDING_REMOTE_IPS,
+  denyLoopbackRemoteHost: false,
 };
+
+/**
+ * How long a refused Port session waits for the client to ack HandshakeComplete before it ends:
+ * the agent's PrepareToCloseChannel (wait up to 2 s for its outgoing buffer to empty).
+ */
+export const CLOSE_DRAIN_MS = 2000;
 
 export interface AgentSessionInit {
   sessionId: string;
+  /** The instance id the session was started for. */
+  target: string;
   documentName: string;
   parameters: Record<string, string[]>;
   pacing: boolean;
@@ -81,6 +115,8 @@ export type PortMode = "mux" | "basic";
 export class AgentSession extends EmulatedSessionCore<PortDocument> {
   #port?: MuxServer | BasicPort;
   #mode?: PortMode;
+  /** The host matched the denied addresses: the session ends once HandshakeComplete is acked. */
+  #refused?: { reason: string; at: number };
 
   constructor(init: AgentSessionInit) {
     super(init, {
@@ -95,11 +131,47 @@ export class AgentSession extends EmulatedSessionCore<PortDocument> {
   }
 
   /**
-   * On HandshakeComplete (Port sessions always have a handshake). Mode choice is the agent's
-   * (§8): mux iff LocalPortForwarding and ClientVersion ≥ 1.1.70.
+   * On HandshakeComplete (Port sessions always have a handshake), as the agent's plugin starts:
+   * a `host` is resolved and checked against the denied addresses first (forbidden.ts), on the
+   * host as requested, before the destination map. Until the port side exists, input is
+   * refused unacked (the plugin's ErrHandlerNotReady) and the client resends it.
    */
   protected onStart(clientVersion?: string): void {
     const version = clientVersion!;
+    const host = this.doc!.properties.host;
+    if (host === undefined) return this.#open(version);
+    const literal = literalHost(host);
+    if (literal) return this.#check(version, host, literal);
+    lookupHost(host).catch((e) => {
+      // The agent skips the check; its dials then fail, as the emulator's do.
+      this.init.log(
+        `agent: ${this.init.sessionId}: ${host} does not resolve (${(e as Error).message})`,
+      );
+      return [];
+    }).then((addresses) => {
+      if (this.ended) return;
+      this.#check(version, host, addresses);
+      this.engine.retryInput(Date.now());
+      this.pump.kick();
+    });
+  }
+
+  #check(version: string, host: string, resolved: string[]): void {
+    const { agent, target, sessionId, log } = this.init;
+    const facts = agent.instanceFacts?.(target);
+    const reason = checkForbidden(host, resolved, {
+      denied: facts?.deniedPortForwardingRemoteIPs ?? agent.deniedPortForwardingRemoteIPs,
+      vpc: facts?.vpcCidrs ? vpcReservedAddresses(facts.vpcCidrs) : [],
+      loopback: agent.denyLoopbackRemoteHost,
+    });
+    if (reason === undefined) return this.#open(version);
+    log(`agent: ${sessionId}: ${reason}`);
+    this.#refused = { reason, at: Date.now() };
+    this.afterStep();
+  }
+
+  /** Mode choice is the agent's (§8): mux iff LocalPortForwarding and ClientVersion ≥ 1.1.70. */
+  #open(version: string): void {
     const doc = this.doc!;
     const asked = localhostToIpv4(doc.destination);
     const destination = mapDestination(this.init.agent.destinations, asked);
@@ -139,7 +211,20 @@ export class AgentSession extends EmulatedSessionCore<PortDocument> {
     this.init.log(`agent: ${this.init.sessionId}: ClientVersion ${version}, ${this.#mode} mode`);
   }
 
+  /**
+   * A refused session fails as the plugin does: its data channel waits up to 2 s for the
+   * outgoing buffer to empty (HandshakeComplete acked), then the session ends and MGS sends
+   * channel_closed with the plugin's output.
+   */
+  protected override afterStep(): void {
+    const r = this.#refused;
+    if (!r || this.ended) return;
+    if (this.engine.unackedCount > 0 && Date.now() - r.at < CLOSE_DRAIN_MS) return;
+    this.end(r.reason);
+  }
+
   protected onInput(payloadType: number, payload: Uint8Array): boolean {
+    if (!this.#port) return false;
     if (payloadType === PayloadType.Flag) {
       let flag: number;
       try {
@@ -152,7 +237,7 @@ export class AgentSession extends EmulatedSessionCore<PortDocument> {
       return true;
     }
     // Size and other types mean nothing to a Port session.
-    if (payloadType !== PayloadType.Output || !this.#port) return true;
+    if (payloadType !== PayloadType.Output) return true;
     return this.#port.input(payload);
   }
 
