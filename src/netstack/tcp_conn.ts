@@ -5,6 +5,7 @@
  * `host.now()`. The stack (stack.ts) owns the table, the timer heap and dispatch.
  */
 import { ACK, buildTcp, FIN, type ParsedPacket, PSH, RST, SYN } from "./packet.ts";
+import { Reassembly } from "./reassembly.ts";
 import { RtoEstimator } from "./rto.ts";
 import { SendBuffer } from "./send_buffer.ts";
 import { seqAdd, seqDiff, seqGt, seqInWindow, seqLe, seqLt } from "./seq.ts";
@@ -103,6 +104,8 @@ export class TcpConn implements TimerOwner {
   #recvQ: Uint8Array[] = [];
   #recvQueued = 0;
   #send = new SendBuffer();
+  /** Kernel segments that arrived ahead of a hole. */
+  #ooo = new Reassembly();
   #paused = false;
 
   #needAck = false;
@@ -421,17 +424,23 @@ export class TcpConn implements TimerOwner {
       }
       seq = this.rcvNxt;
     }
-    if (seq !== this.rcvNxt) {
-      // Out of order: no buffering in v1; a duplicate ACK asks for the hole (§4.4).
-      this.host.count("out-of-order");
-      this.#ackNow();
-      return;
-    }
     // Tail: cut at the advertised edge; a FIN at or beyond it lies outside the window (§4.4).
-    const room = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
+    const ahead = seqDiff(seq, this.rcvNxt);
+    const room = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt) - ahead);
     if (len > room || (fin && len === room)) {
       len = Math.min(len, room);
       fin = false;
+    }
+    if (ahead > 0) {
+      // Out of order: hold it, and a duplicate ACK at once asks for the hole (§4.4).
+      this.host.count("out-of-order");
+      if ((len > 0 || fin) && this.#acceptsData()) {
+        if (!this.#ooo.add(seq, pkt.subarray(off, off + len), fin)) {
+          this.host.count("out-of-order-dropped");
+        }
+      }
+      this.#ackNow();
+      return;
     }
     if (len > 0) {
       if (!this.#acceptsData()) {
@@ -441,6 +450,11 @@ export class TcpConn implements TimerOwner {
         return;
       }
       this.#receive(pkt.subarray(off, off + len));
+    }
+    if (!fin && this.#ooo.segments > 0) {
+      const next = this.#ooo.take(this.rcvNxt);
+      for (const c of next.chunks) this.#receive(c);
+      fin = next.fin;
     }
     if (fin) this.#peerFinIn();
   }
@@ -505,6 +519,7 @@ export class TcpConn implements TimerOwner {
     this.state = "time-wait";
     this.#closeStream();
     this.#send.clear();
+    this.#ooo.clear();
     this.#recvQ = [];
     this.#recvQueued = 0;
     this.#rtoAt = undefined;
@@ -851,6 +866,7 @@ export class TcpConn implements TimerOwner {
     }
     this.#streamClosed = true;
     this.#send.clear();
+    this.#ooo.clear();
     this.#recvQ = [];
     this.#recvQueued = 0;
     this.host.arm(this, undefined);

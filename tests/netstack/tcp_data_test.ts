@@ -31,7 +31,7 @@ function onlyAck(out: Seg[], ack: number, msg: string): Seg {
   return out[0];
 }
 
-Deno.test("5: in order, 1-byte overlap, fully old, gap: trimmed delivery and immediate ACKs", () => {
+Deno.test("5: in order, 1-byte overlap, fully old, gap: trimmed delivery, held, immediate ACKs", () => {
   const h = new Harness();
   const e = h.establish({ irs: 1000 });
   onlyAck(h.send(data(h, e, 1001, text("abcdefghij"))), 1011, "in order");
@@ -45,12 +45,17 @@ Deno.test("5: in order, 1-byte overlap, fully old, gap: trimmed delivery and imm
 
   const gap = data(h, e, 1020, text("UVWXY"));
   onlyAck(h.send(gap), 1015, "a gap: duplicate ACK");
-  assert.equal(e.stream.receivedLength, 14, "out-of-order payload dropped");
+  assert.equal(e.stream.receivedLength, 14, "out-of-order payload held, not delivered");
   assert.equal(h.stack.stats().counters["out-of-order"], 1);
 
-  onlyAck(h.send(data(h, e, 1015, text("PQRST"))), 1020, "the hole is filled");
-  onlyAck(h.send(gap), 1025, "the retransmission is taken");
+  onlyAck(
+    h.send(data(h, e, 1015, text("PQRST"))),
+    1025,
+    "the hole is filled: the held segment follows at once",
+  );
   assert.equal(str(e.stream.received()), "abcdefghijKLMNPQRSTUVWXY");
+  onlyAck(h.send(gap), 1025, "its retransmission is old now");
+  assert.equal(str(e.stream.received()), "abcdefghijKLMNPQRSTUVWXY", "delivered once");
 });
 
 Deno.test("5: a batch of segments draws one ACK; ACKs ride on data when there is some", () => {
