@@ -11,15 +11,29 @@ export interface LossSpec {
   duplicate: number;
   reorder: number;
   seed?: number;
+  /**
+   * The longest a held-back packet waits for the next one to overtake it (ms, default 5), as
+   * netem's delay bounds its reordering: without it the last packet of a burst (a lone
+   * retransmission) would wait for the sender's next timeout.
+   */
+  holdMs?: number;
+}
+
+interface Held {
+  p: Uint8Array;
+  at: number;
 }
 
 export class LossyTun implements Tun {
   #rand: () => number;
-  #heldIn?: Uint8Array;
-  #heldOut?: Uint8Array;
+  #heldIn?: Held;
+  #heldOut?: Held;
+  #outTimer?: ReturnType<typeof setTimeout>;
+  #holdMs: number;
   readonly counts = { dropped: 0, duplicated: 0, reordered: 0 };
 
   constructor(private inner: Tun, private spec: LossSpec) {
+    this.#holdMs = spec.holdMs ?? 5;
     let x = (spec.seed ?? 1) >>> 0 || 1;
     this.#rand = () => {
       x ^= x << 13;
@@ -41,10 +55,18 @@ export class LossyTun implements Tun {
   }
 
   async read(timeoutMs: number): Promise<Uint8Array[]> {
-    const got = await this.inner.read(timeoutMs);
+    // While a packet is held, wake up in time to let it go.
+    const wait = this.#heldIn
+      ? Math.max(0, Math.min(timeoutMs, this.#heldIn.at + this.#holdMs - performance.now()))
+      : timeoutMs;
+    const got = await this.inner.read(Math.ceil(wait));
     const out: Uint8Array[] = [];
     for (const p of got) {
       for (const q of this.#mangle(p.slice(), "in")) out.push(q);
+    }
+    if (this.#heldIn && performance.now() - this.#heldIn.at >= this.#holdMs) {
+      out.push(this.#heldIn.p);
+      this.#heldIn = undefined;
     }
     return out;
   }
@@ -55,6 +77,7 @@ export class LossyTun implements Tun {
   }
 
   close(): void {
+    clearTimeout(this.#outTimer);
     this.inner.close();
   }
 
@@ -69,8 +92,16 @@ export class LossyTun implements Tun {
     const held = dir === "in" ? this.#heldIn : this.#heldOut;
     if (r < s.loss + s.reorder && !held) {
       this.counts.reordered++;
-      if (dir === "in") this.#heldIn = p;
-      else this.#heldOut = p;
+      const h = { p: dir === "in" ? p : p.slice(), at: performance.now() };
+      if (dir === "in") this.#heldIn = h;
+      else {
+        this.#heldOut = h;
+        this.#outTimer = setTimeout(() => {
+          if (this.#heldOut !== h) return;
+          this.#heldOut = undefined;
+          this.inner.write(h.p);
+        }, this.#holdMs);
+      }
       return [];
     }
     const out = [p];
@@ -79,9 +110,12 @@ export class LossyTun implements Tun {
       out.push(p);
     }
     if (held) {
-      out.push(held);
+      out.push(held.p);
       if (dir === "in") this.#heldIn = undefined;
-      else this.#heldOut = undefined;
+      else {
+        this.#heldOut = undefined;
+        clearTimeout(this.#outTimer);
+      }
     }
     return out;
   }
