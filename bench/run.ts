@@ -1,4 +1,5 @@
 /** `deno task bench`: every benchmark, a table for people and one JSON object for tools. */
+import { type AgentlessBench, agentlessRows, benchAgentless } from "./agentless.ts";
 import { benchForward } from "./forward.ts";
 import { benchStartup } from "./startup.ts";
 import { benchTunnel, type TunnelBench, tunnelRows } from "./tunnel.ts";
@@ -8,12 +9,17 @@ const off = await benchForward(false, { up: 60e6, down: 100e6 });
 const off16 = await benchForward(false, { up: 100e6, down: 1e6 }, 16384);
 const on = await benchForward(true, { up: 3e6, down: 5e6 });
 
-// The tunnel needs network namespaces, hence root.
+// The tunnel and agentless mode need network namespaces, hence root.
 const tunnel: TunnelBench[] = [];
-if (Deno.uid() === 0) tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
-else {console.error(
-    "bench: not root, skipping the tunnel benchmarks (they need network namespaces)",
-  );}
+let agentless: AgentlessBench | undefined;
+if (Deno.uid() === 0) {
+  tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
+  agentless = await benchAgentless();
+} else {
+  console.error(
+    "bench: not root, skipping the tunnel and agentless benchmarks (they need network namespaces)",
+  );
+}
 
 const rows: [string, string, string][] = [
   ["--help", `${startup.helpMs.toFixed(0)} ms`, "<= 100 ms"],
@@ -36,11 +42,17 @@ const rows: [string, string, string][] = [
     ">= 90 %",
   ],
   ...tunnel.flatMap(tunnelRows),
+  ...(agentless ? agentlessRows(agentless) : []),
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
 console.log(`${"benchmark".padEnd(w0)}  ${"result".padEnd(w1)}  target`);
 for (const r of rows) console.log(`${r[0].padEnd(w0)}  ${r[1].padEnd(w1)}  ${r[2]}`);
 console.log(
-  JSON.stringify({ startup, forward: { pacingOff: off, pacingOff16k: off16, pacingOn: on } }),
+  JSON.stringify({
+    startup,
+    forward: { pacingOff: off, pacingOff16k: off16, pacingOn: on },
+    ...(tunnel.length ? { tunnel } : {}),
+    ...(agentless ? { agentless } : {}),
+  }),
 );
