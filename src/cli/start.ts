@@ -33,6 +33,7 @@ import { contains, parseIpv4 } from "../net/cidr.ts";
 import type { AgentlessTunnel } from "../netstack/tunnel.ts";
 import {
   AGENTLESS_ADDRESS,
+  AGENTLESS_MTU,
   AGENTLESS_PEER,
   agentlessNotice,
   openAgentless,
@@ -232,7 +233,7 @@ export async function runStart(
       mode: "agentless",
       address: AGENTLESS_ADDRESS,
       peer: AGENTLESS_PEER,
-      mtu: DEFAULT_MTU,
+      mtu: AGENTLESS_MTU,
       resolver: a.resolver,
       noResolver: "the VPC resolver is unknown, so --dns-domain cannot work",
       // The resolver must reach the tunnel even when the CIDRs leave it out.

@@ -27,6 +27,14 @@ export function parseMode(v: string): StartMode {
 export const AGENTLESS_ADDRESS = "198.18.0.1";
 export const AGENTLESS_PEER = "198.18.0.2";
 
+/**
+ * Agentless packets never leave this machine (connections end in our netstack), so the MTU need
+ * not fit any real link: 16 KiB cuts per-packet costs (TUN writes, parsing) by an order of
+ * magnitude, measured at 1.4–2× the throughput of 1400 through the emulator. macOS keeps 1400
+ * until a large utun MTU has been seen working on a real Mac.
+ */
+export const AGENTLESS_MTU = Deno.build.os === "linux" ? 16384 : 1400;
+
 /** Said once when `auto` falls back, so nobody wonders why ping fails. */
 export function agentlessNotice(instanceId: string, why: string): string {
   return `${why}; running agentless: TCP and DNS are carried, UDP and ping need the agent (ssm-proxy agent install --target ${instanceId})`;

@@ -6,7 +6,6 @@
  * One host timer serves every deadline (grace, open timeout, slot wait, token, idle).
  */
 import type { PortSession } from "../ssm/session.ts";
-import { RTT_DEFAULTS } from "../ssm/rtt.ts";
 import type { SmuxStream } from "../ssm/smux.ts";
 import type * as T from "./types.ts";
 
@@ -532,9 +531,11 @@ export class SessionPool implements T.StreamTransport {
 
 /** How long to hold "ok" for a refusal that arrives about one session RTT after the SYN. */
 function grace(session: PortSession): number {
-  const r = session.channel.rtt;
-  if (r.rtt === RTT_DEFAULTS.rttMs && r.rttv === RTT_DEFAULTS.rttvMs) return 200; // no sample yet
-  return Math.min(1.5 * r.rtt + 50, 500);
+  // The path's measured round trip (the handshake gives the first sample), not the smoothed
+  // RTT, which still carries the protocol's 100 ms starting value right after the handshake.
+  const min = session.channel.rtt.minMs;
+  if (!Number.isFinite(min)) return 200; // no sample yet
+  return Math.min(1.5 * min + 50, 500);
 }
 
 /** StartSession refused by IAM, or the agent's DeniedPortForwardingRemoteIPs (§8.4). */
