@@ -707,6 +707,11 @@ export class TcpConn implements TimerOwner {
 
   /** RST|ACK at SND.NXT and forget everything (§3.2 "stream error or abort"). */
   #reset(): void {
+    // The kernel takes an RST only at exactly its RCV.NXT (RFC 5961), which lies somewhere in
+    // [SND.UNA, SND.MAX]; one outside its window it drops without a word, and an app waiting
+    // to read would then wait forever. With data in flight, also try SND.UNA: all in flight
+    // lost (or pruned) puts RCV.NXT there, and SND.MAX may sit on the window's right edge.
+    if (this.sndUna !== this.sndMax) this.#emit(RST | ACK, this.sndUna, this.rcvNxt, 0);
     this.#emit(RST | ACK, this.sndMax, this.rcvNxt, 0);
     this.host.count("rst-out");
     this.#destroy(true);

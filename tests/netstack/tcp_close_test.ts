@@ -328,12 +328,28 @@ Deno.test("the remote aborts: RST|ACK seq SND.NXT ack RCV.NXT, entry gone", () =
   h.send(k(h, e, 1001, { payload: text("abc") }));
   e.stream.push(pattern(100));
   h.flush();
+  h.send(k(h, e, 1004, { ack: seqAdd(e.iss, 101) })); // all acknowledged
   e.stream.fail("session lost");
   const out = h.flush();
   assert.equal(out.length, 1);
   assert.equal(out[0].flags, RST | ACK);
   assert.equal(out[0].seq, seqAdd(e.iss, 101));
   assert.equal(out[0].ack, 1004);
+  assert.equal(h.stack.connectionCount, 0);
+});
+
+Deno.test("an abort with data in flight resets at SND.UNA and at SND.MAX", () => {
+  // The kernel accepts only an RST at exactly its RCV.NXT, somewhere in [SND.UNA, SND.MAX].
+  const h = new Harness();
+  const e = h.establish({ irs: 1000 });
+  e.stream.push(pattern(100));
+  h.flush();
+  e.stream.fail("session lost");
+  const out = h.flush();
+  assert.deepEqual(out.map((s) => [s.flags, s.seq, s.ack]), [
+    [RST | ACK, seqAdd(e.iss, 1), 1001],
+    [RST | ACK, seqAdd(e.iss, 101), 1001],
+  ]);
   assert.equal(h.stack.connectionCount, 0);
 });
 

@@ -167,8 +167,12 @@ Deno.test("14: no ACKs at all: retransmits at 1 s·2^k, then RST after the 8th",
     assert.equal(s.seq, seg.seq);
     assert.deepEqual(s.payload, seg.payload);
   }
-  assert.equal(t.length, 9);
-  assert.equal(t[8].s.flags, RST | ACK);
+  // Two RSTs: at SND.UNA (where the kernel is when everything in flight was lost) and SND.MAX.
+  assert.equal(t.length, 10);
+  assert.deepEqual(t.slice(8).map(({ s }) => [s.flags, s.seq]), [
+    [RST | ACK, seg.seq],
+    [RST | ACK, seqAdd(seg.seq, 1000)],
+  ]);
   assert.equal(t[8].at, 243_000);
   assert.ok(e.stream.aborted);
   assert.equal(h.stack.connectionCount, 0);
@@ -186,8 +190,9 @@ Deno.test("14: after an RTT sample the RTO floor is 200 ms: 8 retransmits within
   h.flush();
   const t = timeline(h, start + 200_000);
   const rel = t.map(({ at }) => at - start);
-  assert.deepEqual(rel, [200, 600, 1400, 3000, 6200, 12_600, 25_400, 51_000, 102_200]);
+  assert.deepEqual(rel, [200, 600, 1400, 3000, 6200, 12_600, 25_400, 51_000, 102_200, 102_200]);
   assert.equal(t[8].s.flags, RST | ACK);
+  assert.equal(t[9].s.flags, RST | ACK);
 });
 
 Deno.test("an ACK of data sent before an RTO is taken, not refused as ACKing unsent data", () => {
