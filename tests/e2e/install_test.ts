@@ -73,13 +73,16 @@ e2eTest(
         return rows.find((x) => x.name === "bastion")?.agentVersion;
       };
 
-      await t.step("without an agent, start fails in one line naming the fix", async () => {
+      await t.step("--mode agent without an agent fails in one line naming the fix", async () => {
+        // (The default, --mode auto, would run agentless instead: tests/e2e/agentless_test.ts.)
         const r = await ssmProxy(lab, "laptop", [
           "start",
           "-t",
           "name:bastion",
           "--cidr",
           cidrs[0],
+          "--mode",
+          "agent",
         ]);
         const line = assertErrorLine(r, /ssm-proxy-agent is not installed or not running there/);
         assert.match(

@@ -78,9 +78,9 @@ e2eTest(
         await assertLaptopClean(lab);
       });
 
-      await t.step("no agent listening on the instance: start says so", async () => {
+      await t.step("no agent listening on the instance: start --mode agent says so", async () => {
         await agent.stop(10_000);
-        const r = await start(lab, ["--cidr", lab.vpcNetwork]);
+        const r = await start(lab, ["--cidr", lab.vpcNetwork, "--mode", "agent"]);
         console.log(assertErrorLine(r, /agent|7797|refused|connect/i));
         await assertLaptopClean(lab);
       });
