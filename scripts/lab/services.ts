@@ -42,7 +42,8 @@ function blobSize(url: URL): number | undefined {
   return Number.isInteger(n) && n >= 0 && n <= MAX_BLOB ? n : undefined;
 }
 
-function handle(req: Request): Response {
+/** The HTTP side: `/` and `/blob`; exported so scripts/agentless_smoke.ts serves the same. */
+export function handle(req: Request): Response {
   const url = new URL(req.url);
   if (url.pathname === "/") {
     return new Response(
@@ -75,20 +76,32 @@ function handle(req: Request): Response {
   return new Response("not found\n", { status: 404 });
 }
 
-function udp(addr: string, port: number, reply: (msg: Uint8Array) => Uint8Array | undefined) {
-  const { promise, resolve, reject } = Promise.withResolvers<void>();
+/** A UDP responder on addr:port; resolves with the bound socket once it listens. */
+export function udp(
+  addr: string,
+  port: number,
+  reply: (msg: Uint8Array) => Uint8Array | undefined,
+): Promise<dgram.Socket> {
+  const { promise, resolve, reject } = Promise.withResolvers<dgram.Socket>();
   const sock = dgram.createSocket("udp4");
   sock.on("error", reject);
   sock.on("message", (msg, rinfo) => {
     const out = reply(new Uint8Array(msg));
     if (out) sock.send(out, rinfo.port, rinfo.address);
   });
-  sock.bind(port, addr, () => resolve());
+  sock.bind(port, addr, () => resolve(sock));
   return promise;
 }
 
-/** DNS over TCP (RFC 1035 §4.2.2): 2-byte length-prefixed messages, answered in order. */
-function tcpDns(addr: string, port: number, reply: (msg: Uint8Array) => Uint8Array | undefined) {
+/**
+ * DNS over TCP (RFC 1035 §4.2.2): 2-byte length-prefixed messages, answered in order. Returns the
+ * listener (port 0 picks a free port: read it from `addr`).
+ */
+export function tcpDns(
+  addr: string,
+  port: number,
+  reply: (msg: Uint8Array) => Uint8Array | undefined,
+): Deno.TcpListener {
   const l = Deno.listen({ hostname: addr, port });
   (async () => {
     for await (const c of l) {
@@ -121,13 +134,15 @@ function tcpDns(addr: string, port: number, reply: (msg: Uint8Array) => Uint8Arr
         } catch { /* closed */ }
       })();
     }
-  })();
+  })().catch(() => {/* listener closed */});
+  return l;
 }
 
-if (import.meta.main) {
-  const { addr, records } = parseArgs(Deno.args);
-  const served = Promise.withResolvers<void>();
-  const dnsReply = (msg: Uint8Array) => {
+/** The DNS side: A records from `records` (lower-case names), NXDOMAIN otherwise. */
+export function dnsResponder(
+  records: Record<string, string>,
+): (msg: Uint8Array) => Uint8Array | undefined {
+  return (msg) => {
     try {
       const q = decodeMessage(msg);
       const a = answerFor(records, q);
@@ -136,6 +151,12 @@ if (import.meta.main) {
       return undefined; // not DNS: stay silent, like a resolver facing garbage
     }
   };
+}
+
+if (import.meta.main) {
+  const { addr, records } = parseArgs(Deno.args);
+  const served = Promise.withResolvers<void>();
+  const dnsReply = dnsResponder(records);
   tcpDns(addr, 53, dnsReply);
   Deno.serve({ hostname: addr, port: 80, onListen: () => served.resolve() }, handle);
   await Promise.all([
