@@ -3,6 +3,11 @@
  * side, a remote stream (an smux stream to the real destination) on the other. Pure: segments
  * and stream events in, packets (through `host.emit`) and stream calls out, time from
  * `host.now()`. The stack (stack.ts) owns the table, the timer heap and dispatch.
+ *
+ * Longer than our other modules on purpose: one state machine over one private record, kept in
+ * one file so every transition and the state it touches are read together (RFC 9293's segment
+ * processing is one section too). The parts that stand alone live beside it: sequence
+ * arithmetic, RTO estimation, send buffer, reassembly, timer heap.
  */
 import { ACK, buildTcp, FIN, type ParsedPacket, PSH, RST, SYN } from "./packet.ts";
 import { Reassembly } from "./reassembly.ts";
