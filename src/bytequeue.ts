@@ -64,6 +64,33 @@ export class ByteQueue {
     return out;
   }
 
+  /**
+   * Copy `n` bytes that start `offset` bytes into the queue to `out` at `at`, consuming nothing
+   * (a TCP sender reads what it may have to send again).
+   */
+  copyOut(offset: number, n: number, out: Uint8Array, at = 0): void {
+    if (offset + n > this.#length) throw new RangeError(`copy ${offset}+${n} of ${this.#length}`);
+    if (n === 0) return;
+    let i = this.#first;
+    let skip = this.#head + offset;
+    while (skip >= this.#chunks[i].length) skip -= this.#chunks[i++].length;
+    while (n > 0) {
+      const c = this.#chunks[i++];
+      const k = Math.min(n, c.length - skip);
+      out.set(c.subarray(skip, skip + k), at);
+      at += k;
+      n -= k;
+      skip = 0;
+    }
+  }
+
+  clear(): void {
+    this.#chunks = [];
+    this.#first = 0;
+    this.#head = 0;
+    this.#length = 0;
+  }
+
   skip(n: number): void {
     if (n > this.#length) throw new RangeError(`skip ${n} of ${this.#length}`);
     this.#length -= n;

@@ -12,7 +12,7 @@
 import { ACK, buildTcp, FIN, type ParsedPacket, PSH, RST, SYN } from "./packet.ts";
 import { Reassembly } from "./reassembly.ts";
 import { RtoEstimator } from "./rto.ts";
-import { SendBuffer } from "./send_buffer.ts";
+import { ByteQueue } from "../bytequeue.ts";
 import { seqAdd, seqDiff, seqGt, seqInWindow, seqLe, seqLt } from "./seq.ts";
 import type { TimerOwner } from "./timer_heap.ts";
 import type { Destination, OpenResult, RemoteStream, RemoteStreamEvents } from "./types.ts";
@@ -108,7 +108,8 @@ export class TcpConn implements TimerOwner {
   /** Kernel bytes taken but not yet handed to the stream. */
   #recvQ: Uint8Array[] = [];
   #recvQueued = 0;
-  #send = new SendBuffer();
+  /** Remote bytes from SND.UNA on: sent and unacknowledged, then not yet sent (§5.4). */
+  #send = new ByteQueue();
   /** Kernel segments that arrived ahead of a hole. */
   #ooo = new Reassembly();
   #paused = false;
@@ -363,7 +364,7 @@ export class TcpConn implements TimerOwner {
       this.#finSent = this.#finAcked = true;
       acked--;
     }
-    this.#send.drop(acked);
+    this.#send.skip(Math.min(acked, this.#send.length));
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack; // a late ACK of what an RTO went back over
     if (this.#timedAt >= 0 && seqGt(ack, this.#timedSeq)) {
@@ -683,7 +684,7 @@ export class TcpConn implements TimerOwner {
     let payload: Uint8Array | undefined;
     if (n > 0) {
       payload = new Uint8Array(n);
-      this.#send.copy(seqDiff(seq, this.sndUna), n, payload);
+      this.#send.copyOut(seqDiff(seq, this.sndUna), n, payload);
     }
     if (!this.#emit(ACK | flags, seq, this.rcvNxt, n, payload)) return false;
     // Time only new data (Karn: after a go-back-N, seq = SND.NXT may be a retransmission).

@@ -10,47 +10,16 @@ import type {
   StreamTransport,
 } from "../../src/netstack/types.ts";
 
-// A small RFC 1035 encoder for the queries and answers the relay carries.
-const u16 = (n: number) => [n >> 8, n & 0xff];
-const qname = (name: string) => [
-  ...name.split(".").filter((l) => l).flatMap((l) => [l.length, ...new TextEncoder().encode(l)]),
-  0,
-];
-const opt = (udp: number) => [0, ...u16(41), ...u16(udp), 0, 0, 0, 0, ...u16(0)];
+import {
+  answer as dnsAnswer,
+  qname,
+  query,
+  questionName as qnameOf,
+  u16,
+} from "./support/dns_wire.ts";
 
-function dnsQuery(id: number, name: string, edns?: number): Uint8Array {
-  const ar = edns === undefined ? [] : opt(edns);
-  const head = [...u16(id), 0x01, 0x00, ...u16(1), ...u16(0), ...u16(0), ...u16(ar.length ? 1 : 0)];
-  return new Uint8Array([...head, ...qname(name), ...u16(16), ...u16(1), ...ar]);
-}
-
-/** The question name of a message we built. */
-function qnameOf(msg: Uint8Array): string {
-  const labels: string[] = [];
-  for (let at = 12; at < msg.length && msg[at] !== 0; at += msg[at] + 1) {
-    labels.push(new TextDecoder().decode(msg.subarray(at + 1, at + 1 + msg[at])));
-  }
-  return labels.join(".");
-}
-
-/** A NOERROR answer to `q` (same ID) of exactly `size` bytes, padded with TXT records. */
-function dnsAnswer(q: Uint8Array, size = 100): Uint8Array {
-  const qEnd = 12 + qname(qnameOf(q)).length + 4;
-  const out = [...q.subarray(0, qEnd)];
-  out[2] = 0x81, out[3] = 0x80;
-  let an = 0;
-  while (out.length < size) {
-    // 12 bytes of RR header (name pointer, type, class, TTL, RDLENGTH), then RDATA; leave
-    // either nothing or room for a whole record after this one.
-    const left = size - out.length - 12;
-    const rd = left <= 256 ? Math.max(1, left) : Math.min(256, left - 13);
-    out.push(0xc0, 12, ...u16(16), ...u16(1), 0, 0, 1, 0, ...u16(rd), rd - 1);
-    out.push(...new Array(rd - 1).fill(0x61));
-    an++;
-  }
-  out.splice(6, 2, ...u16(an));
-  return new Uint8Array(out);
-}
+const dnsQuery = (id: number, name: string, edns?: number) =>
+  query(id, name, { edns, flags: 0x0100 });
 
 /** One fake upstream stream: records what the relay writes, lets the test play the resolver. */
 class FakeStream implements RemoteStream {
