@@ -57,6 +57,12 @@ program.command("start")
   )
   .option("--stripes <n>", "parallel sessions, to go beyond one session's ~1 MB/s", Number, 1)
   .option(
+    "--dns-upstream <ip>",
+    "agentless: relay DNS to this resolver first, e.g. a Route 53 Resolver inbound endpoint (repeatable)",
+    collect,
+    [],
+  )
+  .option(
     "--session-idle-seconds <s>",
     "agentless: close a destination's session after this long unused (default 60)",
     Number,

@@ -37,6 +37,7 @@ import {
   AGENTLESS_PEER,
   agentlessNotice,
   openAgentless,
+  parseUpstreams,
   type StartMode,
 } from "./start_agentless.ts";
 
@@ -48,6 +49,8 @@ export interface StartOptions extends AwsOptions {
   mode?: StartMode;
   /** Agentless: close a destination's unused session after this long. */
   sessionIdleSeconds?: number;
+  /** Agentless: resolvers to relay DNS to before the VPC resolver itself. */
+  dnsUpstream?: string[];
   stripes: number;
   name: string;
   agentPort: number;
@@ -88,6 +91,7 @@ export async function runStart(
     }
   }
   const heal = healSettings(opts);
+  parseUpstreams(opts.dnsUpstream ?? []);
   const idle = opts.sessionIdleSeconds;
   if (idle !== undefined && (!Number.isFinite(idle) || idle < 1 || idle > 86_400)) {
     throw new UserError(
@@ -226,6 +230,7 @@ export async function runStart(
       wantDns: domains.length > 0,
       progress,
       idleSessionMs: o.sessionIdleSeconds === undefined ? undefined : o.sessionIdleSeconds * 1000,
+      dnsUpstreams: parseUpstreams(o.dnsUpstream ?? []),
     });
     const inside = a.resolver && cidrs.some((c) => contains(c, parseIpv4(a.resolver!) ?? 0));
     link = {

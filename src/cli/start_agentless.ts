@@ -6,6 +6,7 @@
 import type { AwsOptions } from "../aws/config.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
 import { ExitCode, UserError } from "../errors.ts";
+import { parseAddr } from "../netstack/packet.ts";
 import { AgentlessTunnel } from "../netstack/tunnel.ts";
 import { PortSession } from "../ssm/session.ts";
 import { messageSize } from "./forward.ts";
@@ -18,6 +19,21 @@ export function parseMode(v: string): StartMode {
     `--mode ${JSON.stringify(v)}: use agent, agentless or auto`,
     ExitCode.Usage,
   );
+}
+
+/** `--dns-upstream`: IP addresses only (the instance dials them; names would be resolved there). */
+export function parseUpstreams(values: string[]): string[] {
+  for (const v of values) {
+    if (!parseAddr(v)) {
+      throw new UserError(
+        `--dns-upstream ${
+          JSON.stringify(v)
+        } is not an IP address (e.g. a Route 53 Resolver inbound endpoint)`,
+        ExitCode.Usage,
+      );
+    }
+  }
+  return values;
 }
 
 /**
@@ -49,7 +65,12 @@ export interface AgentlessStart {
 export async function openAgentless(
   aws: AwsOptions,
   target: ResolvedTarget,
-  o: { wantDns: boolean; progress: (line: string) => void; idleSessionMs?: number },
+  o: {
+    wantDns: boolean;
+    progress: (line: string) => void;
+    idleSessionMs?: number;
+    dnsUpstreams?: string[];
+  },
 ): Promise<AgentlessStart> {
   const ssm = await import("../aws/ssm.ts");
   const resolver = await findResolver(aws, target, o);
@@ -58,6 +79,7 @@ export async function openAgentless(
     localAddresses: localAddresses(),
     log: o.progress,
     idleSessionMs: o.idleSessionMs,
+    dnsUpstreams: o.dnsUpstreams,
     openSession: async (dst) => {
       const grant = await ssm.startSession(aws, {
         target: target.instanceId,

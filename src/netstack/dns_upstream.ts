@@ -12,20 +12,30 @@ import type { Destination, RemoteStream, RemoteStreamEvents, StreamTransport } f
 
 export const INSTANCE_STUB_RESOLVER = "127.0.0.53";
 
+export interface UpstreamOptions {
+  /** Tried before the address queried: resolvers the user named (`--dns-upstream`). */
+  preferred?: string[];
+  /** Tried after it; by default the instance's stub resolver. */
+  fallbacks?: string[];
+  log?: (line: string) => void;
+}
+
 export class DnsUpstreams implements StreamTransport {
   #next = 0;
+  #preferred: string[];
+  #fallbacks: string[];
+  #log?: (line: string) => void;
   /** Which candidate answered last: for status. */
   current?: string;
 
-  constructor(
-    private inner: StreamTransport,
-    /** Hosts tried in order for every resolver address; empty = the address itself only. */
-    private fallbacks: string[] = [INSTANCE_STUB_RESOLVER],
-    private log?: (line: string) => void,
-  ) {}
+  constructor(private inner: StreamTransport, o: UpstreamOptions = {}) {
+    this.#preferred = o.preferred ?? [];
+    this.#fallbacks = o.fallbacks ?? [INSTANCE_STUB_RESOLVER];
+    this.#log = o.log;
+  }
 
   open(dst: Destination, events: RemoteStreamEvents): RemoteStream {
-    const hosts = [dst.host, ...this.fallbacks];
+    const hosts = [...this.#preferred, dst.host, ...this.#fallbacks];
     const i = Math.min(this.#next, hosts.length - 1);
     const host = hosts[i];
     const to: Destination = { family: host.includes(":") ? 6 : 4, host, port: dst.port };
@@ -35,7 +45,7 @@ export class DnsUpstreams implements StreamTransport {
         if (r === "ok") this.current = `${host}:${dst.port}`;
         else if (i === this.#next && i < hosts.length - 1) {
           this.#next = i + 1;
-          this.log?.(
+          this.#log?.(
             `DNS: ${host}:${dst.port} ${r} through Session Manager; trying ${
               hosts[i + 1]
             }:${dst.port}`,

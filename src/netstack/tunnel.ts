@@ -18,6 +18,8 @@ export interface AgentlessOptions {
   openSession(dst: Destination): Promise<PortSession>;
   /** The VPC resolver addresses apps query (answered by the DNS relay). */
   resolvers: string[];
+  /** Resolvers to relay DNS to before the VPC resolver itself (`--dns-upstream`). */
+  dnsUpstreams?: string[];
   /** Our own addresses: packets from anything else are not served (§9 allowed sources). */
   localAddresses: string[];
   log?: (line: string) => void;
@@ -56,7 +58,7 @@ export class AgentlessTunnel {
       ...(o.idleSessionMs !== undefined ? { idleMs: o.idleSessionMs } : {}),
       ...(o.maxSessions !== undefined ? { maxSessions: o.maxSessions } : {}),
     });
-    this.#dns = new DnsUpstreams(this.pool, undefined, o.log);
+    this.#dns = new DnsUpstreams(this.pool, { preferred: o.dnsUpstreams, log: o.log });
   }
 
   /** Only close() ends it: sessions come and go with the connections. */
