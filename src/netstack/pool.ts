@@ -7,6 +7,7 @@
  */
 import type { PortSession } from "../ssm/session.ts";
 import type { SmuxStream } from "../ssm/smux.ts";
+import { Deadlines, TokenBucket } from "./limits.ts";
 import type * as T from "./types.ts";
 
 export interface PoolOptions {
@@ -101,13 +102,12 @@ export class SessionPool implements T.StreamTransport {
   #pending = new Set<Rec>();
   #background = new Set<Promise<unknown>>();
   /** "Until" times: refused dst:port, forbidden host, failed and good dst:port, logged lines. */
-  #refused = new Map<string, number>();
-  #forbidden = new Map<string, number>();
-  #failed = new Map<string, number>();
-  #good = new Map<string, number>();
-  #logged = new Map<string, number>();
-  #tokens: number;
-  #tokensAt: number;
+  #refused = new Deadlines(MAX_CACHE);
+  #forbidden = new Deadlines(MAX_CACHE);
+  #failed = new Deadlines(MAX_CACHE);
+  #good = new Deadlines(MAX_CACHE);
+  #logged = new Deadlines(MAX_CACHE);
+  #tokens: TokenBucket;
   #timer?: ReturnType<typeof setTimeout>;
   #timerAt = Infinity;
   #closed = false;
@@ -126,8 +126,7 @@ export class SessionPool implements T.StreamTransport {
       now: Date.now,
       ...o,
     };
-    this.#tokens = this.#o.sessionBurst;
-    this.#tokensAt = this.#o.now();
+    this.#tokens = new TokenBucket(this.#o.sessionsPerSecond, this.#o.sessionBurst, this.#o.now());
   }
 
   open(dst: T.Destination, events: T.RemoteStreamEvents): T.RemoteStream {
@@ -190,7 +189,7 @@ export class SessionPool implements T.StreamTransport {
     if (s.state !== "waiting") return;
     const now = this.#o.now();
     if (this.#closed) return this.#report(s, "unreachable");
-    if (live(this.#forbidden, s.dst.host, now) || live(this.#refused, s.key, now)) {
+    if (this.#forbidden.live(s.dst.host, now) || this.#refused.live(s.key, now)) {
       return this.#report(s, "refused");
     }
     const entry = this.#usable(s.key, now);
@@ -246,14 +245,10 @@ export class SessionPool implements T.StreamTransport {
       st.phase = "token";
       this.#tokenQueue.push(st);
     }
-    const rate = this.#o.sessionsPerSecond / 1000;
-    this.#tokens = Math.min(this.#o.sessionBurst, this.#tokens + (now - this.#tokensAt) * rate);
-    this.#tokensAt = now;
-    while (this.#tokenQueue.length > 0 && this.#tokens >= 1) {
-      this.#tokens--;
+    while (this.#tokenQueue.length > 0 && this.#tokens.take(now)) {
       this.#launch(this.#tokenQueue.shift()!);
     }
-    if (this.#tokenQueue.length > 0) this.#arm(now + Math.ceil((1 - this.#tokens) / rate));
+    if (this.#tokenQueue.length > 0) this.#arm(now + this.#tokens.waitMs(now));
   }
 
   #launch(st: Start): void {
@@ -293,8 +288,8 @@ export class SessionPool implements T.StreamTransport {
     this.#failedSessions++;
     const now = this.#o.now();
     const denied = isDenial(err);
-    if (denied) put(this.#forbidden, st.dst.host, now + FORBIDDEN_MS, now);
-    put(this.#failed, st.key, now + FAILED_MS, now);
+    if (denied) this.#forbidden.put(st.dst.host, now + FORBIDDEN_MS, now);
+    this.#failed.put(st.key, now + FAILED_MS, now);
     const message = (err as Error)?.message ?? String(err);
     this.#note(denied ? "forbidden" : "unreachable", st.key, `${st.key}: ${message}`);
     for (const s of [...st.waiters]) this.#report(s, denied ? "refused" : "unreachable");
@@ -313,7 +308,7 @@ export class SessionPool implements T.StreamTransport {
       end: (refused) => this.#onEnd(s, refused),
     });
     this.#hold(s, s.paused);
-    if (live(this.#good, s.key, now) && !live(this.#failed, s.key, now)) {
+    if (this.#good.live(s.key, now) && !this.#failed.live(s.key, now)) {
       return this.#report(s, "ok");
     }
     s.state = "grace";
@@ -341,7 +336,7 @@ export class SessionPool implements T.StreamTransport {
   #onData(s: Rec, chunk: Uint8Array): void {
     const now = this.#o.now();
     this.#resolved(s);
-    put(this.#good, s.key, now + GOOD_MS, now);
+    this.#good.put(s.key, now + GOOD_MS, now);
     this.#report(s, "ok"); // bytes prove the dial worked, grace or not
     if (s.state === "open" && !s.silent) s.events.data(chunk);
   }
@@ -351,16 +346,16 @@ export class SessionPool implements T.StreamTransport {
     const now = this.#o.now();
     this.#resolved(s);
     if (refused) {
-      put(this.#refused, s.key, now + REFUSED_MS, now);
-      put(this.#failed, s.key, now + FAILED_MS, now);
+      this.#refused.put(s.key, now + REFUSED_MS, now);
+      this.#failed.put(s.key, now + FAILED_MS, now);
       this.#note("refused", s.key, `${s.key} refused the connection on the instance side`);
     }
     const over = e.session.state === "closed";
     // The agent checks a remote host after the handshake and ends the whole session ("Forwarding
     // to IP address … is forbidden"): remember the host and refuse at once, with no retry.
     const forbidden = over && isDenial({ message: e.session.endReason });
-    if (forbidden && !live(this.#forbidden, s.dst.host, now)) {
-      put(this.#forbidden, s.dst.host, now + FORBIDDEN_MS, now);
+    if (forbidden && !this.#forbidden.live(s.dst.host, now)) {
+      this.#forbidden.put(s.dst.host, now + FORBIDDEN_MS, now);
       this.#note("forbidden", s.key, `${s.key}: ${e.session.endReason}`);
     }
     if (s.state === "grace") {
@@ -518,8 +513,8 @@ export class SessionPool implements T.StreamTransport {
 
   #note(kind: string, key: string, line: string): void {
     const now = this.#o.now();
-    if (live(this.#logged, `${kind} ${key}`, now)) return;
-    put(this.#logged, `${kind} ${key}`, now + LOG_REPEAT_MS, now);
+    if (this.#logged.live(`${kind} ${key}`, now)) return;
+    this.#logged.put(`${kind} ${key}`, now + LOG_REPEAT_MS, now);
     this.#o.log?.(line);
   }
 
@@ -544,21 +539,4 @@ function isDenial(err: unknown): boolean {
   return /AccessDenied|access denied|not authorized|forbidden|DeniedPortForwarding/i.test(
     `${e?.name ?? ""} ${e?.message ?? ""}`,
   );
-}
-
-function live(m: Map<string, number>, key: string, now: number): boolean {
-  const until = m.get(key);
-  if (until === undefined) return false;
-  if (until > now) return true;
-  m.delete(key);
-  return false;
-}
-
-/** Remember `key` until `until`; expired keys are swept once the map grows, so it stays small. */
-function put(m: Map<string, number>, key: string, until: number, now: number): void {
-  m.delete(key);
-  m.set(key, until);
-  if (m.size <= MAX_CACHE) return;
-  for (const [k, u] of m) if (u <= now) m.delete(k);
-  while (m.size > MAX_CACHE) m.delete(m.keys().next().value!);
 }

@@ -23,6 +23,7 @@ import {
   SYN,
 } from "./packet.ts";
 import { ConnHost, DEFAULT_LIMITS, TcpConn, type TcpLimits, type TcpState } from "./tcp_conn.ts";
+import { TokenBucket } from "./limits.ts";
 import { TimerHeap } from "./timer_heap.ts";
 import { buildTcp } from "./packet.ts";
 import type { Destination, RemoteStream, RemoteStreamEvents, StreamTransport } from "./types.ts";
@@ -87,8 +88,7 @@ export class NetStack {
   #pending = 0;
   #pendingByDst = new Map<string, number>();
   #p: ParsedPacket = newParsed();
-  #icmpTokens: number;
-  #icmpAt: number;
+  #icmp: TokenBucket;
   #dns?: DnsRelay;
   #resolvers: Uint8Array[];
   #inBatch = false;
@@ -99,8 +99,7 @@ export class NetStack {
     this.#o = o;
     this.#lim = { ...DEFAULT_LIMITS, ...DEFAULT_STACK_LIMITS, ...o.limits, mtu: o.mtu };
     this.#now = o.now ?? (() => performance.now());
-    this.#icmpTokens = this.#lim.icmpBurst;
-    this.#icmpAt = this.#now();
+    this.#icmp = new TokenBucket(this.#lim.icmpPerSecond, this.#lim.icmpBurst, this.#now());
     this.#resolvers = o.resolvers ?? [];
     if (this.#resolvers.length > 0) {
       this.#dns = new DnsRelay({
@@ -360,19 +359,12 @@ export class NetStack {
   /** ICMP administratively prohibited, rate-limited (§10). */
   #unreachable(pkt: Uint8Array, p: ParsedPacket, what: string): void {
     this.#count(`refused-${what}`);
-    const now = this.#now();
-    this.#icmpTokens = Math.min(
-      this.#lim.icmpBurst,
-      this.#icmpTokens + ((now - this.#icmpAt) / 1000) * this.#lim.icmpPerSecond,
-    );
-    this.#icmpAt = now;
-    if (this.#icmpTokens < 1) {
+    const out = buildUnreachable(pkt, p);
+    if (!out) return;
+    if (!this.#icmp.take(this.#now())) {
       this.#count("icmp-rate-limited");
       return;
     }
-    const out = buildUnreachable(pkt, p);
-    if (!out) return;
-    this.#icmpTokens--;
     this.#count("icmp-unreachable");
     this.#o.emit(out);
   }
