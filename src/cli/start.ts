@@ -254,8 +254,10 @@ export async function runStart(
   const undo = async () => {
     for (const r of added.reverse()) await net.routes.delete(r, tun!.name).catch(() => {});
     await net.dns.revert(dnsState).catch(() => {});
-    tun?.close();
+    // The tunnel first: agentless mode resets every open connection through the interface, so
+    // apps learn at once instead of retransmitting into a device that is gone.
     await tunnel.close();
+    tun?.close();
     await removeState(o.name);
   };
   try {

@@ -93,9 +93,16 @@ e2eTest("e2e: agentless tunnel carries TCP and DNS with nothing on the instance"
       await fault(lab, { action: "reset" }, false);
     });
 
-    await t.step("stop leaves nothing behind", async () => {
+    await t.step("stop resets open connections and leaves nothing behind", async () => {
+      const transfer = slowTransfer(lab, 12 << 20);
+      await sleep(1500);
       const r = await ssmProxy(lab, "laptop", ["stop", "al"]);
       assert.equal(r.code, 0, r.stderr);
+      const t0 = performance.now();
+      const cut = await transfer;
+      const ms = performance.now() - t0;
+      assert.ok(!cut.success, "a transfer through a stopped tunnel succeeded");
+      assert.ok(ms < 5000, `the app learned of the stop after ${Math.round(ms)} ms, not at once`);
       assert.equal((await tunnel.proc.status).code, 0, tunnel.proc.tail());
       await assertLaptopClean(lab);
     });
