@@ -43,6 +43,8 @@ export interface ParsedPacket {
   mss: number;
   /** TCP window-scale shift; -1 when absent; clamped to 14. */
   wscale: number;
+  /** TCP SACK-permitted option present (kind 4). */
+  sackOk: boolean;
   /** Payload offset and length: after the TCP/UDP header, after the 8-byte ICMP header. */
   data: number;
   dataLen: number;
@@ -68,6 +70,7 @@ function reset(p: ParsedPacket): void {
   p.ack = p.flags = p.window = 0;
   p.mss = p.data = p.dataLen = 0;
   p.wscale = p.icmpType = p.icmpCode = -1;
+  p.sackOk = false;
 }
 
 const u16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
@@ -210,6 +213,8 @@ function parseTcp(pkt: Uint8Array, p: ParsedPacket): string | null {
       p.mss = v === 0 ? 0 : Math.max(v, MIN_MSS);
     } else if (kind === 3 && len === 3) {
       p.wscale = Math.min(pkt[o + 2], 14);
+    } else if (kind === 4 && len === 2) {
+      p.sackOk = true;
     }
     o += len;
   }
@@ -262,6 +267,10 @@ export interface TcpSegment {
   window: number;
   mss?: number;
   wscale?: number;
+  /** SYN-ACK: `01 01 04 02` (SACK-permitted) after the MSS, as Linux lays it out. */
+  sackPermitted?: boolean;
+  /** SACK blocks (RFC 2018): `01 01 05 <len>` then [left, right) pairs, at most 4. */
+  sack?: number[];
   payload?: Uint8Array;
 }
 
@@ -314,10 +323,15 @@ function put32(b: Uint8Array, o: number, v: number) {
   put16(b, o + 2, v & 0xffff);
 }
 
-/** A TCP segment with options `02 04 <mss>` then `01 03 03 <wscale>` when given (§2.6). */
+/**
+ * A TCP segment with options `02 04 <mss>`, `01 01 04 02` (SACK-permitted), `01 03 03 <wscale>`
+ * and SACK blocks, each only when given (§2.6).
+ */
 export function buildTcp(s: TcpSegment): Uint8Array {
   const ip = s.family === 4 ? 20 : 40;
-  const opts = (s.mss !== undefined ? 4 : 0) + (s.wscale !== undefined ? 4 : 0);
+  const blocks = Math.min(4, Math.floor((s.sack?.length ?? 0) / 2));
+  const opts = (s.mss !== undefined ? 4 : 0) + (s.sackPermitted ? 4 : 0) +
+    (s.wscale !== undefined ? 4 : 0) + (blocks > 0 ? 4 + 8 * blocks : 0);
   const payload = s.payload ?? EMPTY;
   const pkt = new Uint8Array(ip + 20 + opts + payload.length);
   const t = ip;
@@ -330,8 +344,13 @@ export function buildTcp(s: TcpSegment): Uint8Array {
   put16(pkt, t + 14, s.window);
   let o = t + 20;
   if (s.mss !== undefined) put32(pkt, (o += 4) - 4, 0x02040000 + s.mss);
-  // The NOP keeps window scale 4-byte aligned, as Linux sends it.
-  if (s.wscale !== undefined) put32(pkt, o, 0x01030300 + s.wscale);
+  if (s.sackPermitted) put32(pkt, (o += 4) - 4, 0x01010402);
+  // The NOPs keep the options 4-byte aligned, as Linux sends them.
+  if (s.wscale !== undefined) put32(pkt, (o += 4) - 4, 0x01030300 + s.wscale);
+  if (blocks > 0) {
+    put32(pkt, (o += 4) - 4, 0x01010500 + 2 + 8 * blocks);
+    for (let i = 0; i < 2 * blocks; i++) put32(pkt, (o += 4) - 4, s.sack![i]);
+  }
   pkt.set(payload, t + 20 + opts);
   return ipWrap(pkt, s.family, s.src, s.dst, IPPROTO_TCP, true, 16);
 }

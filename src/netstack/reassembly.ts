@@ -19,6 +19,8 @@ export const MAX_HELD_SEGMENTS = 64;
 export class Reassembly {
   #held: Held[] = [];
   #bytes = 0;
+  /** Where the most recent segment starts: its block leads the SACK option (RFC 2018 §4). */
+  #lastSeq = 0;
 
   get bytes(): number {
     return this.#bytes;
@@ -33,6 +35,7 @@ export class Reassembly {
     for (const h of this.#held) {
       if (h.seq === seq && h.data.length >= data.length && (h.fin || !fin)) return true; // a duplicate
     }
+    this.#lastSeq = seq;
     const i = this.#held.findIndex((h) => seqDiff(h.seq, seq) > 0);
     const held = { seq, data: data.slice(), fin };
     if (i < 0) this.#held.push(held);
@@ -66,6 +69,28 @@ export class Reassembly {
       }
     }
     return { chunks, fin };
+  }
+
+  /**
+   * What we hold, as SACK blocks (RFC 2018): [left, right) pairs of merged ranges, the one with
+   * the most recent segment first, at most `max`. Held segments are never dropped before they
+   * are delivered, so nothing reported here is ever reneged.
+   */
+  sackBlocks(max = 4): number[] {
+    const ranges: [number, number][] = [];
+    for (const h of this.#held) {
+      if (h.data.length === 0) continue;
+      const end = seqAdd(h.seq, h.data.length);
+      const last = ranges.at(-1);
+      if (last && seqDiff(h.seq, last[1]) <= 0) {
+        if (seqDiff(end, last[1]) > 0) last[1] = end;
+      } else ranges.push([h.seq, end]);
+    }
+    const recent = ranges.findIndex(([l, r]) =>
+      seqDiff(this.#lastSeq, l) >= 0 && seqDiff(this.#lastSeq, r) < 0
+    );
+    if (recent > 0) ranges.unshift(...ranges.splice(recent, 1));
+    return ranges.slice(0, max).flat();
   }
 
   clear(): void {

@@ -100,6 +100,8 @@ export class TcpConn implements TimerOwner {
   sShift = 0;
   rShift = 0;
   wsOk = false;
+  /** The kernel offered SACK: our duplicate ACKs then say which segments we hold (§4.4). */
+  sackOk = false;
   smss = 536;
   cwnd = 0;
 
@@ -185,6 +187,7 @@ export class TcpConn implements TimerOwner {
     this.irs = p.seq;
     this.rcvNxt = seqAdd(p.seq, 1);
     this.wsOk = p.wscale >= 0;
+    this.sackOk = p.sackOk;
     this.sShift = this.wsOk ? p.wscale : 0;
     this.rShift = this.wsOk ? windowShift(this.lim.rcvCap) : 0;
     const mssCap = this.lim.mtu - (this.family === 4 ? 40 : 60);
@@ -238,6 +241,7 @@ export class TcpConn implements TimerOwner {
       window,
       mss: this.lim.mtu - (this.family === 4 ? 40 : 60),
       wscale: this.wsOk ? this.rShift : undefined,
+      sackPermitted: this.sackOk || undefined,
     }));
   }
 
@@ -707,7 +711,8 @@ export class TcpConn implements TimerOwner {
   }
 
   #ackNow(): void {
-    this.#emit(ACK, this.sndMax, this.rcvNxt, 0);
+    const sack = this.sackOk && this.#ooo.segments > 0 ? this.#ooo.sackBlocks() : undefined;
+    this.#emit(ACK, this.sndMax, this.rcvNxt, 0, undefined, sack);
     this.#needAck = false;
   }
 
@@ -723,7 +728,14 @@ export class TcpConn implements TimerOwner {
     this.#destroy(true);
   }
 
-  #emit(flags: number, seq: number, ack: number, n: number, payload?: Uint8Array): boolean {
+  #emit(
+    flags: number,
+    seq: number,
+    ack: number,
+    n: number,
+    payload?: Uint8Array,
+    sack?: number[],
+  ): boolean {
     const window = this.#windowField(flags);
     return this.host.emit(buildTcp({
       family: this.family,
@@ -736,6 +748,7 @@ export class TcpConn implements TimerOwner {
       flags,
       window,
       payload: n > 0 ? payload : undefined,
+      sack,
     }));
   }
 
