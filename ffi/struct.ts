@@ -62,12 +62,15 @@ export function parseIP(s: string): Uint8Array<ArrayBuffer> {
   return b;
 }
 
-/** 4 or 16 bytes → text (IPv6 in RFC 5952 short form). */
+/** 4 or 16 bytes → text (IPv6 in RFC 5952 short form, IPv4-mapped as `::ffff:a.b.c.d`, §5). */
 export function formatIP(b: Uint8Array): string {
   if (b.length === 4) return Array.from(b).join(".");
   if (b.length !== 16) throw new StructError(`address of ${b.length} bytes`);
   const w: number[] = [];
   for (let i = 0; i < 16; i += 2) w.push((b[i] << 8) | b[i + 1]);
+  if (w.slice(0, 5).every((x) => x === 0) && w[5] === 0xffff) {
+    return `::ffff:${Array.from(b.subarray(12)).join(".")}`;
+  }
   // Longest run of at least two zero words becomes "::".
   let best = -1, bestLen = 1;
   for (let i = 0; i < 8;) {

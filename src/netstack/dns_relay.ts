@@ -7,6 +7,7 @@
  */
 
 import { frame, FrameReader } from "./dns_framing.ts";
+import { addrText } from "./packet.ts";
 import { getId, isRelayableQuery, maxUdpSize, servfail, setId, truncate } from "./dns_message.ts";
 import type {
   Destination,
@@ -50,8 +51,6 @@ export interface DnsRelayOptions {
   /** An upstream stream with nothing in flight is closed after this long. */
   idleMs?: number;
   now?: () => number;
-  /** Address bytes → text for `Destination.host`; defaults to dotted quad / RFC 5952. */
-  hostText?: (addr: Uint8Array) => string;
 }
 
 export interface DnsRelayStats {
@@ -238,7 +237,6 @@ export class DnsRelay {
   readonly #timeoutMs: number;
   readonly #idleMs: number;
   readonly #now: () => number;
-  readonly #hostText: (addr: Uint8Array) => string;
   /** Every query in flight. Insertion order is deadline order (a resend keeps its deadline). */
   readonly #pending = new Set<Pending>();
   readonly #pool = new Map<string, Upstream>();
@@ -252,7 +250,6 @@ export class DnsRelay {
     this.#timeoutMs = o.timeoutMs ?? 5000;
     this.#idleMs = o.idleMs ?? 30000;
     this.#now = o.now ?? Date.now;
-    this.#hostText = o.hostText ?? addrText;
     this.#host = {
       transport: o.transport,
       now: this.#now,
@@ -282,7 +279,7 @@ export class DnsRelay {
     }
     if (this.#closed) return true;
     this.stats.queries++;
-    const key = `${q.family}/${this.#hostText(q.resolver)}`;
+    const key = `${q.family}/${addrText(q.resolver)}`;
     const p: Pending = {
       family: q.family,
       client: q.client.slice(),
@@ -354,7 +351,7 @@ export class DnsRelay {
     for (const p of ps) {
       let up = this.#pool.get(p.key);
       if (!up) {
-        const dst = { family: p.family, host: this.#hostText(p.resolver), port: 53 };
+        const dst = { family: p.family, host: addrText(p.resolver), port: 53 };
         up = new Upstream(p.key, dst, this.#host);
         this.#pool.set(p.key, up);
       }
@@ -410,24 +407,4 @@ export class DnsRelay {
     const { family, resolver: src, client: dst, clientPort: dport } = p;
     this.#o.reply({ family, src, dst, sport: 53, dport, payload });
   }
-}
-
-/**
- * Dotted quad, or RFC 5952 text for IPv6 (lowercase, longest zero run of ≥ 2 groups as "::").
- * Kept private here so the relay does not wait on the packet codec's helper.
- */
-function addrText(a: Uint8Array): string {
-  if (a.length === 4) return a.join(".");
-  const g = Array.from({ length: 8 }, (_, i) => ((a[2 * i] << 8) | a[2 * i + 1]).toString(16));
-  // The first of the longest runs of two or more zero groups becomes "::" (RFC 5952 §4.2).
-  let at = -1, len = 1;
-  for (let i = 0, n = 0; i <= 8; i++) {
-    if (i < 8 && g[i] === "0") n++;
-    else {
-      if (n > len) [at, len] = [i - n, n];
-      n = 0;
-    }
-  }
-  if (at < 0) return g.join(":");
-  return `${g.slice(0, at).join(":")}::${g.slice(at + len).join(":")}`;
 }

@@ -4,6 +4,7 @@
  * two address views.
  */
 
+import { formatIP, parseIPv4, parseIPv6 } from "../../ffi/struct.ts";
 import { checksum, pseudoSum } from "./checksum.ts";
 
 export const IPPROTO_ICMP = 1;
@@ -414,48 +415,16 @@ export function mssFor(family: 4 | 6, mtu: number): number {
 
 /** Dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed, v4-mapped mixed). */
 export function addrText(a: Uint8Array): string {
-  if (a.length === 4) return a.join(".");
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(u16(a, i));
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
-    return "::ffff:" + a.subarray(12).join(".");
-  }
-  let best = -1;
-  let bestLen = 1; // RFC 5952 §4.2.2: a lone zero group is not compressed
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
-  if (best < 0) return hex(g);
-  return hex(g.slice(0, best)) + "::" + hex(g.slice(best + bestLen));
+  return formatIP(a);
 }
 
-const V4_TEXT = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-/** IPv4 or IPv6 text to bytes; undefined when it is neither (zone ids are refused). */
+/**
+ * IPv4 or IPv6 text to bytes; undefined when it is neither. Stricter than the struct parser on
+ * one point: a dotted part with a leading zero is refused, since tools disagree on whether it
+ * is octal.
+ */
 export function parseAddr(text: string): Uint8Array | undefined {
-  if (V4_TEXT.test(text)) return Uint8Array.from(text.split(".").map(Number));
-  let t = text;
-  // A trailing dotted quad (::ffff:1.2.3.4) is two more hex groups.
-  const m = /:([\d.]*\.[\d.]*)$/.exec(t);
-  if (m) {
-    if (!V4_TEXT.test(m[1])) return undefined;
-    const q = m[1].split(".").map(Number);
-    t = t.slice(0, m.index + 1) + ((q[0] << 8) | q[1]).toString(16) + ":" +
-      ((q[2] << 8) | q[3]).toString(16);
-  }
-  const halves = t.split("::");
-  if (halves.length > 2) return undefined;
-  const head = halves[0] ? halves[0].split(":") : [];
-  const tail = halves[1] ? halves[1].split(":") : [];
-  const fill = 8 - head.length - tail.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
-  const all = [...head, ...new Array<string>(halves.length === 2 ? fill : 0).fill("0"), ...tail];
-  if (!all.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
-  const out = new Uint8Array(16);
-  all.forEach((g, k) => put16(out, 2 * k, parseInt(g, 16)));
-  return out;
+  const dotted = text.slice(text.lastIndexOf(":") + 1);
+  if (dotted.includes(".") && /(^|\.)0\d/.test(dotted)) return undefined;
+  return text.includes(":") ? parseIPv6(text) : parseIPv4(text);
 }
