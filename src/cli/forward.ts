@@ -5,6 +5,7 @@
 import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { fmtAddr, Forwarder } from "../ssm/forwarder.ts";
+import { messageSize } from "../ssm/message_size.ts";
 import { PortSession, type PortSessionOptions } from "../ssm/session.ts";
 
 export interface ForwardOptions extends AwsOptions {
@@ -124,25 +125,6 @@ export async function runForward(
     `${outcome.end.message}; run the command again to reconnect`,
     ExitCode.Remote,
   );
-}
-
-/**
- * Largest payload we put in one message to the agent. 1024 bytes is what the AWS plugin sends
- * and so what the real service is known to accept; larger messages cut per-message cost (the
- * limit on loopback) but are unproven against AWS, hence opt-in.
- */
-export function messageSize(env = Deno.env.get("SSM_PROXY_MESSAGE_SIZE")): number {
-  if (env === undefined || env === "") return 1024;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 64 || n > 32768) {
-    throw new UserError(
-      `SSM_PROXY_MESSAGE_SIZE=${
-        JSON.stringify(env)
-      } is not a whole number of bytes from 64 to 32768`,
-      ExitCode.Usage,
-    );
-  }
-  return n;
 }
 
 function listen(hostname: string, port: number): Deno.Listener {

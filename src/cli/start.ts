@@ -22,7 +22,7 @@ import {
   validName,
   writeState,
 } from "../tunnel/state.ts";
-import { messageSize } from "./forward.ts";
+import { messageSize } from "../ssm/message_size.ts";
 import { LiveLine, rates } from "./live.ts";
 import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
 import { cleanupStale, liveStates } from "./stop.ts";

@@ -9,7 +9,7 @@ import { ExitCode, UserError } from "../errors.ts";
 import { parseAddr } from "../netstack/packet.ts";
 import { AgentlessTunnel } from "../netstack/tunnel.ts";
 import { PortSession } from "../ssm/session.ts";
-import { messageSize } from "./forward.ts";
+import { messageSize } from "../ssm/message_size.ts";
 
 export type StartMode = "agent" | "agentless" | "auto";
 
