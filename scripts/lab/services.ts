@@ -10,6 +10,7 @@
  * Prints "ready" on stdout once every socket listens, so the lab can wait on one line.
  */
 import dgram from "node:dgram";
+import { frame, FrameReader } from "../../src/netstack/dns_framing.ts";
 import { blobChunks, blobSha256 } from "./blob.ts";
 import { answerFor, decodeMessage, encodeResponse } from "./dns.ts";
 
@@ -93,49 +94,64 @@ export function udp(
   return promise;
 }
 
+/** A DNS-over-TCP server; `addr` says the port when 0 was asked for. */
+export interface DnsTcpServer {
+  readonly addr: Deno.NetAddr;
+  /** Stop listening and drop every connection. */
+  close(): Promise<void>;
+}
+
 /**
- * DNS over TCP (RFC 1035 §4.2.2): 2-byte length-prefixed messages, answered in order. Returns the
- * listener (port 0 picks a free port: read it from `addr`).
+ * DNS over TCP (RFC 1035 §4.2.2, RFC 7766: many queries per connection, answered in order),
+ * framed by the netstack's own codec. `onConnection` counts accepted connections.
  */
 export function tcpDns(
   addr: string,
   port: number,
   reply: (msg: Uint8Array) => Uint8Array | undefined,
-): Deno.TcpListener {
+  onConnection?: () => void,
+): DnsTcpServer {
   const l = Deno.listen({ hostname: addr, port });
-  (async () => {
-    for await (const c of l) {
-      (async () => {
-        let buf = new Uint8Array(0);
-        const chunk = new Uint8Array(4096);
-        try {
-          while (true) {
-            const n = await c.read(chunk);
-            if (n === null) break;
-            const next = new Uint8Array(buf.length + n);
-            next.set(buf);
-            next.set(chunk.subarray(0, n), buf.length);
-            buf = next;
-            while (buf.length >= 2 && buf.length >= 2 + ((buf[0] << 8) | buf[1])) {
-              const len = (buf[0] << 8) | buf[1];
-              const out = reply(buf.slice(2, 2 + len));
-              buf = buf.slice(2 + len);
-              if (!out) continue;
-              const framed = new Uint8Array(2 + out.length);
-              framed[0] = out.length >> 8;
-              framed[1] = out.length & 0xff;
-              framed.set(out, 2);
-              await c.write(framed);
-            }
-          }
-        } catch { /* reset */ }
-        try {
-          c.close();
-        } catch { /* closed */ }
-      })();
+  const conns = new Set<Deno.Conn>();
+  const drop = (c: Deno.Conn) => {
+    conns.delete(c);
+    try {
+      c.close();
+    } catch { /* closed */ }
+  };
+  const accepting = (async () => {
+    try {
+      for await (const c of l) {
+        onConnection?.();
+        conns.add(c);
+        serveDns(c, reply).finally(() => drop(c));
+      }
+    } catch { /* listener closed */ }
+  })();
+  return {
+    addr: l.addr,
+    async close() {
+      l.close();
+      for (const c of [...conns]) drop(c);
+      await accepting;
+    },
+  };
+}
+
+async function serveDns(c: Deno.Conn, reply: (msg: Uint8Array) => Uint8Array | undefined) {
+  const frames = new FrameReader();
+  const chunk = new Uint8Array(4096);
+  try {
+    let n: number | null;
+    while ((n = await c.read(chunk)) !== null) {
+      for (const msg of frames.push(chunk.slice(0, n))) {
+        const out = reply(msg);
+        if (!out) continue;
+        const framed = frame(out);
+        for (let o = 0; o < framed.length;) o += await c.write(framed.subarray(o));
+      }
     }
-  })().catch(() => {/* listener closed */});
-  return l;
+  } catch { /* reset */ }
 }
 
 /** The DNS side: A records from `records` (lower-case names), NXDOMAIN otherwise. */

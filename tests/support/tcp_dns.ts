@@ -6,6 +6,7 @@
  * of the asked type gets an empty NOERROR answer.
  */
 import { decodeMessage, encodeName, type Message } from "../../scripts/lab/dns.ts";
+import { type DnsTcpServer, tcpDns } from "../../scripts/lab/services.ts";
 import { parseAddr } from "../../src/netstack/packet.ts";
 
 export const TYPE_A = 1;
@@ -20,55 +21,21 @@ export interface Records {
 
 export class TcpDnsServer {
   readonly stats = { connections: 0, queries: 0 };
-  #listener: Deno.TcpListener;
-  #conns = new Set<Deno.TcpConn>();
-  #accepting: Promise<void>;
+  #server: DnsTcpServer;
 
   constructor(readonly table: Record<string, Records>, hostname = "127.0.0.1", port = 53) {
-    this.#listener = Deno.listen({ hostname, port });
-    this.#accepting = this.#accept();
-  }
-
-  async close(): Promise<void> {
-    this.#listener.close();
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-    await this.#accepting;
-  }
-
-  async #accept(): Promise<void> {
-    try {
-      for await (const c of this.#listener) {
-        this.stats.connections++;
-        this.#conns.add(c);
-        this.#serve(c).catch(() => {}).finally(() => {
-          this.#conns.delete(c);
-          try {
-            c.close();
-          } catch { /* closed */ }
-        });
-      }
-    } catch { /* closed */ }
-  }
-
-  async #serve(c: Deno.TcpConn): Promise<void> {
-    while (true) {
-      const len = await readFull(c, 2);
-      if (!len) return;
-      const msg = await readFull(c, (len[0] << 8) | len[1]);
-      if (!msg) return;
+    this.#server = tcpDns(hostname, port, (msg) => {
       this.stats.queries++;
-      const answer = this.answer(decodeMessage(msg));
-      const out = new Uint8Array(2 + answer.length);
-      out[0] = answer.length >> 8;
-      out[1] = answer.length & 0xff;
-      out.set(answer, 2);
-      let o = 0;
-      while (o < out.length) o += await c.write(out.subarray(o));
-    }
+      try {
+        return this.answer(decodeMessage(msg));
+      } catch {
+        return undefined; // not DNS: no answer, like a resolver facing garbage
+      }
+    }, () => this.stats.connections++);
+  }
+
+  close(): Promise<void> {
+    return this.#server.close();
   }
 
   /** The response to one query. */
@@ -122,15 +89,4 @@ function txt(s: string): Uint8Array {
   out[0] = b.length;
   out.set(b, 1);
   return out;
-}
-
-async function readFull(c: Deno.Conn, n: number): Promise<Uint8Array | null> {
-  const buf = new Uint8Array(n);
-  let o = 0;
-  while (o < n) {
-    const r = await c.read(buf.subarray(o));
-    if (r === null) return null;
-    o += r;
-  }
-  return buf;
 }
