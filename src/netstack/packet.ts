@@ -273,6 +273,12 @@ export interface TcpSegment {
   /** SACK blocks (RFC 2018): `01 01 05 <len>` then [left, right) pairs, at most 4. */
   sack?: number[];
   payload?: Uint8Array;
+  /**
+   * Instead of `payload`: `payloadLength` bytes that `writePayload` copies straight into the
+   * packet at `at`, so a sender's buffer is copied once per segment, not twice.
+   */
+  payloadLength?: number;
+  writePayload?(out: Uint8Array, at: number): void;
 }
 
 /**
@@ -334,7 +340,8 @@ export function buildTcp(s: TcpSegment): Uint8Array {
   const opts = (s.mss !== undefined ? 4 : 0) + (s.sackPermitted ? 4 : 0) +
     (s.wscale !== undefined ? 4 : 0) + (blocks > 0 ? 4 + 8 * blocks : 0);
   const payload = s.payload ?? EMPTY;
-  const pkt = new Uint8Array(ip + 20 + opts + payload.length);
+  const payloadLength = s.payload ? payload.length : s.payloadLength ?? 0;
+  const pkt = new Uint8Array(ip + 20 + opts + payloadLength);
   const t = ip;
   put16(pkt, t, s.sport);
   put16(pkt, t + 2, s.dport);
@@ -352,7 +359,8 @@ export function buildTcp(s: TcpSegment): Uint8Array {
     put32(pkt, (o += 4) - 4, 0x01010500 + 2 + 8 * blocks);
     for (let i = 0; i < 2 * blocks; i++) put32(pkt, (o += 4) - 4, s.sack![i]);
   }
-  pkt.set(payload, t + 20 + opts);
+  if (s.payload) pkt.set(payload, t + 20 + opts);
+  else if (payloadLength > 0) s.writePayload!(pkt, t + 20 + opts);
   return ipWrap(pkt, s.family, s.src, s.dst, IPPROTO_TCP, true, 16);
 }
 

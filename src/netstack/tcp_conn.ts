@@ -685,12 +685,9 @@ export class TcpConn implements TimerOwner {
 
   /** Build and emit one segment carrying `n` buffered bytes from `seq` (go-back-N safe). */
   #segmentAt(seq: number, n: number, flags: number, now: number): boolean {
-    let payload: Uint8Array | undefined;
-    if (n > 0) {
-      payload = new Uint8Array(n);
-      this.#send.copyOut(seqDiff(seq, this.sndUna), n, payload);
-    }
-    if (!this.#emit(ACK | flags, seq, this.rcvNxt, n, payload)) return false;
+    const from = seqDiff(seq, this.sndUna);
+    const fill = (out: Uint8Array, at: number) => this.#send.copyOut(from, n, out, at);
+    if (!this.#emit(ACK | flags, seq, this.rcvNxt, n, fill)) return false;
     // Time only new data (Karn: after a go-back-N, seq = SND.NXT may be a retransmission).
     if (this.#timedAt < 0 && seq === this.sndMax && (n > 0 || flags & FIN)) {
       this.#timedSeq = seq;
@@ -733,7 +730,7 @@ export class TcpConn implements TimerOwner {
     seq: number,
     ack: number,
     n: number,
-    payload?: Uint8Array,
+    fill?: (out: Uint8Array, at: number) => void,
     sack?: number[],
   ): boolean {
     const window = this.#windowField(flags);
@@ -747,7 +744,8 @@ export class TcpConn implements TimerOwner {
       ack: flags & ACK ? ack : 0,
       flags,
       window,
-      payload: n > 0 ? payload : undefined,
+      payloadLength: fill ? n : 0,
+      writePayload: fill,
       sack,
     }));
   }
