@@ -8,6 +8,7 @@ import type { ResolvedTarget } from "../aws/targets.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { parseAddr } from "../netstack/packet.ts";
 import { AgentlessTunnel } from "../netstack/tunnel.ts";
+import { localInterfaces } from "../tunnel/heal.ts";
 import { PortSession } from "../ssm/session.ts";
 import { messageSize } from "../ssm/message_size.ts";
 
@@ -126,8 +127,6 @@ async function findResolver(
 /** This host's own addresses plus the tunnel's: the only sources agentless mode serves. */
 function localAddresses(): string[] {
   const out = new Set([AGENTLESS_ADDRESS]);
-  try {
-    for (const i of Deno.networkInterfaces()) out.add(i.address.replace(/%.*$/, ""));
-  } catch { /* not permitted: the tunnel's own address still works */ }
+  for (const i of localInterfaces()) out.add(i.address.replace(/%.*$/, ""));
   return [...out];
 }

@@ -90,6 +90,8 @@ export class NetStack {
   #p: ParsedPacket = newParsed();
   #icmp: TokenBucket;
   #dns?: DnsRelay;
+  /** The relay's next deadline, as its last tick said (its tick expires, so call it once). */
+  #dnsDeadline?: number;
   #resolvers: Uint8Array[];
   #inBatch = false;
   #host: ConnHost;
@@ -152,8 +154,10 @@ export class NetStack {
           resolver: p.dst.slice(),
           payload: pkt.subarray(p.data, p.data + p.dataLen),
         });
-        if (taken) this.#count("dns-query");
-        else this.#unreachable(pkt, p, "dns-rejected");
+        if (taken) {
+          this.#count("dns-query");
+          this.#dnsDeadline = this.#dns!.tick(); // a new query may bring the deadline forward
+        } else this.#unreachable(pkt, p, "dns-rejected");
       } else this.#unreachable(pkt, p, p.proto === IPPROTO_UDP ? "udp" : "other");
     } finally {
       this.#inBatch = false;
@@ -174,7 +178,7 @@ export class NetStack {
     this.#inBatch = true;
     try {
       for (const c of this.#timers.due(now)) c.onTimer(now);
-      this.#dns?.tick();
+      if (this.#dns) this.#dnsDeadline = this.#dns.tick();
     } finally {
       this.#inBatch = false;
     }
@@ -184,7 +188,7 @@ export class NetStack {
   /** When `tick` should next run (same clock as `now`), or undefined. */
   nextDeadline(): number | undefined {
     const t = this.#timers.peek();
-    const d = this.#dns?.tick();
+    const d = this.#dnsDeadline;
     if (t === undefined) return d;
     return d === undefined ? t : Math.min(t, d);
   }
