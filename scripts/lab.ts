@@ -181,6 +181,13 @@ async function build(lab: Lab): Promise<void> {
   for (const role of lab.roles) {
     await ip("netns", "add", lab.ns(role));
     await inNs(role, "link", "set", "lo", "up");
+    // `ip netns exec` bind-mounts /etc/netns/NS/* over /etc: each namespace gets its own
+    // resolv.conf, so what the product does to DNS never reaches this machine's.
+    await Deno.mkdir(`/etc/netns/${lab.ns(role)}`, { recursive: true });
+    await Deno.writeTextFile(
+      `/etc/netns/${lab.ns(role)}/resolv.conf`,
+      `# ${lab.ns(role)}: the lab's own resolv.conf\nnameserver 192.0.2.53\n`,
+    );
   }
   for (const [i, l] of lab.laptops.entries()) {
     const peer = `lap${i}`;
@@ -309,7 +316,10 @@ async function removeNamespaces(id: string): Promise<void> {
       } catch { /* gone */ }
     }
   }
-  for (const ns of names) await run(["ip", "netns", "del", ns]);
+  for (const ns of names) {
+    await run(["ip", "netns", "del", ns]);
+    await Deno.remove(`/etc/netns/${ns}`, { recursive: true }).catch(() => {});
+  }
 }
 
 /** Remove labs left by runs that died (their owner pid is gone). */
