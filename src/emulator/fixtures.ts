@@ -1,9 +1,36 @@
 /**
  * The emulated AWS account: instances, VPCs, EKS clusters and IAM denials, loaded from YAML.
  * The loaded object is the emulator's live world: the API mutates instance states in it
- * (StartInstances) so that every part of the emulator sees the same account.
+ * (StartInstances) and the parameter store (PutParameter, DeleteParameter) so that every part
+ * of the emulator sees the same account.
  *
- * Top-level keys: account, callerArn, userId, startDelayMs, instances, vpcs, clusters, deny, and
+ * Top-level keys: account, callerArn, userId, startDelayMs, instances, vpcs, clusters, deny,
+ * dhcpOptions, routeTables, hostedZones, parameters (fixtures_network.ts,
+ * fixtures_parameters.ts) and `destinations`. The network keys:
+ *
+ *     vpcs:
+ *       - { id: vpc-0a1b2c3d, cidr: 10.99.0.0/16, secondaryCidrs: [10.100.0.0/16],
+ *           dhcpOptions: dopt-0a1b2c3d }   # no dhcpOptions = the region's default set
+ *     dhcpOptions:
+ *       - { id: dopt-0a1b2c3d, domainName: corp.example, domainNameServers: [AmazonProvidedDNS] }
+ *     routeTables:
+ *       - id: rtb-0a1b2c3d
+ *         vpc: vpc-0a1b2c3d
+ *         main: true                   # default false; a VPC without one gets one synthesized
+ *         subnets: [subnet-0a1b2c3d]   # explicit associations
+ *         routes:                      # `local` routes per VPC CIDR are added when missing
+ *           - { destination: 10.8.0.0/16, target: tgw-0123456789abcdef0 }
+ *           - { destination: 192.168.50.0/24, target: vgw-0123, state: blackhole }
+ *           - { prefixList: pl-0123, target: tgw-0123456789abcdef0 }
+ *     hostedZones:                     # Route 53 private zones and their VPCs
+ *       - { id: Z0123456789ABCDEFGHIJ, name: corp.internal, vpcs: [vpc-0a1b2c3d] }
+ *     parameters:                      # SSM Parameter Store; type String|StringList|SecureString
+ *       - { name: /ssm-proxy/tunnels/prod, value: '{"target":"name:bastion"}', type: String }
+ *
+ * A route's target prefix picks its EC2 field (tgw- transitGatewayId, pcx-
+ * vpcPeeringConnectionId, igw-/vgw-/local gatewayId, nat- natGatewayId, eni- networkInterfaceId,
+ * an arn:aws:networkmanager core network coreNetworkArn).
+ *
  * `destinations`: where the emulated agent really dials a Port session's destination
  * (destinations.ts), so that VPC addresses work on a machine without the lab's namespaces:
  *
@@ -22,11 +49,31 @@
  * replaces the agent's default list (IMDS, Amazon DNS, time sync…); `[]` leaves only the VPC's.
  */
 
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import { type MapView, YamlWalker } from "../config/yaml_walk.ts";
-import { formatHostPort, parseDestination } from "./destinations.ts";
-import { type InstanceFacts, parseGoIP } from "./agent/forbidden.ts";
-import { ExitCode, UserError } from "../errors.ts";
+import { LineCounter, type Node, parseDocument } from "yaml";
+import type { InstanceFacts } from "./agent/forbidden.ts";
+import {
+  checkRouteTables,
+  type FixtureDhcpOptions,
+  type FixtureHostedZone,
+  type FixtureRouteTable,
+  parseDhcpOptions,
+  parseHostedZone,
+  parseRouteTable,
+  parseVpcNetwork,
+  requireUnique,
+  vpcCidrs,
+} from "./fixtures_network.ts";
+import { type FixtureParameter, parseParameter } from "./fixtures_parameters.ts";
+import { FixtureError, Validator } from "./fixtures_validate.ts";
+
+export { FixtureError } from "./fixtures_validate.ts";
+export type {
+  FixtureDhcpOptions,
+  FixtureHostedZone,
+  FixtureRoute,
+  FixtureRouteTable,
+} from "./fixtures_network.ts";
+export type { FixtureParameter } from "./fixtures_parameters.ts";
 
 export type InstanceState = "pending" | "running" | "stopped";
 /** `unmanaged`: the instance never registered with Systems Manager, so SSM does not list it. */
@@ -67,7 +114,12 @@ export interface FixtureInstance {
 
 export interface FixtureVpc {
   id: string;
+  /** The primary IPv4 block. */
   cidr: string;
+  /** More associated IPv4 blocks. */
+  secondaryCidrs?: string[];
+  /** Absent: the region's default set (fixtures_network.ts defaultDhcpOptions). */
+  dhcpOptions?: string;
   tags: Record<string, string>;
 }
 
@@ -100,6 +152,12 @@ export interface Fixtures {
   vpcs: FixtureVpc[];
   clusters: FixtureCluster[];
   deny: FixtureDeny[];
+  dhcpOptions: FixtureDhcpOptions[];
+  /** As declared; effectiveRouteTables (fixtures_network.ts) adds main tables and local routes. */
+  routeTables: FixtureRouteTable[];
+  hostedZones: FixtureHostedZone[];
+  /** The live parameter store. */
+  parameters: FixtureParameter[];
   /**
    * Port session destination → the address the emulated agent dials instead, both canonical
    * (`10.99.0.10:80`, `[fd00::10]:443`); see destinations.ts. Unlike the rest of the world it
@@ -138,6 +196,10 @@ export function defaultFixtures(): Fixtures {
       version: "1.31",
     }],
     deny: [],
+    dhcpOptions: [],
+    routeTables: [],
+    hostedZones: [],
+    parameters: [],
     destinations: {},
   };
 }
@@ -180,14 +242,6 @@ export async function loadFixtures(path?: string): Promise<Fixtures> {
   return parseFixtures(text, path);
 }
 
-/** A bad fixtures file is the user's to fix, so it prints as one line, not a stack trace. */
-export class FixtureError extends UserError {
-  override name = "FixtureError";
-  constructor(message: string) {
-    super(message, ExitCode.Usage);
-  }
-}
-
 /** Parses and validates; errors name the file, line and key path. */
 export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
   const lineCounter = new LineCounter();
@@ -208,10 +262,29 @@ export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
     "vpcs",
     "clusters",
     "deny",
+    "dhcpOptions",
+    "routeTables",
+    "hostedZones",
+    "parameters",
     "destinations",
   ]);
   const d = defaultFixtures();
   const account = v.optStr(top, "account", /^\d{12}$/, "a 12-digit account id") ?? d.account;
+  // Declared before what refers to them: DHCP sets, then VPCs, then tables and zones.
+  const dhcpOptions = v.list(top, "dhcpOptions", (n, p) => parseDhcpOptions(v, n, p)) ?? [];
+  requireUnique(v, top, "dhcpOptions", dhcpOptions, (o) => o.id);
+  const dhcpIds = new Set(dhcpOptions.map((o) => o.id));
+  const vpcs = v.list(top, "vpcs", (n, p) => parseVpc(v, n, p, dhcpIds)) ?? d.vpcs;
+  requireUnique(v, top, "vpcs", vpcs, (x) => x.id);
+  const vpcIds = new Set(vpcs.map((x) => x.id));
+  const routeTables = v.list(top, "routeTables", (n, p) => parseRouteTable(v, n, p, vpcIds)) ?? [];
+  checkRouteTables(v, top, routeTables);
+  const hostedZones = v.list(top, "hostedZones", (n, p) => parseHostedZone(v, n, p, vpcIds)) ??
+    [];
+  requireUnique(v, top, "hostedZones", hostedZones, (z) => z.id);
+  const now = Date.now();
+  const parameters = v.list(top, "parameters", (n, p) => parseParameter(v, n, p, now)) ?? [];
+  requireUnique(v, top, "parameters", parameters, (x) => x.name);
   return {
     account,
     callerArn: v.optStr(top, "callerArn", /^arn:aws[\w-]*:(iam|sts)::\d{12}:/, "an IAM/STS arn") ??
@@ -219,9 +292,13 @@ export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
     userId: v.optStr(top, "userId") ?? d.userId,
     startDelayMs: v.optNum(top, "startDelayMs") ?? d.startDelayMs,
     instances: v.list(top, "instances", (n, p) => parseInstance(v, n, p)) ?? d.instances,
-    vpcs: v.list(top, "vpcs", (n, p) => parseVpc(v, n, p)) ?? d.vpcs,
+    vpcs,
     clusters: v.list(top, "clusters", (n, p) => parseCluster(v, n, p)) ?? d.clusters,
     deny: v.list(top, "deny", (n, p) => parseDeny(v, n, p)) ?? [],
+    dhcpOptions,
+    routeTables,
+    hostedZones,
+    parameters,
     destinations: v.destinations(top, "destinations") ?? {},
   };
 }
@@ -303,18 +380,19 @@ export function instanceFacts(f: Fixtures, target: string): InstanceFacts | unde
   if (!i) return undefined;
   const vpc = i.id.startsWith("mi-") ? undefined : f.vpcs.find((v) => v.id === i.vpc);
   return {
-    ...(vpc ? { vpcCidrs: { ipv4: [vpc.cidr], ipv6: [] } } : {}),
+    ...(vpc ? { vpcCidrs: { ipv4: vpcCidrs(vpc), ipv6: [] } } : {}),
     ...(i.deniedPortForwardingRemoteIPs
       ? { deniedPortForwardingRemoteIPs: i.deniedPortForwardingRemoteIPs }
       : {}),
   };
 }
 
-function parseVpc(v: Validator, node: Node, path: string): FixtureVpc {
-  const m = v.map(node, path, ["id", "cidr", "tags"]);
+function parseVpc(v: Validator, node: Node, path: string, dhcpIds: Set<string>): FixtureVpc {
+  const m = v.map(node, path, ["id", "cidr", "secondaryCidrs", "dhcpOptions", "tags"]);
   return {
     id: v.reqStr(m, "id", /^vpc-[0-9a-f]+$/, "a VPC id"),
     cidr: v.reqStr(m, "cidr", /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "an IPv4 CIDR"),
+    ...parseVpcNetwork(v, m, dhcpIds),
     tags: v.tags(m, "tags") ?? {},
   };
 }
@@ -352,153 +430,4 @@ function parseDeny(v: Validator, node: Node, path: string): FixtureDeny {
 
 function base64Utf8(s: string): string {
   return btoa(String.fromCharCode(...new TextEncoder().encode(s)));
-}
-
-/** The fixtures' walker: FixtureError, plus typed value readers. */
-class Validator extends YamlWalker {
-  constructor(file: string, lines: LineCounter) {
-    super(file, lines, (m) => new FixtureError(m));
-  }
-
-  #scalar(m: MapView, key: string): { node: Node; value: unknown; path: string } | undefined {
-    const node = m.get(key);
-    const path = m.path ? `${m.path}.${key}` : key;
-    if (node === undefined) return undefined;
-    if (!isScalar(node)) this.fail(node, path, "expected a single value");
-    if (node.value === null) return undefined;
-    return { node, value: node.value, path };
-  }
-
-  optStr(m: MapView, key: string, re?: RegExp, what?: string): string | undefined {
-    const s = this.#scalar(m, key);
-    if (!s) return undefined;
-    if (typeof s.value !== "string" && typeof s.value !== "number") {
-      this.fail(s.node, s.path, "expected a string");
-    }
-    const str = String(s.value);
-    if (re && !re.test(str)) this.fail(s.node, s.path, `"${str}" is not ${what}`);
-    return str;
-  }
-
-  reqStr(m: MapView, key: string, re?: RegExp, what?: string): string {
-    const s = this.optStr(m, key, re, what);
-    if (s === undefined) this.fail(m.node, m.path ? `${m.path}.${key}` : key, "required");
-    return s;
-  }
-
-  optNum(m: MapView, key: string): number | undefined {
-    const s = this.#scalar(m, key);
-    if (!s) return undefined;
-    if (typeof s.value !== "number" || s.value < 0) {
-      this.fail(s.node, s.path, "expected a non-negative number");
-    }
-    return s.value;
-  }
-
-  optBool(m: MapView, key: string): boolean | undefined {
-    const s = this.#scalar(m, key);
-    if (!s) return undefined;
-    if (typeof s.value !== "boolean") this.fail(s.node, s.path, "expected true or false");
-    return s.value;
-  }
-
-  optEnum<T extends string>(m: MapView, key: string, values: readonly T[]): T | undefined {
-    const s = this.optStr(m, key);
-    if (s === undefined) return undefined;
-    if (!values.includes(s as T)) {
-      this.fail(m.get(key), `${m.path}.${key}`, `"${s}" is not one of ${values.join(", ")}`);
-    }
-    return s as T;
-  }
-
-  tags(m: MapView, key: string): Record<string, string> | undefined {
-    const node = m.get(key);
-    if (node === undefined) return undefined;
-    const path = `${m.path}.${key}`;
-    if (!isMap(node)) this.fail(node, path, "expected a mapping of tag key to value");
-    const out: Record<string, string> = {};
-    for (const pair of node.items) {
-      const k = isScalar(pair.key) ? String(pair.key.value) : "";
-      if (!isScalar(pair.value) || pair.value.value === null) {
-        this.fail((pair.value ?? pair.key) as Node, `${path}.${k}`, "expected a tag value");
-      }
-      out[k] = String(pair.value.value);
-    }
-    return out;
-  }
-
-  strList(m: MapView, key: string): string[] | undefined {
-    const node = m.get(key);
-    if (node === undefined) return undefined;
-    const path = `${m.path}.${key}`;
-    if (!isSeq(node)) this.fail(node, path, "expected a list");
-    return node.items.map((item, i) => {
-      if (!isScalar(item)) this.fail(item as Node, `${path}[${i}]`, "expected a string");
-      return String(item.value);
-    });
-  }
-
-  /** A list of IP addresses, as the agent's net.ParseIP reads them (an empty list is fine). */
-  ipList(m: MapView, key: string): string[] | undefined {
-    const node = m.get(key);
-    if (node === undefined) return undefined;
-    const path = `${m.path}.${key}`;
-    if (isScalar(node) && node.value === null) return [];
-    if (!isSeq(node)) this.fail(node, path, "expected a list of IP addresses");
-    return node.items.map((item, i) => {
-      const text = isScalar(item) ? String(item.value) : "";
-      if (!isScalar(item) || !parseGoIP(text)) {
-        this.fail(
-          item as Node,
-          `${path}[${i}]`,
-          `"${text}" is not an IP address (the agent compares addresses, never names or CIDRs)`,
-        );
-      }
-      return text;
-    });
-  }
-
-  /** `destinations`: address:port → address:port, stored in canonical form. */
-  destinations(m: MapView, key: string): Record<string, string> | undefined {
-    const node = m.get(key);
-    if (node === undefined) return undefined;
-    if (isScalar(node) && node.value === null) return {};
-    if (!isMap(node)) this.fail(node, key, "expected a mapping of address:port to address:port");
-    const out: Record<string, string> = {};
-    const firstSpelling = new Map<string, string>();
-    for (const pair of node.items) {
-      const keyNode = pair.key as Node;
-      if (!isScalar(keyNode) || typeof keyNode.value !== "string") {
-        this.fail(
-          keyNode,
-          key,
-          'each key must be a quoted "address:port" (a bare [ starts a YAML list)',
-        );
-      }
-      const from = keyNode.value;
-      const path = `${key}[${JSON.stringify(from)}]`;
-      const valueNode = (pair.value ?? keyNode) as Node;
-      if (!isScalar(valueNode) || typeof valueNode.value !== "string") {
-        this.fail(valueNode, path, "expected the address:port to dial instead");
-      }
-      const d = parseDestination(from, valueNode.value);
-      if ("problem" in d) {
-        this.fail(d.side === "key" ? keyNode : valueNode, path, `${d.side}: ${d.problem}`);
-      }
-      const earlier = firstSpelling.get(d.key);
-      if (earlier !== undefined) {
-        this.fail(keyNode, path, `the same destination as ${JSON.stringify(earlier)} above`);
-      }
-      firstSpelling.set(d.key, from);
-      out[d.key] = formatHostPort(d.to);
-    }
-    return out;
-  }
-
-  list<T>(m: MapView, key: string, each: (n: Node, path: string) => T): T[] | undefined {
-    const node = m.get(key);
-    if (node === undefined) return undefined;
-    if (!isSeq(node)) this.fail(node, key, "expected a list");
-    return node.items.map((item, i) => each(item as Node, `${key}[${i}]`));
-  }
 }

@@ -1,34 +1,26 @@
 /**
- * EC2 in the EC2 Query protocol: DescribeInstances, StartInstances, DescribeVpcs.
+ * EC2 in the EC2 Query protocol: DescribeInstances, StartInstances, DescribeVpcs, and the
+ * network views of ec2_network.ts (DescribeRouteTables, DescribeDhcpOptions).
  */
 
 import type { FixtureInstance, FixtureVpc, InstanceState } from "../fixtures.ts";
+import { vpcCidrs, vpcDhcpOptionsId } from "../fixtures_network.ts";
+import { describeDhcpOptions, describeRouteTables } from "./ec2_network.ts";
+import { allTags, Ec2Fault, type FieldOf, filterPred } from "./ec2_shared.ts";
 import {
   el,
   indexedList,
   itemSet,
-  type QueryFilter,
   queryFilters,
   type QueryParams,
   tagSet,
   type Xml,
   xmlResponse,
 } from "./query.ts";
-import {
-  type ApiContext,
-  deniedMessage,
-  globMatch,
-  isDenied,
-  requestId,
-  STATE_CODES,
-} from "./world.ts";
+import { type ApiContext, deniedMessage, isDenied, requestId, STATE_CODES } from "./world.ts";
 
 export const EC2_VERSION = "2016-11-15";
 const NS = `http://ec2.amazonaws.com/doc/${EC2_VERSION}/`;
-
-class Ec2Fault {
-  constructor(readonly code: string, readonly message: string, readonly status = 400) {}
-}
 
 export function ec2Error(code: string, message: string, status = 400): Response {
   return xmlResponse(
@@ -46,7 +38,12 @@ const OPS: Record<string, Op> = {
   DescribeInstances: describeInstances,
   StartInstances: startInstances,
   DescribeVpcs: describeVpcs,
+  DescribeRouteTables: describeRouteTables,
+  DescribeDhcpOptions: describeDhcpOptions,
 };
+
+/** The ids a `deny:` entry's `target` can name, whichever resource the action is about. */
+const DENY_TARGETS = ["InstanceId", "VpcId", "RouteTableId", "DhcpOptionsId"];
 
 export function handleEc2(ctx: ApiContext, action: string, p: QueryParams): Response {
   const op = OPS[action];
@@ -54,7 +51,8 @@ export function handleEc2(ctx: ApiContext, action: string, p: QueryParams): Resp
     return ec2Error("InvalidAction", `The action ${action} is not valid for this web service.`);
   }
   try {
-    if (isDenied(ctx.fixtures, action, indexedList(p, "InstanceId"))) {
+    const targets = DENY_TARGETS.flatMap((k) => indexedList(p, k));
+    if (isDenied(ctx.fixtures, action, targets)) {
       throw new Ec2Fault(
         "UnauthorizedOperation",
         `You are not authorized to perform this operation. ${deniedMessage(ctx, `ec2:${action}`)}`,
@@ -86,27 +84,7 @@ function requireInstances(ctx: ApiContext, ids: string[]): FixtureInstance[] {
   return found as FixtureInstance[];
 }
 
-function allTags(i: { name?: string; tags: Record<string, string> }): Record<string, string> {
-  return i.name === undefined ? i.tags : { Name: i.name, ...i.tags };
-}
-
-type Pred<T> = (x: T) => boolean;
-
-/** Filters shared by instances and VPCs; `fields` adds the resource's own filter names. */
-function filterPred<T extends { tags: Record<string, string>; name?: string }>(
-  f: QueryFilter,
-  fields: Record<string, (x: T) => string>,
-): Pred<T> {
-  const any = (v: string | undefined) => v !== undefined && f.values.some((p) => globMatch(p, v));
-  if (f.name.startsWith("tag:")) return (x) => any(allTags(x)[f.name.slice(4)]);
-  if (f.name === "tag-key") return (x) => Object.keys(allTags(x)).some(any);
-  if (f.name === "tag-value") return (x) => Object.values(allTags(x)).some(any);
-  const field = fields[f.name];
-  if (!field) throw new Ec2Fault("InvalidParameterValue", `The filter '${f.name}' is invalid`);
-  return (x) => any(field(x));
-}
-
-const INSTANCE_FIELDS: Record<string, (i: FixtureInstance) => string> = {
+const INSTANCE_FIELDS: Record<string, FieldOf<FixtureInstance>> = {
   "instance-id": (i) => i.id,
   "instance-state-name": (i) => i.state,
   "instance-state-code": (i) => String(STATE_CODES[i.state]),
@@ -185,14 +163,27 @@ function startInstances(ctx: ApiContext, p: QueryParams): Xml[] {
   return [itemSet("instancesSet", items)];
 }
 
-const VPC_FIELDS: Record<string, (v: FixtureVpc) => string> = {
-  "vpc-id": (v) => v.id,
-  "cidr": (v) => v.cidr,
-  "cidr-block": (v) => v.cidr,
-  "cidr-block-association.cidr-block": (v) => v.cidr,
-  "state": () => "available",
-  "is-default": () => "false",
-};
+/** `vpc-cidr-assoc-…` ids: the primary block keeps the id it always had. */
+function cidrAssociationId(v: FixtureVpc, n: number): string {
+  const suffix = v.id.slice(4);
+  return `vpc-cidr-assoc-${n === 0 ? suffix : `${suffix}${n.toString(16).padStart(2, "0")}`}`;
+}
+
+function vpcFields(ctx: ApiContext): Record<string, FieldOf<FixtureVpc>> {
+  return {
+    "vpc-id": (v) => v.id,
+    "cidr": (v) => v.cidr,
+    "cidr-block": (v) => v.cidr,
+    "cidr-block-association.cidr-block": (v) => vpcCidrs(v),
+    "cidr-block-association.association-id": (v) =>
+      vpcCidrs(v).map((_, n) => cidrAssociationId(v, n)),
+    "cidr-block-association.state": () => "associated",
+    "dhcp-options-id": (v) => vpcDhcpOptionsId(v, ctx.region),
+    "owner-id": () => ctx.fixtures.account,
+    "state": () => "available",
+    "is-default": () => "false",
+  };
+}
 
 function describeVpcs(ctx: ApiContext, p: QueryParams): Xml[] {
   const ids = indexedList(p, "VpcId");
@@ -203,7 +194,8 @@ function describeVpcs(ctx: ApiContext, p: QueryParams): Xml[] {
   const base = ids.length > 0
     ? ctx.fixtures.vpcs.filter((v) => ids.includes(v.id))
     : ctx.fixtures.vpcs;
-  const preds = queryFilters(p).map((f) => filterPred(f, VPC_FIELDS));
+  const fields = vpcFields(ctx);
+  const preds = queryFilters(p).map((f) => filterPred(f, fields));
   const matches = base.filter((v) => preds.every((pred) => pred(v)));
   return [itemSet(
     "vpcSet",
@@ -212,12 +204,15 @@ function describeVpcs(ctx: ApiContext, p: QueryParams): Xml[] {
       el("ownerId", ctx.fixtures.account),
       el("state", "available"),
       el("cidrBlock", v.cidr),
-      itemSet("cidrBlockAssociationSet", [[
-        el("associationId", `vpc-cidr-assoc-${v.id.slice(4)}`),
-        el("cidrBlock", v.cidr),
-        el("cidrBlockState", el("state", "associated")),
-      ]]),
-      el("dhcpOptionsId", "dopt-0e0e0e0e"),
+      itemSet(
+        "cidrBlockAssociationSet",
+        vpcCidrs(v).map((cidr, n) => [
+          el("associationId", cidrAssociationId(v, n)),
+          el("cidrBlock", cidr),
+          el("cidrBlockState", el("state", "associated")),
+        ]),
+      ),
+      el("dhcpOptionsId", vpcDhcpOptionsId(v, ctx.region)),
       el("instanceTenancy", "default"),
       el("isDefault", false),
       Object.keys(v.tags).length > 0 ? tagSet(v.tags) : undefined,

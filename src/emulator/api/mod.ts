@@ -1,7 +1,8 @@
 /**
  * The emulator's AWS API endpoints on one port. Real AWS tells services apart by host name;
  * with one shared `AWS_ENDPOINT_URL` we tell them apart by what each protocol puts on the wire:
- * `X-Amz-Target` (SSM), form `Action`+`Version` (EC2 vs STS), the `/clusters` path (EKS).
+ * `X-Amz-Target` (SSM), form `Action`+`Version` (EC2 vs STS), the `/clusters` path (EKS), the
+ * `/2013-04-01/` API-version path (Route 53).
  */
 
 import type { Fixtures } from "../fixtures.ts";
@@ -9,6 +10,7 @@ import type { SessionRegistry } from "../sessions.ts";
 import { EC2_VERSION, ec2Error, handleEc2 } from "./ec2.ts";
 import { eksError, handleEks } from "./eks.ts";
 import { parseQuery, type QueryParams } from "./query.ts";
+import { handleRoute53, ROUTE53_PREFIX, route53Error } from "./route53.ts";
 import { handleSsm, ssmError } from "./ssm.ts";
 import { handleSts, STS_VERSION, stsError } from "./sts.ts";
 import { type ApiContext, settle } from "./world.ts";
@@ -46,6 +48,10 @@ export function createApi(opts: ApiOptions): ApiHandler {
     if (path === "/clusters" || path.startsWith("/clusters/")) {
       if (!signed) return eksError("MissingAuthenticationTokenException", MISSING_AUTH, 403);
       return handleEks(ctx, req, path);
+    }
+    if (path.startsWith(ROUTE53_PREFIX)) {
+      if (!signed) return route53Error("MissingAuthenticationToken", MISSING_AUTH, 403);
+      return handleRoute53(ctx, req, url);
     }
     if (path !== "/") return undefined;
 

@@ -1,9 +1,14 @@
 /**
- * Systems Manager in AWS JSON 1.1: the session calls and DescribeInstanceInformation.
+ * Systems Manager in AWS JSON 1.1: the session calls and DescribeInstanceInformation, plus the
+ * Parameter Store operations of ssm_parameters.ts.
  */
 
 import type { FixtureInstance } from "../fixtures.ts";
+import { PARAMETER_OPS } from "./ssm_parameters.ts";
+import { type Body, JSON_TYPE, ssmError, SsmFault, str } from "./ssm_shared.ts";
 import { type ApiContext, deniedMessage, findInstance, instanceArn, isDenied } from "./world.ts";
+
+export { ssmError } from "./ssm_shared.ts";
 
 export const SESSION_DOCUMENTS: ReadonlySet<string> = new Set([
   "SSM-SessionManagerRunShell",
@@ -14,21 +19,6 @@ export const SESSION_DOCUMENTS: ReadonlySet<string> = new Set([
   "AWS-StartNonInteractiveCommand",
 ]);
 
-const JSON_TYPE = "application/x-amz-json-1.1";
-
-/** Thrown inside an op; becomes the JSON error body the SDK turns into a named exception. */
-class SsmFault {
-  constructor(readonly type: string, readonly message: string, readonly status = 400) {}
-}
-
-export function ssmError(type: string, message: string, status = 400): Response {
-  return new Response(JSON.stringify({ __type: type, message }), {
-    status,
-    headers: { "content-type": JSON_TYPE, "x-amzn-requestid": crypto.randomUUID() },
-  });
-}
-
-type Body = Record<string, unknown>;
 type Op = (ctx: ApiContext, body: Body) => unknown;
 
 const OPS: Record<string, Op> = {
@@ -36,6 +26,7 @@ const OPS: Record<string, Op> = {
   ResumeSession: resumeSession,
   TerminateSession: terminateSession,
   DescribeInstanceInformation: describeInstanceInformation,
+  ...PARAMETER_OPS,
 };
 
 export async function handleSsm(ctx: ApiContext, req: Request, op: string): Promise<Response> {
@@ -58,27 +49,6 @@ export async function handleSsm(ctx: ApiContext, req: Request, op: string): Prom
     if (e instanceof SsmFault) return ssmError(e.type, e.message, e.status);
     throw e;
   }
-}
-
-function str(body: Body, key: string, required: true): string;
-function str(body: Body, key: string, required?: false): string | undefined;
-function str(body: Body, key: string, required = false): string | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) {
-    if (required) {
-      throw new SsmFault(
-        "ValidationException",
-        `1 validation error detected: Value null at '${key[0].toLowerCase()}${
-          key.slice(1)
-        }' failed to satisfy constraint: Member must not be null`,
-      );
-    }
-    return undefined;
-  }
-  if (typeof v !== "string") {
-    throw new SsmFault("SerializationException", `${key} must be a string`);
-  }
-  return v;
 }
 
 function checkDenied(ctx: ApiContext, op: string, target?: string): void {
