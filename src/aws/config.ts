@@ -12,7 +12,7 @@ export interface AwsOptions {
   region?: string;
 }
 
-export type AwsService = "ssm" | "ec2" | "sts" | "eks";
+export type AwsService = "ssm" | "ec2" | "sts" | "eks" | "route53";
 
 type Env = Record<string, string | undefined>;
 
@@ -52,6 +52,11 @@ export function endpointFor(
   region: string | undefined,
   env: Env = processEnv(),
 ): string {
+  // Route 53 is global (one endpoint, signed for us-east-1), and the SDK's variable for it is
+  // named after its service id "Route 53".
+  if (service === "route53") {
+    return env.AWS_ENDPOINT_URL_ROUTE_53 ?? env.AWS_ENDPOINT_URL ?? "https://route53.amazonaws.com";
+  }
   return env[`AWS_ENDPOINT_URL_${service.toUpperCase()}`] ?? env.AWS_ENDPOINT_URL ??
     `https://${service}.${region ?? "<region>"}.amazonaws.com`;
 }

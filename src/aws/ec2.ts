@@ -1,7 +1,7 @@
 /**
- * EC2 lookups for target discovery and the VPC resolver. client-ec2 is the heaviest SDK package
- * (28 MB), so it is imported only when a target is given by name or tag, an instance must be
- * started, or the resolver of an instance's VPC is wanted.
+ * EC2 lookups for target discovery, the VPC resolver and route/DNS discovery (src/discover/).
+ * client-ec2 is the heaviest SDK package (28 MB), so it is imported only when a target is given
+ * by name or tag, an instance must be started, or something about its VPC is wanted.
  */
 
 import { type AwsOptions, clientConfig } from "./config.ts";
@@ -16,6 +16,7 @@ export interface InstanceSummary {
   state: string;
   privateIp?: string;
   vpcId?: string;
+  subnetId?: string;
   tags: Record<string, string>;
 }
 
@@ -55,6 +56,7 @@ export async function describeInstances(
             state: i.State?.Name ?? "unknown",
             privateIp: i.PrivateIpAddress,
             vpcId: i.VpcId,
+            subnetId: i.SubnetId,
             tags,
           });
         }
@@ -92,18 +94,136 @@ export async function vpcResolver(o: AwsOptions, instanceId: string): Promise<st
   // Filters rather than ids: an unknown id is then "nothing found", not an EC2 error.
   const [instance] = await describeInstances(o, [{ name: "instance-id", values: [instanceId] }]);
   if (!instance?.vpcId) return undefined;
-  const cidr = await vpcCidr(o, instance.vpcId);
-  return cidr === undefined ? undefined : vpcResolverAddress(cidr);
+  const vpc = await describeVpc(o, instance.vpcId);
+  return vpc === undefined ? undefined : vpcResolverAddress(vpc.cidr);
 }
 
-/** The primary IPv4 CIDR of a VPC (DescribeVpcs `CidrBlock`). */
-async function vpcCidr(o: AwsOptions, vpcId: string): Promise<string | undefined> {
+export interface VpcSummary {
+  vpcId: string;
+  /** The primary IPv4 CIDR (`CidrBlock`). */
+  cidr: string;
+  /** Every associated IPv4 block, the primary first. */
+  cidrs: string[];
+  dhcpOptionsId?: string;
+}
+
+/** One VPC, or undefined when it does not exist (a filter, so no NotFound error). */
+export async function describeVpc(o: AwsOptions, vpcId: string): Promise<VpcSummary | undefined> {
   const { DescribeVpcsCommand } = await import("@aws-sdk/client-ec2");
-  const spec = { service: "ec2", action: "ec2:DescribeVpcs" } as const;
+  const spec = { service: "ec2", action: "ec2:DescribeVpcs", subject: vpcId } as const;
   return await callAws(o, spec, () => ec2Client(o), async (c) => {
     const out = await c.send(
       new DescribeVpcsCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }] }),
     );
-    return out.Vpcs?.[0]?.CidrBlock;
+    const v = out.Vpcs?.[0];
+    if (!v?.CidrBlock) return undefined;
+    // Blocks being associated or disassociated are not routable yet (or any more).
+    const extra = (v.CidrBlockAssociationSet ?? [])
+      .filter((a) => a.CidrBlockState?.State === "associated" && a.CidrBlock)
+      .map((a) => a.CidrBlock as string);
+    return {
+      vpcId: v.VpcId ?? vpcId,
+      cidr: v.CidrBlock,
+      cidrs: [...new Set([v.CidrBlock, ...extra])],
+      ...(v.DhcpOptionsId ? { dhcpOptionsId: v.DhcpOptionsId } : {}),
+    };
+  });
+}
+
+/** One route as EC2 reports it, its target reduced to the one id that is set. */
+export interface RouteEntry {
+  /** IPv4 destination. */
+  destination?: string;
+  destinationIpv6?: string;
+  prefixListId?: string;
+  /** `local`, `tgw-…`, `pcx-…`, `vgw-…`/`igw-…`, `nat-…`, `eni-…`, `i-…`, a Cloud WAN ARN… */
+  target: string;
+  /** `active` or `blackhole`. */
+  state: string;
+}
+
+export interface RouteTableSummary {
+  routeTableId: string;
+  /** True when the subnet has no table of its own and uses the VPC's main table. */
+  main: boolean;
+  routes: RouteEntry[];
+}
+
+/**
+ * The route table that governs a subnet: the one explicitly associated with it, else the VPC's
+ * main table (a subnet without an association uses the main one; EC2 has no filter for that).
+ */
+export async function subnetRouteTable(
+  o: AwsOptions,
+  vpcId: string,
+  subnetId: string,
+): Promise<RouteTableSummary | undefined> {
+  const own = await routeTables(o, [{ name: "association.subnet-id", values: [subnetId] }]);
+  if (own[0]) return { ...own[0], main: false };
+  const main = await routeTables(o, [
+    { name: "vpc-id", values: [vpcId] },
+    { name: "association.main", values: ["true"] },
+  ]);
+  return main[0] ? { ...main[0], main: true } : undefined;
+}
+
+async function routeTables(
+  o: AwsOptions,
+  filters: Ec2Filter[],
+): Promise<Omit<RouteTableSummary, "main">[]> {
+  const { DescribeRouteTablesCommand } = await import("@aws-sdk/client-ec2");
+  const spec = { service: "ec2", action: "ec2:DescribeRouteTables" } as const;
+  return await callAws(o, spec, () => ec2Client(o), async (c) => {
+    const found: Omit<RouteTableSummary, "main">[] = [];
+    let NextToken: string | undefined;
+    do {
+      const out = await c.send(
+        new DescribeRouteTablesCommand({
+          Filters: filters.map((f) => ({ Name: f.name, Values: f.values })),
+          NextToken,
+        }),
+      );
+      for (const t of out.RouteTables ?? []) {
+        found.push({
+          routeTableId: t.RouteTableId ?? "",
+          routes: (t.Routes ?? []).map((r) => ({
+            ...(r.DestinationCidrBlock ? { destination: r.DestinationCidrBlock } : {}),
+            ...(r.DestinationIpv6CidrBlock ? { destinationIpv6: r.DestinationIpv6CidrBlock } : {}),
+            ...(r.DestinationPrefixListId ? { prefixListId: r.DestinationPrefixListId } : {}),
+            target: r.TransitGatewayId ?? r.VpcPeeringConnectionId ?? r.CoreNetworkArn ??
+              r.NatGatewayId ?? r.NetworkInterfaceId ?? r.InstanceId ?? r.LocalGatewayId ??
+              r.CarrierGatewayId ?? r.EgressOnlyInternetGatewayId ?? r.GatewayId ?? "unknown",
+            state: r.State ?? "active",
+          })),
+        });
+      }
+      NextToken = out.NextToken;
+    } while (NextToken);
+    return found;
+  });
+}
+
+/**
+ * The `domain-name` values of a DHCP options set. EC2 returns the option as one value that may
+ * hold several space-separated names (or, from some tools, several values): both are split.
+ */
+export async function dhcpDomainNames(o: AwsOptions, dhcpOptionsId: string): Promise<string[]> {
+  const { DescribeDhcpOptionsCommand } = await import("@aws-sdk/client-ec2");
+  const spec = {
+    service: "ec2",
+    action: "ec2:DescribeDhcpOptions",
+    subject: dhcpOptionsId,
+  } as const;
+  return await callAws(o, spec, () => ec2Client(o), async (c) => {
+    const out = await c.send(
+      new DescribeDhcpOptionsCommand({
+        Filters: [{ Name: "dhcp-options-id", Values: [dhcpOptionsId] }],
+      }),
+    );
+    const config = out.DhcpOptions?.[0]?.DhcpConfigurations ?? [];
+    return config.filter((k) => k.Key === "domain-name")
+      .flatMap((k) => k.Values ?? [])
+      .flatMap((v) => (v.Value ?? "").split(/\s+/))
+      .filter((n) => n !== "");
   });
 }

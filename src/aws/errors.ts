@@ -16,6 +16,17 @@ export interface CallContext {
   subject?: string;
 }
 
+/**
+ * A refused call, as a UserError that also carries the IAM action, so that callers for whom the
+ * call is optional (discovery) can skip it and name the permission instead of failing.
+ */
+export class AccessDeniedError extends UserError {
+  override name = "AccessDeniedError";
+  constructor(message: string, readonly action: string) {
+    super(message, ExitCode.Auth);
+  }
+}
+
 const DENIED = new Set([
   "AccessDeniedException",
   "AccessDenied",
@@ -89,7 +100,7 @@ export function toUserError(err: unknown, ctx: CallContext): unknown {
   }
   if ((e.code && NETWORK_CODES.has(e.code)) || name === "TimeoutError") {
     return new UserError(
-      `could not reach the ${ctx.service.toUpperCase()} endpoint ${
+      `could not reach the ${serviceLabel(ctx.service)} endpoint ${
         endpointFor(ctx.service, ctx.region)
       } for ${ctx.action}: ${msg}`,
     );
@@ -101,16 +112,20 @@ export function toUserError(err: unknown, ctx: CallContext): unknown {
   return err;
 }
 
+function serviceLabel(service: AwsService): string {
+  return service === "route53" ? "Route 53" : service.toUpperCase();
+}
+
 function accessDenied(msg: string, ctx: CallContext): UserError {
   // AWS names the action it refused; prefer that over the one we think we called.
   const action = /not authorized to perform:? ([\w-]+:\w+)/.exec(msg)?.[1] ?? ctx.action;
   const resource = / on resource:? (\S+)/.exec(msg)?.[1];
   const who = /User: (\S+)/.exec(msg)?.[1];
-  return new UserError(
+  return new AccessDeniedError(
     `access denied: ${who ?? "your AWS identity"} may not call ${action}` +
       `${resource ? ` on ${resource}` : ""}; the IAM policy needs to allow "${action}"` +
       `${ctx.profile ? ` (profile ${ctx.profile})` : ""}`,
-    ExitCode.Auth,
+    action,
   );
 }
 

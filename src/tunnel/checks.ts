@@ -3,7 +3,7 @@
  * own LAN, the path to the AWS endpoints), unless the user insists with --force.
  */
 import { ExitCode, UserError } from "../errors.ts";
-import type { Routes } from "../net/types.ts";
+import type { RouteInfo, Routes } from "../net/types.ts";
 import { type Cidr, contains, formatIpv4, overlaps, parseCidr, parseIpv4 } from "../net/cidr.ts";
 
 /** A public address only looked up in the routing table (RTM_GETROUTE), never contacted. */
@@ -34,6 +34,13 @@ export function parseCidrs(texts: string[]): Cidr[] {
   return out;
 }
 
+/** Why `c` may not be routed while another tunnel owns `t`, or undefined. */
+function tunnelOverlap(c: Cidr, t: Cidr, name: string): string | undefined {
+  return overlaps(c, t)
+    ? `overlaps ${t.text} of the running tunnel "${name}": stop it first (ssm-proxy stop ${name})`
+    : undefined;
+}
+
 /** Ranges already owned by other running tunnels. */
 export function checkOtherTunnels(
   cidrs: Cidr[],
@@ -42,15 +49,56 @@ export function checkOtherTunnels(
   for (const o of others) {
     for (const t of o.cidrs) {
       const c = parseCidr(t);
-      const hit = cidrs.find((x) => overlaps(x, c));
-      if (hit) {
-        throw new UserError(
-          `${hit.text} overlaps ${c.text} of the running tunnel "${o.name}": stop it first (ssm-proxy stop ${o.name})`,
-          ExitCode.Usage,
-        );
+      for (const x of cidrs) {
+        const why = tunnelOverlap(x, c, o.name);
+        if (why) throw new UserError(`${x.text} ${why}`, ExitCode.Usage);
       }
     }
   }
+}
+
+/** Where the default route goes: the gateway and this machine's own address on it. */
+export async function defaultRoute(routes: Routes): Promise<RouteInfo | undefined> {
+  return await routes.get(PROBE).catch(() => undefined);
+}
+
+/**
+ * Why routing `c` into the tunnel would break this machine (default gateway, own address,
+ * directly attached LAN, an address the tunnel must reach directly), or undefined. `def` is
+ * {@link defaultRoute}, looked up once by the caller for many CIDRs.
+ */
+export async function localConflict(
+  c: Cidr,
+  routes: Routes,
+  mustReach: { what: string; address: string }[],
+  def: RouteInfo | undefined,
+): Promise<string | undefined> {
+  for (
+    const [label, addr] of [["default gateway", def?.gateway], [
+      "own address",
+      def?.source,
+    ]] as const
+  ) {
+    const n = addr ? parseIpv4(addr) : undefined;
+    if (n !== undefined && contains(c, n)) {
+      return `contains this machine's ${label} ${addr}: routing it into the tunnel would cut your connection`;
+    }
+  }
+  // A directly connected network (no gateway) on another interface is the laptop's LAN.
+  const r = await routes.get(formatIpv4(c.base)).catch(() => undefined);
+  if (
+    r && !r.gateway && r.interface !== "lo" && !r.interface.startsWith("ssmp") &&
+    !r.interface.startsWith("utun")
+  ) {
+    return `overlaps a network directly attached to ${r.interface} (your LAN?): routing it into the tunnel would cut it off`;
+  }
+  for (const m of mustReach) {
+    const n = parseIpv4(m.address);
+    if (n !== undefined && contains(c, n)) {
+      return `contains ${m.address}, the address of ${m.what}: the tunnel would route its own traffic into itself`;
+    }
+  }
+  return undefined;
 }
 
 /** Default route, LAN, and addresses we must keep reaching directly (AWS endpoints). */
@@ -59,43 +107,43 @@ export async function checkRouteConflicts(
   routes: Routes,
   mustReach: { what: string; address: string }[],
 ): Promise<void> {
-  const def = await routes.get(PROBE).catch(() => undefined);
+  const def = await defaultRoute(routes);
   for (const c of cidrs) {
-    for (
-      const [label, addr] of [["default gateway", def?.gateway], [
-        "own address",
-        def?.source,
-      ]] as const
-    ) {
-      const n = addr ? parseIpv4(addr) : undefined;
-      if (n !== undefined && contains(c, n)) {
-        throw new UserError(
-          `${c.text} contains this machine's ${label} ${addr}: routing it into the tunnel would cut your connection (use --force to do it anyway)`,
-          ExitCode.Usage,
-        );
-      }
-    }
-    // A directly connected network (no gateway) on another interface is the laptop's LAN.
-    const r = await routes.get(formatIpv4(c.base)).catch(() => undefined);
-    if (
-      r && !r.gateway && r.interface !== "lo" && !r.interface.startsWith("ssmp") &&
-      !r.interface.startsWith("utun")
-    ) {
-      throw new UserError(
-        `${c.text} overlaps a network directly attached to ${r.interface} (your LAN?): routing it into the tunnel would cut it off (use --force to do it anyway)`,
-        ExitCode.Usage,
-      );
-    }
-    for (const m of mustReach) {
-      const n = parseIpv4(m.address);
-      if (n !== undefined && contains(c, n)) {
-        throw new UserError(
-          `${c.text} contains ${m.address}, the address of ${m.what}: the tunnel would route its own traffic into itself (use --force to do it anyway)`,
-          ExitCode.Usage,
-        );
-      }
+    const why = await localConflict(c, routes, mustReach, def);
+    if (why) {
+      throw new UserError(`${c.text} ${why} (use --force to do it anyway)`, ExitCode.Usage);
     }
   }
+}
+
+/** Why a range cannot be routed; `forceable` when `--force` may route it anyway. */
+export interface Conflict {
+  reason: string;
+  forceable: boolean;
+}
+
+export type ConflictCheck = (c: Cidr) => Promise<Conflict | undefined>;
+
+/**
+ * Every check above as one function per CIDR, for ranges that were discovered rather than
+ * asked for: a conflict skips the range instead of failing the command. Other tunnels' ranges
+ * are never forceable (two tunnels cannot own one route).
+ */
+export async function conflictChecker(
+  routes: Routes,
+  mustReach: { what: string; address: string }[],
+  others: { name: string; cidrs: string[] }[],
+): Promise<ConflictCheck> {
+  const def = await defaultRoute(routes);
+  const owned = others.flatMap((o) => o.cidrs.map((t) => ({ name: o.name, cidr: parseCidr(t) })));
+  return async (c) => {
+    for (const o of owned) {
+      const reason = tunnelOverlap(c, o.cidr, o.name);
+      if (reason) return { reason, forceable: false };
+    }
+    const reason = await localConflict(c, routes, mustReach, def);
+    return reason ? { reason, forceable: true } : undefined;
+  };
 }
 
 /** Addresses of the hosts in these URLs (already numeric, or looked up in DNS). */
