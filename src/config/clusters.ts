@@ -2,7 +2,7 @@
  * The `clusters:` list: the kube-ssm-proxy `clusters.yaml` schema, accepted as is, whether it
  * stands alone or sits inside ssm-proxy's config.yaml. Pure: text in, entries or a UserError out.
  */
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLSeq } from "yaml";
 import { ExitCode, UserError } from "../errors.ts";
 
 export interface ClusterEntry {
@@ -70,7 +70,19 @@ export function parseClusters(text: string, file: string, required = true): Clus
     return [];
   }
   if (!isSeq(list)) throw new ConfigError(`${file}${at(list)}: clusters: expected a list`);
+  return parseClusterSeq(list, file, at);
+}
 
+/**
+ * The entries of a `clusters:` list node. `at` turns a node into `:line` (or "" for nodes built
+ * from JSON, which have no place in a file): team entries from Parameter Store come through
+ * here too, so they meet the same rules.
+ */
+export function parseClusterSeq(
+  list: YAMLSeq,
+  file: string,
+  at: (node: Node | null | undefined) => string,
+): ClusterEntry[] {
   const out: ClusterEntry[] = [];
   const seen = new Map<string, number>();
   list.items.forEach((item, i) => {

@@ -16,6 +16,22 @@ export interface ClusterSources {
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * ssm-proxy's config file: `--config FILE`, else `$SSM_PROXY_CONFIG`, else
+ * `$XDG_CONFIG_HOME/ssm-proxy/config.yaml` (`~/.config` by default). `explicit`: the user named
+ * it, so its absence is an error rather than "no config". Undefined without HOME.
+ */
+export function configPath(
+  configFile: string | undefined,
+  env: Env = Deno.env.toObject(),
+): { path: string; explicit: boolean } | undefined {
+  const named = configFile || env.SSM_PROXY_CONFIG;
+  if (named) return { path: named, explicit: true };
+  if (!env.HOME && !env.XDG_CONFIG_HOME) return undefined;
+  const base = env.XDG_CONFIG_HOME || join(env.HOME!, ".config");
+  return { path: join(base, "ssm-proxy", "config.yaml"), explicit: false };
+}
+
 /** Candidate files in order; `explicit` ones must exist. */
 export function clusterCandidates(
   o: ClusterSources,
@@ -25,12 +41,8 @@ export function clusterCandidates(
 ): { path: string; explicit: boolean; inConfig: boolean }[] {
   if (o.clustersFile) return [{ path: o.clustersFile, explicit: true, inConfig: false }];
   const out = [];
-  const config = o.configFile ?? env.SSM_PROXY_CONFIG;
-  if (config) out.push({ path: config, explicit: true, inConfig: true });
-  else if (env.HOME) {
-    const base = env.XDG_CONFIG_HOME || join(env.HOME, ".config");
-    out.push({ path: join(base, "ssm-proxy", "config.yaml"), explicit: false, inConfig: true });
-  }
+  const config = configPath(o.configFile, env);
+  if (config) out.push({ ...config, inConfig: true });
   out.push({ path: join(cwd, "clusters.yaml"), explicit: false, inConfig: false });
   // Beside the binary only for a compiled ssm-proxy: beside `deno` means nothing.
   if (!/\/deno(\.exe)?$/.test(execPath)) {
