@@ -3,6 +3,12 @@
  * DNS set-up. The probe is injectable so every branch is testable on any OS.
  */
 import type { Check } from "./doctor.ts";
+import {
+  FORWARDER_ADDRESS,
+  IMPLICIT_NAMESERVER,
+  ownerPid,
+  parseResolvConf,
+} from "../dns/resolv_conf.ts";
 
 export interface LocalProbe {
   os: string;
@@ -11,6 +17,8 @@ export interface LocalProbe {
   exists(path: string): boolean;
   /** Whether a file can be created in `dir` (tried, then removed). */
   canCreateIn(dir: string): boolean;
+  /** A text file's content (through symlinks), or undefined when it cannot be read. */
+  readText(path: string): string | undefined;
 }
 
 export function systemProbe(): LocalProbe {
@@ -35,12 +43,52 @@ export function systemProbe(): LocalProbe {
         return false;
       }
     },
+    readText(path) {
+      try {
+        return Deno.readTextFileSync(path);
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
 
 /** systemd-resolved is usable when its runtime directory and the system bus both exist. */
 const RESOLVED_DIR = "/run/systemd/resolve";
 const SYSTEM_BUS = "/run/dbus/system_bus_socket";
+const RESOLV_CONF = "/etc/resolv.conf";
+
+/** How --dns-domain works on a Linux machine: systemd-resolved, or the resolv.conf forwarder. */
+function linuxDnsCheck(p: LocalProbe): Check {
+  if (p.exists(RESOLVED_DIR) && p.exists(SYSTEM_BUS)) {
+    return {
+      ok: true,
+      name: "DNS",
+      detail: "systemd-resolved is running: --dns-domain configures it for the tunnel",
+    };
+  }
+  const text = p.readText(RESOLV_CONF) ?? "";
+  const owner = ownerPid(text);
+  if (owner !== undefined) {
+    return {
+      ok: false,
+      name: "DNS",
+      detail: `${RESOLV_CONF} was written by ssm-proxy (pid ${owner}) for a tunnel's ` +
+        `--dns-domain: while it runs, no second tunnel can use --dns-domain`,
+      fix: "stop that tunnel first, or start the next one without --dns-domain",
+    };
+  }
+  const servers = parseResolvConf(text).nameservers;
+  const upstreams = servers.length
+    ? servers.join(", ")
+    : `${IMPLICIT_NAMESERVER} (${RESOLV_CONF} names none)`;
+  return {
+    ok: true,
+    name: "DNS",
+    detail: `no systemd-resolved: --dns-domain points ${RESOLV_CONF} at a forwarder on ` +
+      `${FORWARDER_ADDRESS} (restored on stop) that sends other names to ${upstreams}`,
+  };
+}
 
 export function localChecks(p: LocalProbe = systemProbe()): Check[] {
   const out: Check[] = [];
@@ -74,20 +122,7 @@ export function localChecks(p: LocalProbe = systemProbe()): Check[] {
             "load the tun module (sudo modprobe tun); in a container, pass --device /dev/net/tun",
         },
     );
-    const resolved = p.exists(RESOLVED_DIR) && p.exists(SYSTEM_BUS);
-    out.push(
-      resolved
-        ? { ok: true, name: "DNS", detail: "systemd-resolved is running (--dns-domain works)" }
-        : {
-          ok: false,
-          name: "DNS",
-          detail: `systemd-resolved is not running (${
-            p.exists(RESOLVED_DIR) ? SYSTEM_BUS : RESOLVED_DIR
-          } missing), so --dns-domain cannot configure split DNS`,
-          fix: "enable systemd-resolved (systemctl enable --now systemd-resolved), or skip " +
-            "--dns-domain and query the VPC resolver yourself",
-        },
-    );
+    out.push(linuxDnsCheck(p));
   } else {
     out.push(
       p.exists("/dev/utun0") || p.exists("/dev")

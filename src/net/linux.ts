@@ -1,7 +1,8 @@
 /**
  * NetPlatform on Linux: TUN + rtnetlink through libc FFI (ffi/linux), split DNS through
- * systemd-resolved over D-Bus. Never runs ip/resolvectl and never edits /etc/resolv.conf.
- * OS errors become one-line UserErrors here (`toUserError`, pure, so testable without root).
+ * systemd-resolved over D-Bus when it runs, else a local forwarder named in /etc/resolv.conf
+ * (src/dns/). Never runs ip/resolvectl. OS errors become one-line UserErrors here
+ * (`toUserError`, pure, so testable without root).
  */
 import { OsError } from "../../ffi/libc.ts";
 import { dbus, DBusConnection, DBusError } from "../../ffi/linux/dbus.ts";
@@ -17,6 +18,8 @@ import { nextSeq, transact } from "../../ffi/linux/netlink_socket.ts";
 import { disableIPv6, indexToName, LinuxTunDevice, nameToIndex } from "../../ffi/linux/tun.ts";
 import { formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
 import { UserError } from "../errors.ts";
+import { resolvConfDns } from "../dns/resolv_dns.ts";
+import { stateDir } from "../tunnel/state.ts";
 import {
   type Dns,
   type DnsConfig,
@@ -34,6 +37,10 @@ export interface LinuxPlatformOptions {
   busPath?: string;
   /** Present when systemd-resolved runs. */
   resolvedDir?: string;
+  /** Replaced (and restored) when systemd-resolved does not run; default /etc/resolv.conf. */
+  resolvConf?: string;
+  /** Where the resolv.conf backup goes; default the tunnel state dir. */
+  stateDir?: string;
 }
 
 export type { Step };
@@ -207,19 +214,25 @@ export function resolvectlHint(cfg: DnsConfig): string {
   return `resolvectl dns ${cfg.ifname} ${cfg.server}; resolvectl domain ${cfg.ifname} ${domains}`;
 }
 
-function linuxDns(busPath: string, resolvedDir: string): Dns {
+/** systemd-resolved when it runs, else the resolv.conf forwarder; revert follows the state. */
+function linuxDns(busPath: string, resolvedDir: string, fallback: Dns): Dns {
+  const resolved = resolvedDns(busPath, resolvedDir);
+  const present = () => exists(resolvedDir) && exists(busPath);
+  return {
+    apply(cfg) {
+      if (cfg.domains.length === 0) return Promise.resolve({ kind: "none", items: [] });
+      return present() ? resolved.apply(cfg) : fallback.apply(cfg);
+    },
+    revert(state) {
+      return state.kind === "resolv-conf" ? fallback.revert(state) : resolved.revert(state);
+    },
+  };
+}
+
+function resolvedDns(busPath: string, resolvedDir: string): Dns {
   const present = () => exists(resolvedDir) && exists(busPath);
   return {
     async apply(cfg: DnsConfig): Promise<DnsState> {
-      if (cfg.domains.length === 0) return { kind: "none", items: [] };
-      const list = cfg.domains.join(", ");
-      if (!present()) {
-        throw new UserError(
-          `DNS for ${list} needs systemd-resolved, which is not running here: send queries for ` +
-            `those domains to ${cfg.server} yourself (e.g. dnsmasq server=/${cfg.domains[0]}/` +
-            `${cfg.server}), or run without DNS and use IP addresses`,
-        );
-      }
       const server = ip(cfg.server, "DNS server");
       const index = nameToIndex(cfg.ifname);
       if (index === 0) throw new UserError(`cannot set DNS: no interface ${cfg.ifname}`);
@@ -292,6 +305,10 @@ export function linuxPlatform(opts: LinuxPlatformOptions = {}): NetPlatform {
     dns: linuxDns(
       opts.busPath ?? "/run/dbus/system_bus_socket",
       opts.resolvedDir ?? "/run/systemd/resolve",
+      resolvConfDns({
+        path: opts.resolvConf ?? "/etc/resolv.conf",
+        stateDir: opts.stateDir ?? stateDir(),
+      }),
     ),
   };
 }

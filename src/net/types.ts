@@ -61,8 +61,11 @@ export interface DnsConfig {
 
 export interface DnsState {
   /** What was changed, recorded in the state file so a later run can undo it after a crash. */
-  kind: "systemd-resolved" | "resolver-files" | "none";
-  /** Files written (macOS) or the link configured (Linux). */
+  kind: "systemd-resolved" | "resolver-files" | "resolv-conf" | "none";
+  /**
+   * Files written (macOS), the link configured (systemd-resolved), or the backup of the replaced
+   * /etc/resolv.conf in the state dir (resolv-conf: Linux without systemd-resolved).
+   */
   items: string[];
 }
 

@@ -249,13 +249,16 @@ Deno.test("doctor: a CIDR that would capture the AWS endpoint is a route conflic
   });
 });
 
-function probe(over: Partial<LocalProbe> & { paths?: string[] }): LocalProbe {
+function probe(
+  over: Partial<LocalProbe> & { paths?: string[]; files?: Record<string, string> },
+): LocalProbe {
   const paths = new Set(over.paths ?? []);
   return {
     os: "linux",
     uid: 0,
     exists: (p) => paths.has(p),
     canCreateIn: () => false,
+    readText: (p) => over.files?.[p],
     ...over,
   };
 }
@@ -269,11 +272,11 @@ Deno.test("doctor: local checks on Linux and macOS", () => {
     ["tun device", true],
     ["DNS", true],
   ]);
+  assert.match(good[2].detail, /systemd-resolved is running/);
   const bad = localChecks(probe({ uid: 1000, paths: [] }));
-  assert.deepEqual(bad.map((c) => c.ok), [false, false, false]);
+  assert.deepEqual(bad.map((c) => c.ok), [false, false, true]);
   assert.match(formatCheck(bad[0]), /^✗ privileges: not root \(uid 1000\).*\(fix: run start/);
   assert.match(bad[1].fix!, /modprobe tun/);
-  assert.match(bad[2].detail, /systemd-resolved is not running/);
 
   const mac = localChecks(probe({ os: "darwin", uid: 501, paths: ["/dev", "/etc/resolver"] }));
   assert.deepEqual(mac.map((c) => [c.name, c.ok]), [
@@ -286,4 +289,25 @@ Deno.test("doctor: local checks on Linux and macOS", () => {
   assert.ok(macRoot.every((c) => c.ok), JSON.stringify(macRoot));
   assert.match(macRoot[2].detail, /will be created by start/);
   assert.equal(localChecks(probe({ os: "windows", uid: null }))[0].ok, false);
+});
+
+Deno.test("doctor: which way DNS goes on Linux without systemd-resolved", () => {
+  const dns = (files: Record<string, string>, paths: string[] = []) =>
+    localChecks(probe({ paths, files })).find((c) => c.name === "DNS")!;
+  // Only the bus, no resolved: the forwarder, with the nameservers it will forward to.
+  const fwd = dns({
+    "/etc/resolv.conf": "search corp.example\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n",
+  }, ["/run/dbus/system_bus_socket"]);
+  assert.equal(fwd.ok, true);
+  assert.equal(
+    fwd.detail,
+    "no systemd-resolved: --dns-domain points /etc/resolv.conf at a forwarder on 127.0.0.153 " +
+      "(restored on stop) that sends other names to 10.0.0.2, 10.0.0.3",
+  );
+  assert.match(dns({}).detail, /other names to 127\.0\.0\.1 \(\/etc\/resolv\.conf names none\)$/);
+  // Already ours: another tunnel holds it.
+  const held = dns({ "/etc/resolv.conf": "# Written by ssm-proxy (pid 77) for split DNS\n" });
+  assert.equal(held.ok, false);
+  assert.match(held.detail, /written by ssm-proxy \(pid 77\)/);
+  assert.match(held.fix!, /stop that tunnel first/);
 });

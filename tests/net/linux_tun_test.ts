@@ -177,15 +177,21 @@ async function errors(): Promise<void> {
   // A name held by a non-TUN device.
   await assert.rejects(net.openTun({ ...cfg, name: "lo" }), /already in use/);
   tun.close();
-  // DNS without systemd-resolved: a UserError saying what to do, nothing touched.
+  // DNS without systemd-resolved, and a resolv.conf that cannot be replaced: one line, nothing
+  // left behind (the forwarder closed, no backup). Never the real /etc/resolv.conf.
+  const stateDir = await Deno.makeTempDir({ prefix: "ssmpt-dns-" });
   await assert.rejects(
-    linuxPlatform({ resolvedDir: "/nonexistent/ssmpt" }).dns.apply({
-      ifname: "lo",
-      server: "10.199.0.53",
-      domains: ["ec2.internal"],
-    }),
-    (e: Error) => e instanceof UserError && /needs systemd-resolved/.test(e.message),
+    linuxPlatform({
+      resolvedDir: "/nonexistent/ssmpt",
+      resolvConf: "/nonexistent/ssmpt/resolv.conf",
+      stateDir,
+    }).dns.apply({ ifname: "lo", server: "10.199.0.53", domains: ["ec2.internal"] }),
+    (e: Error) =>
+      e instanceof UserError && /^cannot replace \/nonexistent\/ssmpt\/resolv.conf/.test(e.message),
   );
+  assert.deepEqual([...Deno.readDirSync(stateDir)], []);
+  Deno.listen({ hostname: "127.0.0.153", port: 53 }).close(); // released
+  await Deno.remove(stateDir);
   console.log("errors ok");
 }
 
