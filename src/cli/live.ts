@@ -1,11 +1,5 @@
 /** The foreground live line: rates and counters, redrawn in place on a terminal. */
-import type { TunnelStats } from "../tunnel/client.ts";
 import type { TunnelState } from "../tunnel/state.ts";
-
-export function rates(a: TunnelStats & { t: number }, b: TunnelStats & { t: number }) {
-  const secs = Math.max(0.001, (b.t - a.t) / 1000);
-  return { upBps: (b.bytesOut - a.bytesOut) / secs, downBps: (b.bytesIn - a.bytesIn) / secs };
-}
 
 export function fmtBytes(n: number): string {
   const u = ["B", "KB", "MB", "GB", "TB"];

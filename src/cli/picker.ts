@@ -5,7 +5,8 @@
  */
 import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { formatTable, type InstanceRow, listInstances } from "./list_instances.ts";
+import { type InstanceRow, listInstances } from "../aws/instances.ts";
+import { formatTable } from "./list_instances.ts";
 
 export interface PickerIo {
   interactive: boolean;

@@ -25,6 +25,18 @@ export function useInvokingUsersAwsConfig(): void {
   }
 }
 
+/**
+ * Under sudo, ssm-proxy's own config (saved tunnels, clusters) is also the invoking user's:
+ * `sudo ssm-proxy start prod` must find what `ssm-proxy config pull` wrote as that user.
+ */
+export function useInvokingUsersConfig(): void {
+  const user = Deno.env.get("SUDO_USER");
+  if (!user || user === "root") return;
+  if (Deno.env.get("SSM_PROXY_CONFIG") || Deno.env.get("XDG_CONFIG_HOME")) return;
+  const home = homeOf(user);
+  if (home) Deno.env.set("XDG_CONFIG_HOME", `${home}/.config`);
+}
+
 function homeOf(user: string): string | undefined {
   try {
     for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {

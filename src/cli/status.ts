@@ -2,7 +2,7 @@
 import { ExitCode, UserError } from "../errors.ts";
 import { alive, listStates, type TunnelState } from "../tunnel/state.ts";
 import { fmtBytes, fmtDuration, liveText } from "./live.ts";
-import { cleanupStale } from "./stop.ts";
+import { cleanupStale } from "../tunnel/stale.ts";
 
 export async function runStatus(name: string | undefined, o: { json?: boolean }): Promise<void> {
   let states = await listStates();

@@ -1,30 +1,8 @@
 /** `ssm-proxy stop`: signal the tunnel's process and wait for it to undo its changes. */
 import { ExitCode, UserError } from "../errors.ts";
-import { alive, listStates, readState, removeState, type TunnelState } from "../tunnel/state.ts";
+import { alive, listStates, readState, type TunnelState } from "../tunnel/state.ts";
+import { cleanupStale } from "../tunnel/stale.ts";
 import { requireRoot } from "./privileges.ts";
-
-/** The process is gone: remove what it left (routes, DNS) and its state file. */
-export async function cleanupStale(s: TunnelState): Promise<boolean> {
-  if (alive(s.pid)) return false;
-  const { netPlatform } = await import("../net/platform.ts");
-  const net = await netPlatform();
-  // With the process gone its tun is gone, and the kernel removed the routes with it; delete
-  // anyway in case the interface outlived it (idempotent).
-  for (const r of s.routes) await net.routes.delete(r, s.interface).catch(() => {});
-  await net.dns.revert(s.dns).catch(() => {});
-  await removeState(s.name);
-  console.error(
-    `ssm-proxy: cleaned up tunnel "${s.name}" left by a process that no longer runs (pid ${s.pid})`,
-  );
-  return true;
-}
-
-/** States of tunnels whose process still runs; stale ones are cleaned up on the way. */
-export async function liveStates(): Promise<TunnelState[]> {
-  const out: TunnelState[] = [];
-  for (const s of await listStates()) if (!(await cleanupStale(s))) out.push(s);
-  return out;
-}
 
 export async function runStop(name: string | undefined, o: { all?: boolean }): Promise<void> {
   requireRoot("ssm-proxy stop");

@@ -1,41 +1,15 @@
 /**
  * `start` without ssm-proxy-agent on the instance (DESIGN §9): the laptop terminates TCP itself
- * and carries each connection as a stream of a remote-host Port session. Here: choosing the mode,
- * the one line that says what agentless carries, the VPC resolver, and the tunnel's addresses.
+ * and carries each connection as a stream of a remote-host Port session. Here: the one line that
+ * says what agentless carries, the VPC resolver, and the tunnel's addresses.
  */
 import type { AwsOptions } from "../aws/config.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { parseAddr } from "../netstack/packet.ts";
 import { AgentlessTunnel } from "../netstack/tunnel.ts";
 import { localInterfaces } from "../tunnel/heal.ts";
 import { PortSession } from "../ssm/session.ts";
 import { messageSize } from "../ssm/message_size.ts";
-
-export type StartMode = "agent" | "agentless" | "auto";
-
-export function parseMode(v: string): StartMode {
-  if (v === "agent" || v === "agentless" || v === "auto") return v;
-  throw new UserError(
-    `--mode ${JSON.stringify(v)}: use agent, agentless or auto`,
-    ExitCode.Usage,
-  );
-}
-
-/** `--dns-upstream`: IP addresses only (the instance dials them; names would be resolved there). */
-export function parseUpstreams(values: string[]): string[] {
-  for (const v of values) {
-    if (!parseAddr(v)) {
-      throw new UserError(
-        `--dns-upstream ${
-          JSON.stringify(v)
-        } is not an IP address (e.g. a Route 53 Resolver inbound endpoint)`,
-        ExitCode.Usage,
-      );
-    }
-  }
-  return values;
-}
 
 /**
  * The laptop's end of an agentless tunnel. Nothing on the wire carries it (connections end on
@@ -68,13 +42,15 @@ export async function openAgentless(
   target: ResolvedTarget,
   o: {
     wantDns: boolean;
+    /** The VPC resolver when discovery already found it (saves two EC2 calls). */
+    resolver?: string;
     progress: (line: string) => void;
     idleSessionMs?: number;
     dnsUpstreams?: string[];
   },
 ): Promise<AgentlessStart> {
   const ssm = await import("../aws/ssm.ts");
-  const resolver = await findResolver(aws, target, o);
+  const resolver = o.resolver ?? await findResolver(aws, target, o);
   const tunnel = new AgentlessTunnel({
     resolvers: resolver ? [resolver] : [],
     localAddresses: localAddresses(),

@@ -22,6 +22,9 @@ export interface TunnelState {
   /** Routes this process added (removed on stop). */
   routes: string[];
   dns: DnsState;
+  /** Domains sent to the VPC resolver, and that resolver (absent: DNS untouched). */
+  domains?: string[];
+  resolver?: string;
   sessions: string[];
   stats?: TunnelStats & { upBps: number; downBps: number };
   lastError?: string;
@@ -74,8 +77,11 @@ export async function listStates(): Promise<TunnelState[]> {
   try {
     for await (const e of Deno.readDir(stateDir())) {
       if (!e.isFile || !e.name.endsWith(".json")) continue;
-      const s = await readState(e.name.slice(0, -5));
-      if (s) out.push(s);
+      const name = e.name.slice(0, -5);
+      // Only tunnels' files: other things kept here (DNS backups) are not states.
+      if (!validName(name)) continue;
+      const s = await readState(name);
+      if (s && s.name === name && typeof s.pid === "number") out.push(s);
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;

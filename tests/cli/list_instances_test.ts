@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { ExitCode, UserError } from "../../src/errors.ts";
-import {
-  filtersFor,
-  formatTable,
-  listInstances,
-  parseTagFilter,
-  runListInstances,
-} from "../../src/cli/list_instances.ts";
+import { filtersFor, listInstances, parseTagFilter } from "../../src/aws/instances.ts";
+import { formatTable, runListInstances } from "../../src/cli/list_instances.ts";
 import { withEmulator, WORLD } from "../aws/harness_test.ts";
 import {
   EC2_DB,

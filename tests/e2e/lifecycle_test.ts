@@ -32,11 +32,9 @@ e2eTest(
         const tun = await startTunnel(lab, "laptop", { name: "life", cidrs });
         tun.proc.kill("SIGKILL");
         await tun.proc.status;
-        assert.deepEqual(
-          await stateFiles(lab, "laptop"),
-          ["life.json"],
-          "the crash should leave its state file",
-        );
+        // Its state file, and the resolv.conf backup of its split DNS (no systemd-resolved here).
+        const left = await stateFiles(lab, "laptop");
+        assert.ok(left.includes("life.json"), `the crash should leave its state file: ${left}`);
         const s = await ssmProxy(lab, "laptop", ["status", "--json"]);
         assert.equal(s.code, 0, s.stderr);
         assert.deepEqual(JSON.parse(s.stdout).tunnels, []);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ExitCode, UserError } from "../../src/errors.ts";
-import { agentlessNotice, parseMode, parseUpstreams } from "../../src/cli/start_agentless.ts";
+import { agentlessNotice } from "../../src/start/agentless.ts";
+import { parseMode, parseUpstreams } from "../../src/start/options.ts";
 
 Deno.test("--mode takes agent, agentless or auto; anything else is a usage error", () => {
   for (const m of ["agent", "agentless", "auto"]) assert.equal(parseMode(m), m);

@@ -89,6 +89,20 @@ export async function assertLaptopClean(lab: Lab, role: Role = "laptop"): Promis
   assert.deepEqual(extra, [], `routes left in ${role}`);
   assert.deepEqual(fp.nft, "", `nft rules left in ${role}`);
   assert.deepEqual(await stateFiles(lab, role), [], `state files left for ${role}`);
+  assert.equal(
+    await resolvConf(lab, role),
+    LAB_RESOLV_CONF(lab.ns(role)),
+    `resolv.conf of ${role}`,
+  );
+}
+
+/** What scripts/lab.ts writes as each namespace's resolv.conf (`ip netns exec` mounts it). */
+export const LAB_RESOLV_CONF = (ns: string) =>
+  `# ${ns}: the lab's own resolv.conf\nnameserver 192.0.2.53\n`;
+
+/** The resolv.conf processes in `role` see as /etc/resolv.conf. */
+export async function resolvConf(lab: Lab, role: Role): Promise<string> {
+  return await Deno.readTextFile(`/etc/netns/${lab.ns(role)}/resolv.conf`);
 }
 
 /** A failing command's stderr ends in one `ssm-proxy: …` line matching `re`, with no stack. */

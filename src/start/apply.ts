@@ -1,0 +1,125 @@
+/**
+ * Applying a plan: the interface, its routes, split DNS, and the state file that lets `stop`,
+ * `status` and the next run after a crash find all of it. Whatever fails half-way is undone
+ * before the error goes up: the system is left as it was.
+ */
+import { ExitCode, UserError } from "../errors.ts";
+import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
+import type { DnsState, NetPlatform, Tun } from "../net/types.ts";
+import { removeState, type TunnelState, writeState } from "../tunnel/state.ts";
+import type { Link } from "./link.ts";
+import type { NetworkPlan } from "./plan.ts";
+import type { ResolvedTarget } from "../aws/targets.ts";
+
+export interface Up {
+  tun: Tun;
+  state: TunnelState;
+  /** Undo routes and DNS, close the tunnel and the interface, forget the state. Idempotent. */
+  undo(): Promise<void>;
+}
+
+/** The routes to add: the plan's, plus the resolver's own when no planned range holds it. */
+export function linkRoutes(plan: NetworkPlan, resolver: string | undefined): string[] {
+  const routes = plan.routes.map((r) => r.cidr);
+  if (plan.domains.length === 0 || !resolver) return routes;
+  const ip = parseIpv4(resolver);
+  if (ip === undefined) return routes;
+  return routes.some((r) => contains(parseCidr(r), ip)) ? routes : [...routes, `${resolver}/32`];
+}
+
+export async function bringUp(
+  net: NetPlatform,
+  link: Link,
+  plan: NetworkPlan,
+  o: { name: string; target: ResolvedTarget; progress: (line: string) => void },
+): Promise<Up> {
+  const tunnel = link.tunnel;
+  let tun: Tun | undefined;
+  const added: string[] = [];
+  let dns: DnsState = { kind: "none", items: [] };
+  let undone = false;
+  const undo = async () => {
+    if (undone) return;
+    undone = true;
+    for (const r of [...added].reverse()) await net.routes.delete(r, tun!.name).catch(() => {});
+    await net.dns.revert(dns).catch((e) => o.progress((e as Error).message));
+    // The tunnel first: agentless mode resets every open connection through the interface, so
+    // apps learn at once instead of retransmitting into a device that is gone.
+    await tunnel.close();
+    tun?.close();
+    await removeState(o.name);
+  };
+  let domains: string[] = [];
+  try {
+    tun = await net.openTun({
+      name: "ssmp%d",
+      mtu: link.mtu,
+      address: link.address,
+      peer: link.peer,
+      prefixLength: 32,
+    });
+    for (const r of linkRoutes(plan, link.resolver)) {
+      await net.routes.add(r, tun.name);
+      added.push(r);
+    }
+    ({ dns, domains } = await applyDns(net, tun.name, link, plan, o.progress));
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+  const now = new Date().toISOString();
+  const state: TunnelState = {
+    name: o.name,
+    pid: Deno.pid,
+    startedAt: now,
+    updatedAt: now,
+    status: "up",
+    mode: link.mode,
+    target: o.target,
+    interface: tun.name,
+    address: link.address,
+    peer: link.peer,
+    cidrs: plan.routes.map((r) => r.cidr),
+    routes: added,
+    dns,
+    ...(domains.length ? { domains, resolver: link.resolver } : {}),
+    sessions: link.sessionIds,
+  };
+  try {
+    await writeState(state);
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+  return { tun, state, undo };
+}
+
+/**
+ * Split DNS for the plan's domains. Domains the user named must work, or start fails; discovered
+ * ones are a convenience: when they cannot be set up, say why in one line and go on.
+ */
+async function applyDns(
+  net: NetPlatform,
+  ifname: string,
+  link: Link,
+  plan: NetworkPlan,
+  progress: (line: string) => void,
+): Promise<{ dns: DnsState; domains: string[] }> {
+  const none = { dns: { kind: "none" as const, items: [] }, domains: [] };
+  const domains = plan.domains.map((d) => d.domain);
+  if (domains.length === 0) return none;
+  if (!link.resolver) {
+    if (plan.dnsRequired) {
+      throw new UserError(`--dns-domain cannot work: ${link.noResolver}`, ExitCode.Remote);
+    }
+    progress(`private DNS is off: ${link.noResolver}`);
+    return none;
+  }
+  try {
+    return { dns: await net.dns.apply({ ifname, server: link.resolver, domains }), domains };
+  } catch (e) {
+    if (plan.dnsRequired || !(e instanceof UserError)) throw e;
+    progress(`private DNS is off: ${e.message} (routes work; --no-dns silences this)`);
+    return none;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Choosing how packets travel: ssm-proxy-agent when it answers (striped Port sessions to its
+ * port), else agentless (our netstack over remote-host sessions). Both end as a `Link`: what the
+ * interface, routes and DNS need from either mode.
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import type { ResolvedTarget } from "../aws/targets.ts";
+import type { AgentlessTunnel } from "../netstack/tunnel.ts";
+import { messageSize } from "../ssm/message_size.ts";
+import { PortSession } from "../ssm/session.ts";
+import { Tunnel } from "../tunnel/client.ts";
+import type { HealSettings } from "../tunnel/heal_options.ts";
+import { AgentUnavailable } from "../tunnel/stripe.ts";
+import {
+  AGENTLESS_ADDRESS,
+  AGENTLESS_MTU,
+  AGENTLESS_PEER,
+  agentlessNotice,
+  openAgentless,
+} from "./agentless.ts";
+import type { StartMode } from "./options.ts";
+
+/** What either mode brings to the interface, routes and DNS. */
+export interface Link {
+  tunnel: Tunnel | AgentlessTunnel;
+  mode: "agent" | "agentless";
+  address: string;
+  peer: string;
+  mtu: number;
+  resolver?: string;
+  /** Why DNS cannot work without a resolver, in this mode. */
+  noResolver: string;
+  /** For the "up" line: stripes, or what agentless carries. */
+  summary: string;
+  /** Session ids and stream URLs of the first sessions (for the state file, endpoint checks). */
+  sessionIds: string[];
+  streamUrls: string[];
+}
+
+const AGENT_MTU = 1400;
+
+export interface AgentConnect {
+  aws: AwsOptions;
+  target: ResolvedTarget;
+  stripes: number;
+  agentPort: number;
+  heal: HealSettings;
+  progress: (line: string) => void;
+}
+
+/** A striped tunnel to ssm-proxy-agent; throws AgentUnavailable when nothing usable answers. */
+export async function connectAgent(o: AgentConnect): Promise<Link> {
+  const ssm = await import("../aws/ssm.ts");
+  const { target } = o;
+  o.progress(
+    `opening ${o.stripes} session${o.stripes > 1 ? "s" : ""} to ${target.instanceId}${
+      target.name ? ` (${target.name})` : ""
+    }, agent port ${o.agentPort}`,
+  );
+  const sessionIds: string[] = [];
+  const streamUrls: string[] = [];
+  const tunnel = await Tunnel.connect({
+    stripes: o.stripes,
+    agentPort: o.agentPort,
+    mtu: AGENT_MTU,
+    pingMs: o.heal.keepaliveMs,
+    giveUpMs: o.heal.giveUpMs,
+    maxSessionMs: o.heal.maxSessionMs,
+    log: o.progress,
+    openSession: async () => {
+      const grant = await ssm.startSession(o.aws, {
+        target: target.instanceId,
+        documentName: "AWS-StartPortForwardingSession",
+        parameters: { portNumber: [String(o.agentPort)] },
+      });
+      // Only the first sessions: the tunnel's later ones are listed by the ticker.
+      if (sessionIds.length < o.stripes) {
+        streamUrls.push(grant.streamUrl);
+        sessionIds.push(grant.sessionId);
+      }
+      return PortSession.open({
+        grant,
+        api: ssm.sessionApi(o.aws),
+        log: o.progress,
+        maxPayload: messageSize(),
+        // Tens of ms of data in flight, not seconds: a tunnel must drop, not buffer (DESIGN §1).
+        window: 512,
+        windowBytes: 512 * 1024,
+      });
+    },
+  });
+  const w = tunnel.welcome;
+  return {
+    tunnel,
+    mode: "agent",
+    address: w.address,
+    peer: w.peer,
+    mtu: w.mtu,
+    ...(w.resolver ? { resolver: w.resolver } : {}),
+    noResolver:
+      "the agent did not report a VPC resolver: set `resolver` in the agent's config (/etc/ssm-proxy-agent.yaml)",
+    summary: `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}`,
+    sessionIds,
+    streamUrls,
+  };
+}
+
+export interface AgentlessOpen {
+  aws: AwsOptions;
+  target: ResolvedTarget;
+  /** DNS is wanted and must work (explicit --dns-domain). */
+  needDns: boolean;
+  resolver?: string;
+  upstreams: string[];
+  idleSessionMs?: number;
+  progress: (line: string) => void;
+}
+
+export async function openAgentlessLink(o: AgentlessOpen): Promise<Link> {
+  const a = await openAgentless(o.aws, o.target, {
+    wantDns: o.needDns,
+    ...(o.resolver ? { resolver: o.resolver } : {}),
+    progress: o.progress,
+    idleSessionMs: o.idleSessionMs,
+    dnsUpstreams: o.upstreams,
+  });
+  return {
+    tunnel: a.tunnel,
+    mode: "agentless",
+    address: AGENTLESS_ADDRESS,
+    peer: AGENTLESS_PEER,
+    mtu: AGENTLESS_MTU,
+    ...(a.resolver ? { resolver: a.resolver } : {}),
+    noResolver: "the VPC resolver is unknown",
+    summary: "agentless (TCP and DNS)",
+    sessionIds: [],
+    streamUrls: [],
+  };
+}
+
+/**
+ * The agent, when the mode allows it: `agent` (and `auto --install-agent`) insist, through
+ * `offer` (which may install it); `auto` tries once and returns undefined to go agentless.
+ */
+export async function tryAgent(
+  mode: StartMode,
+  installAgent: boolean,
+  connect: () => Promise<Link>,
+  offer: (connect: () => Promise<Link>) => Promise<Link>,
+  progress: (line: string) => void,
+  instanceId: string,
+): Promise<Link | undefined> {
+  if (mode === "agentless") return undefined;
+  if (mode === "agent" || installAgent) return await offer(connect);
+  try {
+    return await connect();
+  } catch (e) {
+    if (!(e instanceof AgentUnavailable)) throw e;
+    progress(agentlessNotice(instanceId, e.message.replace(/ \(ssm-proxy agent install.*$/, "")));
+    return undefined;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * What `start` was asked to do, checked before anything touches AWS or the system: every
+ * mistake in the flags (or a saved tunnel) is one usage line, and later steps get values they
+ * can trust. Pure.
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { type Cidr, parseCidr } from "../net/cidr.ts";
+import { parseAddr } from "../netstack/packet.ts";
+import { parseCidrs } from "../tunnel/checks.ts";
+import { type HealSettings, healSettings } from "../tunnel/heal_options.ts";
+import { validName } from "../tunnel/state.ts";
+
+export type StartMode = "agent" | "agentless" | "auto";
+
+export interface StartOptions extends AwsOptions {
+  target: string;
+  /** Routes; none = discovered from the instance's VPC. */
+  cidr: string[];
+  /** Ranges taken out of the routes (discovered or given). */
+  exclude?: string[];
+  /** Private domains; none = discovered. */
+  dnsDomain?: string[];
+  /** false (`--no-dns`): leave DNS alone. */
+  dns?: boolean;
+  /** agent: ssm-proxy-agent only; agentless: TCP and DNS from the laptop; auto: agent if it answers. */
+  mode?: StartMode;
+  /** Agentless: close a destination's unused session after this long. */
+  sessionIdleSeconds?: number;
+  /** Agentless: resolvers to relay DNS to before the VPC resolver itself. */
+  dnsUpstream?: string[];
+  stripes: number;
+  name: string;
+  agentPort: number;
+  background?: boolean;
+  force?: boolean;
+  /** Print the plan and change nothing. */
+  dryRun?: boolean;
+  /** Start a stopped instance and wait until it is online. */
+  wake?: boolean;
+  /** Install ssm-proxy-agent when the instance lacks it (or has one too old), without asking. */
+  installAgent?: boolean;
+  /** The agent binary for --install-agent (default: next to ssm-proxy). */
+  agentBinary?: string;
+  /** Healing settings (heal_options.ts); the environment fills in what the CLI does not pass. */
+  keepaliveSeconds?: number;
+  giveUpSeconds?: number;
+  maxSessionSeconds?: number;
+}
+
+/** The options once checked: parsed ranges and domains, settled mode and healing. */
+export interface CheckedStart {
+  /** Given with --cidr; undefined = discover. */
+  cidrs?: Cidr[];
+  exclude: Cidr[];
+  /** Given with --dns-domain; undefined = discover (unless `dns` is false). */
+  domains?: string[];
+  dns: boolean;
+  mode: StartMode;
+  heal: HealSettings;
+  upstreams: string[];
+  idleSessionMs?: number;
+}
+
+export function parseMode(v: string): StartMode {
+  if (v === "agent" || v === "agentless" || v === "auto") return v;
+  throw new UserError(
+    `--mode ${JSON.stringify(v)}: use agent, agentless or auto`,
+    ExitCode.Usage,
+  );
+}
+
+/** `--dns-upstream`: IP addresses only (the instance dials them; names would be resolved there). */
+export function parseUpstreams(values: string[]): string[] {
+  for (const v of values) {
+    if (!parseAddr(v)) {
+      throw new UserError(
+        `--dns-upstream ${
+          JSON.stringify(v)
+        } is not an IP address (e.g. a Route 53 Resolver inbound endpoint)`,
+        ExitCode.Usage,
+      );
+    }
+  }
+  return values;
+}
+
+const DOMAIN_RE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
+
+export function parseDomains(values: string[]): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    const d = v.replace(/^\.+|\.+$/g, "").toLowerCase();
+    if (!DOMAIN_RE.test(d)) {
+      throw new UserError(`--dns-domain ${JSON.stringify(v)} is not a domain name`, ExitCode.Usage);
+    }
+    if (!out.includes(d)) out.push(d);
+  }
+  return out;
+}
+
+export function checkStart(o: StartOptions): CheckedStart {
+  if (!validName(o.name)) {
+    throw new UserError(
+      `tunnel name ${JSON.stringify(o.name)}: use up to 32 of a-z, 0-9, - and _`,
+      ExitCode.Usage,
+    );
+  }
+  if (!Number.isInteger(o.stripes) || o.stripes < 1 || o.stripes > 16) {
+    throw new UserError("--stripes must be a whole number from 1 to 16", ExitCode.Usage);
+  }
+  const dns = o.dns !== false;
+  if (!dns && (o.dnsDomain ?? []).length > 0) {
+    throw new UserError(
+      "--no-dns and --dns-domain contradict each other: drop one",
+      ExitCode.Usage,
+    );
+  }
+  const idle = o.sessionIdleSeconds;
+  if (idle !== undefined && (!Number.isFinite(idle) || idle < 1 || idle > 86_400)) {
+    throw new UserError(
+      "--session-idle-seconds must be a number of seconds from 1 to 86400",
+      ExitCode.Usage,
+    );
+  }
+  const exclude = (o.exclude ?? []).map((t) => {
+    try {
+      return parseCidr(t);
+    } catch (e) {
+      throw new UserError(`--exclude ${(e as Error).message}`, ExitCode.Usage);
+    }
+  });
+  return {
+    ...(o.cidr.length > 0 ? { cidrs: parseCidrs(o.cidr) } : {}),
+    exclude,
+    ...((o.dnsDomain ?? []).length > 0 ? { domains: parseDomains(o.dnsDomain!) } : {}),
+    dns,
+    mode: o.mode ?? "auto",
+    heal: healSettings(o),
+    upstreams: parseUpstreams(o.dnsUpstream ?? []),
+    ...(idle !== undefined ? { idleSessionMs: idle * 1000 } : {}),
+  };
+}

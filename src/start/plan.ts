@@ -1,0 +1,134 @@
+/**
+ * What `start` will route and which domains it will send to the VPC resolver, each with the
+ * reason: given with --cidr/--dns-domain, or discovered from the instance's VPC. Asks AWS and
+ * the routing table; changes nothing (this is all `--dry-run` does).
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import type { ResolvedTarget } from "../aws/targets.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
+import type { Routes } from "../net/types.ts";
+import { checkOtherTunnels, checkRouteConflicts, conflictChecker } from "../tunnel/checks.ts";
+import type { TunnelState } from "../tunnel/state.ts";
+import type { CheckedStart } from "./options.ts";
+
+export interface NetworkPlan {
+  routes: { cidr: string; reason: string }[];
+  skipped: { cidr?: string; reason: string }[];
+  domains: { domain: string; reason: string }[];
+  /** The user named the domains: DNS must work or start fails. Discovered: best effort. */
+  dnsRequired: boolean;
+  /** Why there is no DNS at all, when there is none. */
+  dnsOff?: string;
+  /** The VPC resolver (base + 2 of the VPC's primary block), when the VPC is known. */
+  resolver?: string;
+  vpcId?: string;
+  /** Sources that could not be read, one line each. */
+  notes: string[];
+}
+
+export interface PlanContext {
+  aws: AwsOptions;
+  target: ResolvedTarget;
+  region: string;
+  force: boolean;
+  routes: Routes;
+  running: TunnelState[];
+  mustReach: { what: string; address: string }[];
+}
+
+export async function planNetwork(c: CheckedStart, x: PlanContext): Promise<NetworkPlan> {
+  const wantRoutes = c.cidrs === undefined;
+  const wantDns = c.dns && c.domains === undefined;
+  const { discover } = await import("../discover/discover.ts");
+  const found = wantRoutes || wantDns
+    ? await discover(x.aws, { instanceId: x.target.instanceId, region: x.region }, {
+      routes: wantRoutes,
+      dns: wantDns,
+    })
+    : undefined;
+  const { planRoutes } = await import("../discover/plan.ts");
+  let candidates: { cidr: string; reason: string }[];
+  let conflicts;
+  if (c.cidrs) {
+    // Asked for by name: a conflict is the user's mistake, said at once (--force overrides).
+    checkOtherTunnels(c.cidrs, x.running);
+    if (!x.force) await checkRouteConflicts(c.cidrs, x.routes, x.mustReach);
+    candidates = c.cidrs.map((r) => ({ cidr: r.text, reason: "--cidr" }));
+  } else {
+    candidates = found?.ranges ?? [];
+    conflicts = await conflictChecker(x.routes, x.mustReach, x.running);
+  }
+  const planned = await planRoutes(candidates, {
+    exclude: c.exclude.map((e) => e.text),
+    ...(conflicts ? { conflicts } : {}),
+    force: x.force,
+  });
+  const skipped = [...(found?.skipped ?? []), ...planned.skipped];
+  const notes = [...(found?.notes ?? []), ...planned.notes];
+  if (planned.routes.length === 0) {
+    const why = [...skipped.map((s) => `${s.cidr ?? ""} ${s.reason}`.trim()), ...notes];
+    throw new UserError(
+      `nothing to route for ${x.target.instanceId}${
+        why.length ? ` (${why.join("; ")})` : ""
+      }: pass --cidr RANGE`,
+      ExitCode.Usage,
+    );
+  }
+  const plan: NetworkPlan = {
+    routes: planned.routes,
+    skipped,
+    domains: [],
+    dnsRequired: false,
+    notes,
+    ...(found?.vpcId ? { vpcId: found.vpcId } : {}),
+    ...(found?.resolver ? { resolver: found.resolver } : {}),
+  };
+  if (!c.dns) plan.dnsOff = "--no-dns";
+  else if (c.domains) {
+    plan.domains = c.domains.map((d) => ({ domain: d, reason: "--dns-domain" }));
+    plan.dnsRequired = true;
+  } else {
+    plan.domains = found?.domains ?? [];
+    if (plan.domains.length === 0) plan.dnsOff = "no private domains found for this VPC";
+  }
+  return plan;
+}
+
+/**
+ * After connecting: a range that holds the session's own endpoint would route the tunnel into
+ * itself. Given ranges fail (as before connecting); discovered ones are skipped.
+ */
+export function dropEndpointConflicts(
+  plan: NetworkPlan,
+  endpoints: { what: string; address: string }[],
+  given: { text: string }[] | undefined,
+): NetworkPlan {
+  const routes: NetworkPlan["routes"] = [];
+  const skipped = [...plan.skipped];
+  for (const r of plan.routes) {
+    const hit = endpoints.find((e) => {
+      const ip = parseIpv4(e.address);
+      return ip !== undefined && contains(parseCidr(r.cidr), ip);
+    });
+    if (!hit) routes.push(r);
+    else if (given) {
+      throw new UserError(
+        `${r.cidr} contains ${hit.address}, the address of ${hit.what}: the tunnel would route its own traffic into itself (use --force to do it anyway)`,
+        ExitCode.Usage,
+      );
+    } else {
+      skipped.push({
+        cidr: r.cidr,
+        reason: `${r.reason}: holds ${hit.what} (${hit.address}); --force keeps it`,
+      });
+    }
+  }
+  if (routes.length === 0) {
+    throw new UserError(
+      `nothing left to route: every range holds the Session Manager endpoint; pass --cidr`,
+      ExitCode.Usage,
+    );
+  }
+  return { ...plan, routes, skipped };
+}

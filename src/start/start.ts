@@ -1,0 +1,173 @@
+/**
+ * `start` as steps: clean stale state, resolve the target, plan routes and DNS (discovered from
+ * the VPC unless given) while connecting to the agent, fall back to agentless, bring the
+ * interface up, then serve. The caller (cli/start.ts) presents; nothing here reads a terminal.
+ */
+import type { AwsOptions } from "../aws/config.ts";
+import type { ResolvedTarget } from "../aws/targets.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import type { NetPlatform } from "../net/types.ts";
+import { endpointAddresses } from "../tunnel/checks.ts";
+import { liveStates } from "../tunnel/stale.ts";
+import { readState, type TunnelState } from "../tunnel/state.ts";
+import { cleanupStale } from "../tunnel/stale.ts";
+import { bringUp, type Up } from "./apply.ts";
+import { connectAgent, type Link, openAgentlessLink, tryAgent } from "./link.ts";
+import type { CheckedStart, StartOptions } from "./options.ts";
+import { dropEndpointConflicts, type NetworkPlan, planNetwork } from "./plan.ts";
+
+export interface StartHooks {
+  progress(line: string): void;
+  /** The plan and the link it will use, before the system changes. */
+  showPlan(target: ResolvedTarget, plan: NetworkPlan, link: Link): void;
+  /** Connects to the agent, or installs it when the user agrees (cli/agent_offer.ts). */
+  offerAgent(target: ResolvedTarget, connect: () => Promise<Link>): Promise<Link>;
+}
+
+export interface Planned {
+  target: ResolvedTarget;
+  region: string;
+  plan: NetworkPlan;
+  running: TunnelState[];
+}
+
+/** Tunnels still running (after cleaning up dead ones); refuses a second tunnel of one name. */
+export async function runningTunnels(name: string): Promise<TunnelState[]> {
+  const old = await readState(name);
+  if (old) await cleanupStale(old);
+  const running = await liveStates();
+  const same = running.find((s) => s.name === name);
+  if (same) {
+    throw new UserError(
+      `a tunnel named "${name}" is already running (pid ${same.pid}): stop it with ssm-proxy stop ${name}, or pick another name`,
+      ExitCode.Usage,
+    );
+  }
+  return running;
+}
+
+export async function resolveStartTarget(
+  aws: AwsOptions,
+  spec: string,
+  wake: boolean,
+  progress: (line: string) => void,
+): Promise<ResolvedTarget> {
+  progress(`resolving ${spec}`);
+  if (wake) return await (await import("../aws/wake.ts")).resolveTargetWaking(aws, spec, progress);
+  const { resolveTarget } = await import("../aws/targets.ts");
+  return await resolveTarget(aws, spec);
+}
+
+/** Everything `--dry-run` shows: target, routes and DNS with their reasons. No changes. */
+export async function planStart(
+  o: StartOptions,
+  c: CheckedStart,
+  net: NetPlatform,
+  running: TunnelState[],
+  progress: (line: string) => void,
+): Promise<Planned> {
+  const aws: AwsOptions = { profile: o.profile, region: o.region };
+  const target = await resolveStartTarget(aws, o.target, o.wake === true, progress);
+  const region = await regionOf(aws);
+  const plan = await planNetwork(c, {
+    aws,
+    target,
+    region,
+    force: o.force === true,
+    routes: net.routes,
+    running,
+    mustReach: await ssmEndpoint(region),
+  });
+  return { target, region, plan, running };
+}
+
+/**
+ * Up to the point of serving: plan and agent connection run together (the discovery calls and
+ * the session handshake overlap), then agentless if the agent is not there, then the interface.
+ */
+export async function bringUpStart(
+  o: StartOptions,
+  c: CheckedStart,
+  net: NetPlatform,
+  running: TunnelState[],
+  hooks: StartHooks,
+): Promise<{ up: Up; link: Link; planned: Planned }> {
+  const aws: AwsOptions = { profile: o.profile, region: o.region };
+  const target = await resolveStartTarget(aws, o.target, o.wake === true, hooks.progress);
+  const region = await regionOf(aws);
+  const planning = (async () =>
+    planNetwork(c, {
+      aws,
+      target,
+      region,
+      force: o.force === true,
+      routes: net.routes,
+      running,
+      mustReach: await ssmEndpoint(region),
+    }))();
+  planning.catch(() => {}); // awaited below; a rejection before then is not unhandled
+  const connect = () =>
+    connectAgent({
+      aws,
+      target,
+      stripes: o.stripes,
+      agentPort: o.agentPort,
+      heal: c.heal,
+      progress: hooks.progress,
+    });
+  let link: Link | undefined;
+  try {
+    link = await tryAgent(
+      c.mode,
+      o.installAgent === true,
+      connect,
+      (conn) => hooks.offerAgent(target, conn),
+      hooks.progress,
+      target.instanceId,
+    );
+    let plan = await planning;
+    if (link && !o.force) {
+      plan = dropEndpointConflicts(plan, await endpointAddresses(link.streamUrls), c.cidrs);
+    }
+    link ??= await openAgentlessLink({
+      aws,
+      target,
+      needDns: plan.dnsRequired,
+      ...(plan.resolver ? { resolver: plan.resolver } : {}),
+      upstreams: c.upstreams,
+      idleSessionMs: c.idleSessionMs,
+      progress: hooks.progress,
+    });
+    hooks.showPlan(target, plan, link);
+    const up = await bringUp(net, link, plan, { name: o.name, target, progress: hooks.progress });
+    return { up, link, planned: { target, region, plan, running } };
+  } catch (e) {
+    await planning.catch(() => {});
+    // bringUp closes the tunnel itself when it fails; closing twice is harmless.
+    await link?.tunnel.close().catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * The region every call goes to, as the SDK settles it (flag, environment, or the profile's
+ * `region`): discovery names the region's internal domain and asks Route 53 about it.
+ */
+async function regionOf(aws: AwsOptions): Promise<string> {
+  const { clientConfig, missingRegion } = await import("../aws/config.ts");
+  const { SSMClient } = await import("@aws-sdk/client-ssm");
+  const client = new SSMClient(clientConfig(aws));
+  try {
+    const region = await client.config.region().catch(() => "");
+    if (!region) throw missingRegion(aws);
+    return region;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** The SSM endpoint's addresses: a range holding them would route the tunnel into itself. */
+async function ssmEndpoint(region: string) {
+  const { endpointFor } = await import("../aws/config.ts");
+  return await endpointAddresses([endpointFor("ssm", region)]);
+}

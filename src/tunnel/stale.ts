@@ -1,0 +1,28 @@
+/**
+ * Tunnels whose process died (crash, kill -9, reboot without /run cleared): undo what they left
+ * (routes, DNS) and forget them. Every command that looks at tunnels calls this first.
+ */
+import { alive, listStates, removeState, type TunnelState } from "./state.ts";
+
+/** The process is gone: remove what it left (routes, DNS) and its state file. */
+export async function cleanupStale(s: TunnelState): Promise<boolean> {
+  if (alive(s.pid)) return false;
+  const { netPlatform } = await import("../net/platform.ts");
+  const net = await netPlatform();
+  // With the process gone its tun is gone, and the kernel removed the routes with it; delete
+  // anyway in case the interface outlived it (idempotent).
+  for (const r of s.routes) await net.routes.delete(r, s.interface).catch(() => {});
+  await net.dns.revert(s.dns).catch(() => {});
+  await removeState(s.name);
+  console.error(
+    `ssm-proxy: cleaned up tunnel "${s.name}" left by a process that no longer runs (pid ${s.pid})`,
+  );
+  return true;
+}
+
+/** States of tunnels whose process still runs; stale ones are cleaned up on the way. */
+export async function liveStates(): Promise<TunnelState[]> {
+  const out: TunnelState[] = [];
+  for (const s of await listStates()) if (!(await cleanupStale(s))) out.push(s);
+  return out;
+}
