@@ -36,18 +36,36 @@ export function buildProgram() {
     });
 
   program.command("start")
-    .description("route CIDRs through a tunnel to the instance's VPC (root)")
+    .description(
+      "route the instance's VPC (and what it reaches) through a tunnel, with its private DNS (root)",
+    )
+    .argument(
+      "[name]",
+      "a tunnel saved under tunnels: in the config (or published by the team), or a name for this one",
+    )
     .option(
       "-t, --target <target>",
       "instance: i-…, mi-…, name:<Name tag> or tag:<Key>=<Value> (default: pick from a list)",
     )
-    .option("--cidr <cidr>", "IPv4 range to route through the tunnel (repeatable)", collect, [])
     .option(
-      "--dns-domain <domain>",
-      "private DNS domain resolved by the VPC resolver (repeatable)",
+      "--cidr <cidr>",
+      "IPv4 range to route through the tunnel (repeatable; default: discovered from the VPC)",
       collect,
       [],
     )
+    .option("--exclude <cidr>", "leave this range out of the routes (repeatable)", collect, [])
+    .option(
+      "--dns-domain <domain>",
+      "private DNS domain resolved by the VPC resolver (repeatable; default: discovered)",
+      collect,
+      [],
+    )
+    .option("--no-dns", "leave DNS alone: no private domains")
+    .option(
+      "--dry-run",
+      "print the target, routes and DNS domains with their reasons; change nothing",
+    )
+    .option("--config <file>", "ssm-proxy config file (default: SSM_PROXY_CONFIG or ~/.config)")
     .option(
       "--mode <mode>",
       "agent (ssm-proxy-agent on the instance), agentless (TCP and DNS, nothing installed) or auto: the agent when it answers",
@@ -65,7 +83,7 @@ export function buildProgram() {
       "agentless: close a destination's session after this long unused (default 60)",
       Number,
     )
-    .option("--name <name>", "name of this tunnel, for status and stop", "default")
+    .option("--name <name>", "name of this tunnel, for status and stop (default: NAME or default)")
     .option("--agent-port <port>", "port of ssm-proxy-agent on the instance", parsePort, 7797)
     .option("-d, --background", "return once the tunnel is up, and keep it running")
     .option("--force", "route the CIDRs even where they conflict with local networks")
@@ -86,10 +104,12 @@ export function buildProgram() {
       "the account's Session Manager maximum session duration",
       Number,
     )
-    .action(async (opts, cmd) => {
-      const { runStart } = await import("../cli/start.ts");
-      const { parseMode } = await import("../cli/start_agentless.ts");
-      await runStart({ ...cmd.optsWithGlobals(), ...opts, mode: parseMode(opts.mode) });
+    .action(async (name, opts, cmd) => {
+      const { runStartCommand } = await import("../cli/start_saved.ts");
+      const given = (k: string) =>
+        cmd.getOptionValueSource(k) === "cli" ||
+        program.getOptionValueSource(k) === "cli";
+      await runStartCommand(name, { ...cmd.optsWithGlobals(), ...opts }, given);
     });
 
   program.command("stop")
@@ -228,6 +248,73 @@ export function buildProgram() {
     .action(async (opts, cmd) => {
       const { runDoctor } = await import("../cli/doctor.ts");
       await runDoctor({ ...cmd.optsWithGlobals(), ...opts });
+    });
+
+  program.command("completion")
+    .description("print the shell completion script: bash, zsh or fish (README: Shell completion)")
+    .addArgument(
+      program.createArgument("<shell>", "bash, zsh or fish").choices(["bash", "zsh", "fish"]),
+    )
+    .action(async (shell) => {
+      const { printCompletion } = await import("./completion/mod.ts");
+      await printCompletion(shell, program);
+    });
+
+  // What the completion scripts call on TAB for names only known at run time; never in --help.
+  program.command("__complete", { hidden: true })
+    .argument("[kind]")
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (kind) => {
+      const { runComplete } = await import("./completion/dynamic.ts");
+      await runComplete(kind);
+    });
+
+  const config = program.command("config")
+    .description("ssm-proxy's config file (tunnels:, clusters:) and the team's in Parameter Store");
+  const configFileOption = "ssm-proxy config file (default: SSM_PROXY_CONFIG or ~/.config)";
+  const teamPathOption = "Parameter Store path of the team's entries";
+
+  config.command("show")
+    .description("the config in effect: local entries, then the team's (each marked) as YAML")
+    .option("--config <file>", configFileOption)
+    .option("--path <path>", teamPathOption, "/ssm-proxy")
+    .option("--local", "only the config file: do not read the team's entries")
+    .option("--json", "machine-readable output")
+    .action(async (opts, cmd) => {
+      const { runConfigShow } = await import("../cli/config.ts");
+      await runConfigShow({ ...cmd.optsWithGlobals(), ...opts });
+    });
+
+  config.command("check")
+    .description("validate the config file: ok, or file:line: key: problem")
+    .option("--config <file>", configFileOption)
+    .action(async (opts) => {
+      const { runConfigCheck } = await import("../cli/config.ts");
+      await runConfigCheck(opts);
+    });
+
+  config.command("publish")
+    .description("share a local tunnel or cluster entry with the team (SSM Parameter Store)")
+    .argument("<name>", "tunnel or cluster name in the config file")
+    .option("--config <file>", configFileOption)
+    .option("--path <path>", teamPathOption, "/ssm-proxy")
+    .option("--kind <kind>", "tunnel or cluster, when both have that name")
+    .option("--overwrite", "replace a different entry already published under that name")
+    .action(async (name, opts, cmd) => {
+      const { runConfigPublish, parseKind } = await import("../cli/config.ts");
+      const kind = opts.kind === undefined ? undefined : parseKind(opts.kind);
+      await runConfigPublish(name, { ...cmd.optsWithGlobals(), ...opts, kind });
+    });
+
+  config.command("pull")
+    .description("add the team's tunnels and clusters missing from the config file (local wins)")
+    .option("--config <file>", configFileOption)
+    .option("--path <path>", teamPathOption, "/ssm-proxy")
+    .option("--dry-run", "show what would change without writing the file")
+    .action(async (opts, cmd) => {
+      const { runConfigPull } = await import("../cli/config.ts");
+      await runConfigPull({ ...cmd.optsWithGlobals(), ...opts });
     });
 
   program.command("demo")

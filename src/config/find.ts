@@ -3,12 +3,10 @@
  * team's entry in Parameter Store. The local one wins so that anyone can override a team entry
  * without asking the team.
  */
-import { isMap, isScalar, parseDocument } from "yaml";
 import { ExitCode, UserError } from "../errors.ts";
 import type { AwsOptions } from "../aws/config.ts";
 import { validName } from "../tunnel/state.ts";
 import { readConfig } from "./file.ts";
-import { configPath } from "./load.ts";
 import { fetchTeamTunnel, teamRoot } from "./team.ts";
 import type { TunnelProfile } from "./tunnels.ts";
 
@@ -48,26 +46,4 @@ export async function findTunnel(name: string, o: FindOptions): Promise<FoundTun
   }
   const team = await fetchTeamTunnel(o.aws, teamRoot(o.teamPath), name);
   return team ? { ...team, source: "team" } : undefined;
-}
-
-/**
- * The names under `tunnels:` in the local config, for shell completion: no AWS, no full
- * validation, and never an error (a broken or missing config completes nothing).
- */
-export async function listTunnelNames(
-  o: { configFile?: string },
-  env?: Record<string, string | undefined>,
-): Promise<string[]> {
-  try {
-    const where = configPath(o.configFile, env);
-    if (!where) return [];
-    const doc = parseDocument(await Deno.readTextFile(where.path));
-    const tunnels = isMap(doc.contents) ? doc.contents.get("tunnels", true) : undefined;
-    if (!isMap(tunnels)) return [];
-    return tunnels.items
-      .map((p) => (isScalar(p.key) ? String(p.key.value) : ""))
-      .filter(validName);
-  } catch {
-    return [];
-  }
 }

@@ -3,7 +3,8 @@
  * the emulator's Parameter Store. And `listTunnelNames` for completion.
  */
 import assert from "node:assert/strict";
-import { findTunnel, listTunnelNames } from "../../src/config/find.ts";
+import { findTunnel } from "../../src/config/find.ts";
+import { listTunnelNames } from "../../src/config/names.ts";
 import {
   deleteParameter,
   getParameter,
