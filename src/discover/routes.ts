@@ -121,6 +121,8 @@ export function routeCandidates(f: RouteFacts): { ranges: Range[]; skipped: Skip
     found.push({ cidr, reason: `${vpc}${n === 0 ? "" : ", secondary block"}${from})` });
   });
   for (const r of f.table?.routes ?? []) {
+    // The VPC's own blocks, listed above: saying so again would only be noise.
+    if (r.target === "local" && r.destination && own.includes(r.destination)) continue;
     const { range, skip } = classify(r);
     if (range) found.push(range);
     if (skip) skipped.push(skip);

@@ -4,7 +4,15 @@
  */
 import { ExitCode, UserError } from "../errors.ts";
 import type { RouteInfo, Routes } from "../net/types.ts";
-import { type Cidr, contains, formatIpv4, overlaps, parseCidr, parseIpv4 } from "../net/cidr.ts";
+import {
+  type Cidr,
+  contains,
+  formatIpv4,
+  mask,
+  overlaps,
+  parseCidr,
+  parseIpv4,
+} from "../net/cidr.ts";
 
 /** A public address only looked up in the routing table (RTM_GETROUTE), never contacted. */
 const PROBE = "1.1.1.1";
@@ -57,6 +65,32 @@ export function checkOtherTunnels(
   }
 }
 
+/** A network this machine is directly on (an interface's address and prefix). */
+export interface LocalNetwork {
+  ifname: string;
+  net: Cidr;
+}
+
+/** This machine's IPv4 networks, but loopback and tunnels (ours, utun, other VPNs' tun). */
+export function localNetworks(
+  interfaces: { name: string; family: string; cidr: string }[] = Deno.networkInterfaces(),
+): LocalNetwork[] {
+  const out: LocalNetwork[] = [];
+  for (const i of interfaces) {
+    if (i.family !== "IPv4" || /^(lo|ssmp|utun|tun|wg)/.test(i.name)) continue;
+    const [addr, prefix] = i.cidr.split("/");
+    const ip = parseIpv4(addr);
+    const p = Number(prefix);
+    if (ip === undefined || !Number.isInteger(p) || p < 1 || p > 31) continue;
+    const m = mask(p);
+    out.push({
+      ifname: i.name,
+      net: { base: (ip & m) >>> 0, prefix: p, text: `${formatIpv4((ip & m) >>> 0)}/${p}` },
+    });
+  }
+  return out;
+}
+
 /** Where the default route goes: the gateway and this machine's own address on it. */
 export async function defaultRoute(routes: Routes): Promise<RouteInfo | undefined> {
   return await routes.get(PROBE).catch(() => undefined);
@@ -72,6 +106,7 @@ export async function localConflict(
   routes: Routes,
   mustReach: { what: string; address: string }[],
   def: RouteInfo | undefined,
+  lans: LocalNetwork[] = [],
 ): Promise<string | undefined> {
   for (
     const [label, addr] of [["default gateway", def?.gateway], [
@@ -92,6 +127,12 @@ export async function localConflict(
   ) {
     return `overlaps a network directly attached to ${r.interface} (your LAN?): routing it into the tunnel would cut it off`;
   }
+  // The lookup above sees only the range's first address: a LAN inside a wide range (a home
+  // 10.1.2.0/24 inside a transit gateway's 10.0.0.0/8) shows up only among the interfaces.
+  const lan = lans.find((l) => overlaps(c, l.net));
+  if (lan) {
+    return `overlaps ${lan.net.text}, the network of ${lan.ifname} (your LAN?): routing it into the tunnel would cut it off`;
+  }
   for (const m of mustReach) {
     const n = parseIpv4(m.address);
     if (n !== undefined && contains(c, n)) {
@@ -106,10 +147,11 @@ export async function checkRouteConflicts(
   cidrs: Cidr[],
   routes: Routes,
   mustReach: { what: string; address: string }[],
+  lans: LocalNetwork[] = localNetworks(),
 ): Promise<void> {
   const def = await defaultRoute(routes);
   for (const c of cidrs) {
-    const why = await localConflict(c, routes, mustReach, def);
+    const why = await localConflict(c, routes, mustReach, def, lans);
     if (why) {
       throw new UserError(`${c.text} ${why} (use --force to do it anyway)`, ExitCode.Usage);
     }
@@ -133,6 +175,7 @@ export async function conflictChecker(
   routes: Routes,
   mustReach: { what: string; address: string }[],
   others: { name: string; cidrs: string[] }[],
+  lans: LocalNetwork[] = localNetworks(),
 ): Promise<ConflictCheck> {
   const def = await defaultRoute(routes);
   const owned = others.flatMap((o) => o.cidrs.map((t) => ({ name: o.name, cidr: parseCidr(t) })));
@@ -141,7 +184,7 @@ export async function conflictChecker(
       const reason = tunnelOverlap(c, o.cidr, o.name);
       if (reason) return { reason, forceable: false };
     }
-    const reason = await localConflict(c, routes, mustReach, def);
+    const reason = await localConflict(c, routes, mustReach, def, lans);
     return reason ? { reason, forceable: true } : undefined;
   };
 }

@@ -34,8 +34,6 @@ Deno.test("discover: VPC blocks, peering/TGW/VPN/Cloud WAN routes, zones and DHC
     ]);
     const skipped = d.skipped.map((s) => `${s.cidr ?? "-"}  ${s.reason}`);
     assert.deepEqual(skipped, [
-      "10.20.0.0/16  local: the VPC's own block, already included",
-      "10.21.0.0/16  local: the VPC's own block, already included",
       "10.30.0.0/16  blackhole route via pcx-0dead0 (its target is gone)",
       "-  prefix list pl-0f0f0f via tgw-0b0b0b (transit gateway) is not expanded: add its ranges with --cidr",
       "0.0.0.0/0  the default route via tgw-0b0b0b (transit gateway): a full tunnel is not supported yet",

@@ -55,7 +55,7 @@ Deno.test("routes: everything left out says why", () => {
   });
   const why = (cidr: string | undefined) =>
     skipped.filter((s) => s.cidr === cidr).map((s) => s.reason);
-  assert.deepEqual(why("10.0.0.0/16"), ["local: the VPC's own block, already included"]);
+  assert.deepEqual(why("10.0.0.0/16"), []); // the VPC's local route: already a range
   assert.deepEqual(why("10.30.0.0/16"), ["blackhole route via pcx-0dead (its target is gone)"]);
   assert.deepEqual(why(undefined), [
     "prefix list pl-0f0f via tgw-0b0b (transit gateway) is not expanded: add its ranges with --cidr",

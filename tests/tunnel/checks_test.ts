@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import {
   checkOtherTunnels,
   checkRouteConflicts,
+  conflictChecker,
   endpointAddresses,
+  localNetworks,
   parseCidrs,
 } from "../../src/tunnel/checks.ts";
 import type { RouteInfo, Routes } from "../../src/net/types.ts";
@@ -76,4 +78,32 @@ Deno.test("checks: endpoint addresses from numeric URLs need no DNS", async () =
       { what: "the AWS endpoint 10.97.0.2", address: "10.97.0.2" },
     ],
   );
+});
+
+Deno.test("checks: a LAN inside a wide range is found among the interfaces, not only by lookup", async () => {
+  const lans = localNetworks([
+    { name: "lo", family: "IPv4", cidr: "127.0.0.1/8" },
+    { name: "ssmp0", family: "IPv4", cidr: "100.64.0.2/32" },
+    { name: "utun3", family: "IPv4", cidr: "10.9.0.2/32" },
+    { name: "en0", family: "IPv6", cidr: "fe80::1/64" },
+    { name: "en0", family: "IPv4", cidr: "10.1.2.23/24" },
+  ]);
+  assert.deepEqual(lans.map((l) => `${l.ifname} ${l.net.text}`), ["en0 10.1.2.0/24"]);
+  // The routing table answers for 10.0.0.0 with a gateway: the lookup alone would not see it.
+  const wide = table([
+    ["default", { interface: "en0", gateway: "10.1.2.1", source: "10.1.2.23" }],
+  ]);
+  await assert.rejects(
+    checkRouteConflicts(parseCidrs(["10.0.0.0/8"]), wide, [], lans),
+    /10\.0\.0\.0\/8 contains this machine's default gateway/,
+  );
+  const quiet = table([["default", { interface: "en0", gateway: "192.168.9.1" }]]);
+  await assert.rejects(
+    checkRouteConflicts(parseCidrs(["10.0.0.0/8"]), quiet, [], lans),
+    /overlaps 10\.1\.2\.0\/24, the network of en0 \(your LAN\?\)/,
+  );
+  await checkRouteConflicts(parseCidrs(["172.16.0.0/12"]), quiet, [], lans);
+  const check = await conflictChecker(quiet, [], [], lans);
+  assert.match((await check(parseCidrs(["10.0.0.0/8"])[0]))?.reason ?? "", /network of en0/);
+  assert.equal(await check(parseCidrs(["10.2.0.0/16"])[0]), undefined);
 });
