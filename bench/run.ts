@@ -3,6 +3,7 @@ import { type AgentlessBench, agentlessRows, benchAgentless } from "./agentless.
 import { benchForward } from "./forward.ts";
 import { benchStartup } from "./startup.ts";
 import { benchTunnel, type TunnelBench, tunnelRows } from "./tunnel.ts";
+import { benchZeroConfig, type ZeroConfigBench, zeroConfigRows } from "./zero_config.ts";
 
 const startup = await benchStartup();
 const off = await benchForward(false, { up: 60e6, down: 100e6 });
@@ -12,9 +13,11 @@ const on = await benchForward(true, { up: 3e6, down: 5e6 });
 // The tunnel and agentless mode need network namespaces, hence root.
 const tunnel: TunnelBench[] = [];
 let agentless: AgentlessBench | undefined;
+let zeroConfig: ZeroConfigBench | undefined;
 if (Deno.uid() === 0) {
   tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
   agentless = await benchAgentless();
+  zeroConfig = await benchZeroConfig();
 } else {
   console.error(
     "bench: not root, skipping the tunnel and agentless benchmarks (they need network namespaces)",
@@ -43,6 +46,7 @@ const rows: [string, string, string][] = [
   ],
   ...tunnel.flatMap(tunnelRows),
   ...(agentless ? agentlessRows(agentless) : []),
+  ...(zeroConfig ? zeroConfigRows(zeroConfig) : []),
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
@@ -54,5 +58,6 @@ console.log(
     forward: { pacingOff: off, pacingOff16k: off16, pacingOn: on },
     ...(tunnel.length ? { tunnel } : {}),
     ...(agentless ? { agentless } : {}),
+    ...(zeroConfig ? { zeroConfig } : {}),
   }),
 );

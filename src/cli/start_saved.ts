@@ -27,8 +27,11 @@ export function withSaved(
     target: pick("target", flags.target, saved.target),
     cidr: pick("cidr", flags.cidr, saved.cidrs),
     exclude: pick("exclude", flags.exclude, saved.exclude),
-    dnsDomain: pick("dnsDomain", flags.dnsDomain, saved.dnsDomains),
-    dns: pick("dns", flags.dns, saved.dns),
+    // --no-dns and --dns-domain each override both saved DNS keys: they answer one question.
+    dnsDomain: given("dns")
+      ? flags.dnsDomain
+      : pick("dnsDomain", flags.dnsDomain, saved.dnsDomains),
+    dns: given("dnsDomain") ? flags.dns : pick("dns", flags.dns, saved.dns),
     stripes: pick("stripes", flags.stripes, saved.stripes),
     mode: pick("mode", flags.mode, saved.mode),
     profile: pick("profile", flags.profile, saved.profile),

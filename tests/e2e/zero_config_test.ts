@@ -6,9 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { PAGE_MARKER } from "../../scripts/lab/services.ts";
-import { REPO, ssmProxy, startTunnel } from "../../scripts/lab/stack.ts";
-import type { Lab } from "../../scripts/lab.ts";
+import { clientEnv, ssmProxy, ssmProxyArgv, startTunnel } from "../../scripts/lab/stack.ts";
 import {
+  addPeeredNetwork,
+  peered,
+  peeredHost,
+  zeroConfigWorld,
+} from "../../scripts/lab/zero_config.ts";
+import {
+  assertErrorLine,
   assertLaptopClean,
   e2eTest,
   LAB_RESOLV_CONF,
@@ -16,63 +22,10 @@ import {
   withStack,
 } from "../support/lab.ts";
 
-/** The "peered VPC": a second range behind the lab's vpc namespace. */
-const peered = (lab: Lab) => `10.98.${lab.x}.0/24`;
-const peeredHost = (lab: Lab) => `10.98.${lab.x}.10`;
-
-async function world(lab: Lab): Promise<string> {
-  const file = `${lab.dir}/zero_config.yaml`;
-  await Deno.writeTextFile(
-    file,
-    `
-instances:
-  - id: i-0123456789abcdef0
-    name: bastion
-    tags: { Purpose: bastion }
-    privateIp: ${lab.instanceVpcAddress}
-    vpc: vpc-0ab0ab0a
-    subnet: subnet-0ab0ab0a
-vpcs:
-  - id: vpc-0ab0ab0a
-    cidr: ${lab.vpcNetwork}
-    tags: { Name: lab }
-routeTables:
-  - id: rtb-0ab0ab0a
-    vpc: vpc-0ab0ab0a
-    subnets: [subnet-0ab0ab0a]
-    routes:
-      - { destination: ${peered(lab)}, target: pcx-0ab0ab0ab0ab0ab0a }
-      - { destination: 0.0.0.0/0, target: igw-0ab0ab0a }
-hostedZones:
-  - id: Z0LAB0LAB0LAB0LAB0LAB
-    name: lab.internal
-    vpcs: [vpc-0ab0ab0a]
-`,
-  );
-  return file;
-}
-
-/** Services on the peered range, reached from the instance through the vpc namespace. */
-async function addPeeredNetwork(lab: Lab): Promise<void> {
-  const must = async (role: "vpc" | "instance", args: string[]) => {
-    const r = await lab.exec(role, args);
-    assert.ok(r.success, `${args.join(" ")}: ${r.stderr}`);
-  };
-  await must("vpc", ["ip", "addr", "add", `${peeredHost(lab)}/24`, "dev", "lab0"]);
-  await must("instance", ["ip", "route", "add", peered(lab), "via", lab.serviceAddress]);
-  const svc = lab.spawn(
-    "vpc",
-    [Deno.execPath(), "run", "-A", `${REPO}scripts/lab/services.ts`, "--addr", peeredHost(lab)],
-    {},
-    "peered services",
-  );
-  await svc.waitForLine(/^ready$/, 20_000);
-}
-
 e2eTest(
   "e2e: start with only --target discovers routes and DNS, and undoes resolv.conf",
   async (t) => {
-    await withStack({ fixtures: world }, async ({ lab }) => {
+    await withStack({ fixtures: zeroConfigWorld }, async ({ lab }) => {
       await addPeeredNetwork(lab);
       const original = await resolvConf(lab, "laptop");
       assert.equal(original, LAB_RESOLV_CONF(lab.ns("laptop")));
@@ -139,7 +92,7 @@ e2eTest(
 );
 
 e2eTest("e2e: --exclude and --no-dns shape what start does", async () => {
-  await withStack({ fixtures: world }, async ({ lab }) => {
+  await withStack({ fixtures: zeroConfigWorld }, async ({ lab }) => {
     await addPeeredNetwork(lab);
     const r = await ssmProxy(lab, "laptop", [
       "start",
@@ -156,3 +109,80 @@ e2eTest("e2e: --exclude and --no-dns shape what start does", async () => {
     assert.match(r.stdout, /dns +off/);
   });
 });
+
+e2eTest(
+  "e2e: start NAME uses the saved tunnel, else the team's, and stop NAME ends it",
+  async (t) => {
+    await withStack({ fixtures: zeroConfigWorld }, async ({ lab }) => {
+      await addPeeredNetwork(lab);
+      const config = `${lab.dir}/config.yaml`;
+      await Deno.writeTextFile(
+        config,
+        `# saved by hand\ntunnels:\n  lab:\n    target: name:bastion\n    cidrs: [${lab.vpcNetwork}]\n    dns_domains: [lab.internal]\n`,
+      );
+
+      await t.step("the local entry: its routes and domains, flags still win", async () => {
+        const r = await ssmProxy(lab, "laptop", ["start", "lab", "--config", config, "--dry-run"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, new RegExp(`tunnel "lab" from ${config}:3`));
+        assert.match(
+          r.stdout,
+          new RegExp(`route +${lab.vpcNetwork.replaceAll(".", "\\.")} +--cidr`),
+        );
+        assert.doesNotMatch(r.stdout, /via pcx-/);
+        assert.match(r.stdout, /dns +lab\.internal +--dns-domain/);
+        const o = await ssmProxy(lab, "laptop", [
+          "start",
+          "lab",
+          "--config",
+          config,
+          "--dry-run",
+          "--no-dns",
+        ]);
+        assert.equal(o.code, 0, o.stderr);
+        assert.match(o.stdout, /dns +off: --no-dns/);
+      });
+
+      await t.step("the team's entry from Parameter Store when there is no local one", async () => {
+        const r = await ssmProxy(lab, "laptop", [
+          "start",
+          "team-lab",
+          "--config",
+          config,
+          "--dry-run",
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /tunnel "team-lab" from \/ssm-proxy\/tunnels\/team-lab/);
+        assert.match(r.stdout, new RegExp(`route +${lab.vpcNetwork.replaceAll(".", "\\.")} +vpc-`));
+        assert.match(r.stdout, /excluded by --exclude/);
+        assert.doesNotMatch(r.stdout, new RegExp(`route +${peered(lab).replaceAll(".", "\\.")}`));
+        assert.match(r.stdout, /dns +off: --no-dns/);
+      });
+
+      await t.step("an unknown name without --target is one usage line", async () => {
+        const r = await ssmProxy(lab, "laptop", ["start", "nope", "--config", config]);
+        assertErrorLine(r, /no saved tunnel named "nope"/);
+        assert.equal(r.code, 2);
+      });
+
+      await t.step("start lab for real, then stop lab", async () => {
+        const proc = lab.spawn(
+          "laptop",
+          ssmProxyArgv(["start", "lab", "--config", config]),
+          clientEnv(lab, "laptop"),
+          "start lab",
+        );
+        await proc.waitForLine(/tunnel "lab" up:/, 45_000);
+        const page = await lab.probe("laptop", [
+          "http",
+          `http://${lab.serviceAddress}/`,
+          PAGE_MARKER,
+        ]);
+        assert.ok(page.ok, page.detail);
+        assert.equal((await ssmProxy(lab, "laptop", ["stop", "lab"])).code, 0);
+        assert.equal((await proc.status).code, 0, proc.tail());
+        await assertLaptopClean(lab);
+      });
+    });
+  },
+);

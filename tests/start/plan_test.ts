@@ -97,6 +97,16 @@ Deno.test("start NAME: the saved tunnel fills in what the command line leaves ou
   assert.equal(m.region, "eu-west-1");
   assert.equal(m.dns, true); // not saved: the flag's default stays
   assert.deepEqual(withSaved(flags, undefined, () => false), flags);
+  // --no-dns beats saved domains, --dns-domain beats a saved `dns: false`.
+  const dnsSaved = { name: "p", dnsDomains: ["corp.internal"] };
+  const off = withSaved({ ...flags, dns: false }, dnsSaved, (f) => f === "dns");
+  assert.deepEqual([off.dns, off.dnsDomain], [false, []]);
+  const on = withSaved(
+    { ...flags, dnsDomain: ["x.internal"] },
+    { name: "p", dns: false },
+    (f) => f === "dnsDomain",
+  );
+  assert.deepEqual([on.dns, on.dnsDomain], [true, ["x.internal"]]);
 });
 
 Deno.test("the plan reads as one reason per line", () => {
