@@ -2,8 +2,12 @@
  * resolv.conf(5) as far as split DNS needs it, pure: which nameservers the system used, and the
  * file we put in its place (the old search/domain/options lines kept, one nameserver: our
  * forwarder). The header marks the file as ours, so a later run can tell its own file from the
- * original and never backs it up as such.
+ * original and never backs it up as such. The file also carries the whole original in comment
+ * lines: the backup lives in the state dir, which a reboot clears, and /etc survives it.
  */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import type { Original } from "./resolv_file.ts";
 
 export interface ResolvConf {
   /** `nameserver` addresses, in order (glibc reads at most three; the forwarder tries them all). */
@@ -56,6 +60,8 @@ export interface RenderInput {
   pid: number;
   /** Where the original is saved. */
   backup: string;
+  /** The original again, carried inside the file for after a reboot. */
+  embedded: Embedded;
   /** Why the file was rewritten in place instead of replaced, if it was (lines). */
   note?: string;
 }
@@ -66,11 +72,109 @@ export function renderResolvConf(r: RenderInput): string {
     `# ${r.server} through the tunnel, all others to the nameservers this file had before.`,
     "# `ssm-proxy stop` restores the original, saved in",
     `#   ${r.backup}`,
-    `# (by hand: put back the "previous" nameserver lines instead of the last line).`,
+    "# and in the ssm-proxy-original lines below, which any ssm-proxy command puts back after",
+    '# a reboot (by hand: put back the "previous" nameserver lines instead of the last line).',
     ...(r.note ? r.note.split("\n").map((l) => `# ${l}`) : []),
     ...r.previous.nameservers.map((n) => `# previous: nameserver ${n}`),
+    ...encodeEmbedded(r.embedded),
     ...r.previous.kept,
     `nameserver ${r.forwarder}`,
   ];
   return lines.join("\n") + "\n";
+}
+
+/** The original inside our file: what a restore needs when the backup is gone. */
+export interface Embedded {
+  original: Original;
+  /**
+   * The boot our file was written in (/proc/sys/kernel/random/boot_id): after a reboot the pid
+   * in the header may belong to an unrelated process, so it says nothing about ours.
+   */
+  bootId?: string;
+}
+
+const EMBED = "# ssm-proxy-original: ";
+/** Base64 per line: with the prefix, 98 columns, so no line is longer than a terminal. */
+const EMBED_WIDTH = 76;
+
+const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex").slice(0, 16);
+const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
+
+/**
+ * `key=value` fields joined by ';', cut into comment lines. No whitespace anywhere, so editors
+ * that trim lines cannot change it; the digest catches any other edit (base64 decoding would
+ * silently skip a damaged character).
+ */
+export function encodeEmbedded(e: Embedded): string[] {
+  const o = e.original;
+  const fields: string[] = [];
+  if (e.bootId && /^[A-Za-z0-9-]+$/.test(e.bootId)) fields.push(`boot=${e.bootId}`);
+  const data = (b: Uint8Array) => [`sha256=${digest(b)}`, `data=${b64(b)}`];
+  if (o.kind === "file") {
+    fields.push(
+      "kind=file",
+      `mode=${o.mode.toString(8)}`,
+      `uid=${o.uid ?? ""}`,
+      `gid=${o.gid ?? ""}`,
+      ...data(o.bytes),
+    );
+  } else if (o.kind === "symlink") {
+    fields.push("kind=symlink", ...data(new TextEncoder().encode(o.target)));
+  } else fields.push("kind=absent");
+  const payload = fields.join(";");
+  const lines: string[] = [];
+  for (let i = 0; i < payload.length; i += EMBED_WIDTH) {
+    lines.push(EMBED + payload.slice(i, i + EMBED_WIDTH));
+  }
+  return lines;
+}
+
+/** The original carried in `text`, or undefined when there is none or it was damaged. */
+export function decodeEmbedded(text: string): Embedded | undefined {
+  const payload = text.split("\n")
+    .filter((l) => l.startsWith(EMBED))
+    .map((l) => l.slice(EMBED.length).trim())
+    .join("");
+  if (payload === "") return undefined;
+  const f = new Map<string, string>();
+  for (const field of payload.split(";")) {
+    const eq = field.indexOf("=");
+    if (eq < 0) return undefined;
+    f.set(field.slice(0, eq), field.slice(eq + 1));
+  }
+  const bootId = f.get("boot");
+  const data = (): Uint8Array | undefined => {
+    const d = f.get("data");
+    if (d === undefined || !/^[A-Za-z0-9+/]*={0,2}$/.test(d)) return undefined;
+    const bytes = new Uint8Array(Buffer.from(d, "base64"));
+    return digest(bytes) === f.get("sha256") ? bytes : undefined;
+  };
+  const id = (s: string | undefined): number | null | undefined =>
+    s === "" ? null : s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined;
+  let original: Original;
+  switch (f.get("kind")) {
+    case "file": {
+      const bytes = data();
+      const mode = f.get("mode");
+      const uid = id(f.get("uid"));
+      const gid = id(f.get("gid"));
+      if (!bytes || !mode || !/^[0-7]{1,4}$/.test(mode) || uid === undefined || gid === undefined) {
+        return undefined;
+      }
+      original = { kind: "file", bytes, mode: parseInt(mode, 8), uid, gid };
+      break;
+    }
+    case "symlink": {
+      const bytes = data();
+      if (!bytes || bytes.length === 0) return undefined;
+      original = { kind: "symlink", target: new TextDecoder().decode(bytes) };
+      break;
+    }
+    case "absent":
+      original = { kind: "absent" };
+      break;
+    default:
+      return undefined;
+  }
+  return bootId ? { original, bootId } : { original };
 }

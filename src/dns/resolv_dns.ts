@@ -1,13 +1,23 @@
 /**
- * Split DNS without systemd-resolved: a forwarder on 127.0.0.153:53 becomes the only nameserver in /etc/resolv.conf; it sends tunnel zones to the tunnel's resolver and the
- * rest to the nameservers the file had. The original is backed up in the state dir before
- * anything changes, and put back exactly by revert: from this process (stop, Ctrl-C) or from the
- * next command after a crash (cleanupStale, with the recorded DnsState).
+ * Split DNS without systemd-resolved: a forwarder on 127.0.0.153:53 becomes the only nameserver
+ * in /etc/resolv.conf; it sends tunnel zones to the tunnel's resolver and the rest to the
+ * nameservers the file had. The original is backed up in the state dir before anything changes,
+ * and put back exactly by revert: from this process (stop, Ctrl-C) or from the next command
+ * after a crash (cleanupStale, with the recorded DnsState). After a reboot, which clears the
+ * state dir, from the copy inside our file (restore.ts).
  */
 import { UserError } from "../errors.ts";
 import type { Dns, DnsConfig, DnsState } from "../net/types.ts";
 import { alive } from "../tunnel/state.ts";
 import { type Backup, readBackup, saveBackup } from "./backup.ts";
+import {
+  backupFile,
+  bootId,
+  defaultLog,
+  legacyBackupFile,
+  recoverResolvConf,
+  undoBackup,
+} from "./restore.ts";
 import { DnsForwarder } from "./forwarder.ts";
 import {
   FORWARDER_ADDRESS,
@@ -27,7 +37,7 @@ import {
   snapshot,
 } from "./resolv_file.ts";
 
-export { FORWARDER_ADDRESS };
+export { backupFile, FORWARDER_ADDRESS, recoverResolvConf };
 
 export interface ResolvConfDnsOptions {
   /** The resolv.conf to manage (tests use a temp file). */
@@ -47,51 +57,38 @@ const running = new Map<string, DnsForwarder>();
 const IN_PLACE_NOTE = "Rewritten in place, not replaced: this file is a mount point here (a\n" +
   "bind mount, as Docker and ip netns exec make), which cannot be renamed over.";
 
-/** The backup file for a resolv.conf path: one per path, so it doubles as the lock. */
-export function backupFile(stateDir: string, path: string): string {
-  return `${stateDir}/dns-backup${path.replace(/[^A-Za-z0-9.-]/g, "_")}.json`;
-}
-
-const equalBytes = (a: Uint8Array, b: Uint8Array) =>
-  a.length === b.length && a.every((x, i) => x === b[i]);
-
 export function resolvConfDns(o: ResolvConfDnsOptions): Dns {
   const address = o.address ?? FORWARDER_ADDRESS;
-  const log = o.log ?? ((line: string) => console.error(`ssm-proxy: ${line}`));
+  const log = o.log ?? defaultLog;
   const backupPath = backupFile(o.stateDir, o.path);
 
-  /**
-   * Put the original back if the file still holds what we wrote, and drop the backup. A backup
-   * held by another live process is left alone (its tunnel still runs).
-   */
+  /** Close this process's forwarder for the backup, then put the original back. */
   async function undo(file: string): Promise<void> {
     const fwd = running.get(file);
     running.delete(file);
     await fwd?.close();
-    const b = await readBackup(file);
-    if (!b) return;
-    if (b.pid !== Deno.pid && alive(b.pid)) return;
-    const st = await Deno.lstat(b.path).catch(() => undefined);
-    const now = st?.isFile ? await readThrough(b.path) : undefined;
-    if (now && equalBytes(now, b.written)) await restore(b.path, b.original, b.inPlace);
-    else {
-      log(`${b.path} was changed by another program since ssm-proxy wrote it: leaving it as it is`);
-    }
-    await Deno.remove(file).catch(() => {});
+    await undoBackup(file, log);
   }
 
-  /** A backup left by a process that is gone is undone first; one held by a live one refuses. */
+  /**
+   * A backup left by a process that is gone is undone first; one held by a live one refuses.
+   * Then our file left without a backup (a reboot cleared the state dir) is put back from the
+   * copy inside it.
+   */
   async function takeOver(): Promise<void> {
-    const b = await readBackup(backupPath);
-    if (!b) return;
-    if (b.pid === Deno.pid || alive(b.pid)) {
-      throw new UserError(
-        `${o.path} already sends DNS to ssm-proxy's forwarder for another tunnel (pid ${b.pid}): ` +
-          `only one tunnel at a time can use --dns-domain here; stop that tunnel first, or start ` +
-          `this one without --dns-domain`,
-      );
+    for (const file of [backupPath, legacyBackupFile(o.stateDir, o.path)]) {
+      const b = await readBackup(file);
+      if (!b) continue;
+      if (b.pid === Deno.pid || alive(b.pid)) {
+        throw new UserError(
+          `${o.path} already sends DNS to ssm-proxy's forwarder for another tunnel (pid ` +
+            `${b.pid}): only one tunnel at a time can use --dns-domain here; stop that tunnel ` +
+            `first, or start this one without --dns-domain`,
+        );
+      }
+      await undo(file);
     }
-    await undo(backupPath);
+    await recoverResolvConf({ path: o.path, stateDir: o.stateDir, log, quietNoCopy: true });
   }
 
   return {
@@ -109,6 +106,7 @@ export function resolvConfDns(o: ResolvConfDnsOptions): Dns {
         );
       }
       const previous = parseResolvConf(text);
+      const boot = bootId();
       const upstreams = previous.nameservers.length ? previous.nameservers : [IMPLICIT_NAMESERVER];
 
       let forwarder: DnsForwarder;
@@ -135,6 +133,7 @@ export function resolvConfDns(o: ResolvConfDnsOptions): Dns {
           server: cfg.server,
           pid: Deno.pid,
           backup: backupPath,
+          embedded: { original, bootId: boot },
           note: inPlace ? IN_PLACE_NOTE : undefined,
         }));
       const mounted = isMountPoint(path);

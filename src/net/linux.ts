@@ -18,6 +18,7 @@ import { nextSeq, transact } from "../../ffi/linux/netlink_socket.ts";
 import { disableIPv6, indexToName, LinuxTunDevice, nameToIndex } from "../../ffi/linux/tun.ts";
 import { formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
 import { UserError } from "../errors.ts";
+import { recoverResolvConf, type Recovery } from "../dns/restore.ts";
 import { resolvConfDns } from "../dns/resolv_dns.ts";
 import { stateDir } from "../tunnel/state.ts";
 import {
@@ -214,8 +215,26 @@ export function resolvectlHint(cfg: DnsConfig): string {
   return `resolvectl dns ${cfg.ifname} ${cfg.server}; resolvectl domain ${cfg.ifname} ${domains}`;
 }
 
+/**
+ * Put back a resolv.conf that ssm-proxy left behind when its process is gone, even with no
+ * tunnel state to say so (a reboot clears /run; /etc keeps our file and the copy of the original
+ * inside it). Prints one line when it restores (or cannot); never throws. For `start`, `stop`
+ * and `status` to call first.
+ */
+export function recoverDns(opts: LinuxPlatformOptions = {}): Promise<Recovery> {
+  return recoverResolvConf({
+    path: opts.resolvConf ?? "/etc/resolv.conf",
+    stateDir: opts.stateDir ?? stateDir(),
+  });
+}
+
 /** systemd-resolved when it runs, else the resolv.conf forwarder; revert follows the state. */
-function linuxDns(busPath: string, resolvedDir: string, fallback: Dns): Dns {
+function linuxDns(
+  busPath: string,
+  resolvedDir: string,
+  fallback: Dns,
+  recover: () => unknown,
+): Dns {
   const resolved = resolvedDns(busPath, resolvedDir);
   const present = () => exists(resolvedDir) && exists(busPath);
   return {
@@ -223,8 +242,11 @@ function linuxDns(busPath: string, resolvedDir: string, fallback: Dns): Dns {
       if (cfg.domains.length === 0) return Promise.resolve({ kind: "none", items: [] });
       return present() ? resolved.apply(cfg) : fallback.apply(cfg);
     },
-    revert(state) {
-      return state.kind === "resolv-conf" ? fallback.revert(state) : resolved.revert(state);
+    async revert(state) {
+      if (state.kind !== "resolv-conf") return resolved.revert(state);
+      await fallback.revert(state);
+      // The backup may be gone with the file still ours (a reboot, a cleared state dir).
+      await recover();
     },
   };
 }
@@ -309,6 +331,7 @@ export function linuxPlatform(opts: LinuxPlatformOptions = {}): NetPlatform {
         path: opts.resolvConf ?? "/etc/resolv.conf",
         stateDir: opts.stateDir ?? stateDir(),
       }),
+      () => recoverDns(opts),
     ),
   };
 }

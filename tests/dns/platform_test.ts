@@ -1,45 +1,27 @@
 /**
- * Split DNS through linuxPlatform() without systemd-resolved, for real: the forwarder on
- * 127.0.0.153:53, DNS servers on 127.0.0.2:53 (the tunnel's resolver) and 127.0.0.3:53 (the
- * previous nameserver), and a resolv.conf in a temp dir, never the machine's. Each scenario runs
- * in its own network and mount namespaces (`unshare --net --mount`), so port 53 and bind mounts
- * stay there. This file is both the test and the script run inside (import.meta.main).
+ * Split DNS through linuxPlatform() without systemd-resolved, for real (scenario.ts says how):
+ * apply and revert, symlinks, bind mounts, kill -9, two tunnels, a file rewritten meanwhile, no
+ * file at all. This file is both the test and the script run inside (import.meta.main).
  */
 import assert from "node:assert/strict";
 import { UserError } from "../../src/errors.ts";
-import { linuxPlatform } from "../../src/net/linux.ts";
-import type { DnsState } from "../../src/net/types.ts";
 import { replaceFile } from "../../src/dns/resolv_file.ts";
-import { decode, dnsServer, query, tcpAsk, type TestDnsServer, udpAsk } from "./support.ts";
-
-const ORIGINAL = "# the machine's own\nsearch corp.example\nnameserver 127.0.0.3\n" +
-  "options edns0 ndots:2\n";
-const CFG = { ifname: "lo", server: "127.0.0.2", domains: ["corp.example"] };
-
-// ---- scenarios (run inside the namespaces; the first argument is a fresh temp dir) ----------
-
-const dir = Deno.args[1];
-const platform = (resolvConf = `${dir}/resolv.conf`) =>
-  linuxPlatform({ resolvedDir: "/nonexistent/ssmpt", resolvConf, stateDir: `${dir}/state` });
-const bytes = (p: string) => Deno.readFileSync(p);
-const text = (p: string) => Deno.readTextFileSync(p);
-const enc = (s: string) => new TextEncoder().encode(s);
-
-async function withServers(fn: () => Promise<void>): Promise<void> {
-  const servers: TestDnsServer[] = [
-    await dnsServer("127.0.0.2", { "db.corp.example": "10.1.0.5" }, {}, 53),
-    await dnsServer("127.0.0.3", { "www.example.com": "93.184.0.1" }, {}, 53),
-  ];
-  try {
-    await fn();
-  } finally {
-    for (const s of servers) await s.close();
-  }
-}
-
-function assertPort53Free(): void {
-  Deno.listen({ hostname: "127.0.0.153", port: 53 }).close();
-}
+import { decode, query, tcpAsk, udpAsk } from "./support.ts";
+import {
+  assertPort53Free,
+  bytes,
+  CFG,
+  crashedChild,
+  dir,
+  enc,
+  mount,
+  ORIGINAL,
+  platform,
+  runScenario,
+  scenarioTests,
+  text,
+  withServers,
+} from "./scenario.ts";
 
 async function roundtrip(): Promise<void> {
   const path = `${dir}/resolv.conf`;
@@ -49,7 +31,7 @@ async function roundtrip(): Promise<void> {
   await withServers(async () => {
     const state = await platform().dns.apply(CFG);
     assert.equal(state.kind, "resolv-conf");
-    assert.deepEqual(state.items, [`${dir}/state/dns-backup${path.replace(/\//g, "_")}.json`]);
+    assert.deepEqual(state.items, [`${dir}/state/dns-backup${path.replace(/\//g, "_")}`]);
     assert.notEqual(Deno.statSync(path).ino, ino, "replaced by rename, not rewritten");
     const ours = text(path);
     assert.match(ours, /^# Written by ssm-proxy/);
@@ -96,11 +78,6 @@ async function symlink(): Promise<void> {
   console.log("symlink ok");
 }
 
-async function mount(src: string, target: string): Promise<void> {
-  const o = await new Deno.Command("mount", { args: ["--bind", src, target] }).output();
-  assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
-}
-
 async function bindMount(): Promise<void> {
   // Like `ip netns exec`: etc/resolv.conf is a bind mount of netns/resolv.conf.
   Deno.mkdirSync(`${dir}/etc`);
@@ -131,27 +108,6 @@ async function bindMount(): Promise<void> {
   console.log("bindmount ok");
 }
 
-/** Another process applies and is killed with SIGKILL; returns the DnsState it recorded. */
-async function crashedChild(): Promise<DnsState> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", new URL(import.meta.url).pathname, "apply-and-wait", dir],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let line = "";
-  while (!line.includes("\n")) {
-    const r = await reader.read();
-    if (r.done) throw new Error("the child ended before applying");
-    line += r.value;
-  }
-  child.kill("SIGKILL");
-  await child.status;
-  reader.releaseLock();
-  await child.stdout.cancel().catch(() => {});
-  return JSON.parse(line) as DnsState;
-}
-
 async function crash(): Promise<void> {
   const path = `${dir}/resolv.conf`;
   Deno.writeTextFileSync(path, ORIGINAL);
@@ -168,12 +124,6 @@ async function crash(): Promise<void> {
   await platform().dns.revert(again);
   assert.deepEqual(bytes(path), enc(ORIGINAL));
   console.log("crash ok");
-}
-
-async function applyAndWait(): Promise<void> {
-  const state = await platform().dns.apply(CFG);
-  console.log(JSON.stringify(state));
-  await new Promise(() => {});
 }
 
 async function twoTunnels(): Promise<void> {
@@ -221,63 +171,26 @@ async function absent(): Promise<void> {
 }
 
 if (import.meta.main) {
-  const scenarios: Record<string, () => Promise<void>> = {
+  await runScenario({
     roundtrip,
     symlink,
     bindmount: bindMount,
     crash,
-    "apply-and-wait": applyAndWait,
     two: twoTunnels,
     rewritten,
     absent,
-  };
-  await scenarios[Deno.args[0]]();
-  Deno.exit(0);
-}
-
-// ---- tests ----------------------------------------------------------------------------------
-
-const usable = Deno.build.os === "linux" && Deno.uid() === 0;
-
-for (const name of ["roundtrip", "symlink", "bindmount", "crash", "two", "rewritten", "absent"]) {
-  Deno.test({
-    name: `resolv.conf DNS through linuxPlatform: ${name}`,
-    ignore: Deno.build.os !== "linux",
-    async fn() {
-      if (!usable) throw new Error("these tests need root (unshare --net --mount) on Linux");
-      const tmp = await Deno.makeTempDir({ prefix: "ssmpt-resolv-" });
-      try {
-        const script = new URL(import.meta.url).pathname;
-        const o = await new Deno.Command("unshare", {
-          args: [
-            "--net",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            `ip link set lo up && exec "$0" run -A --no-check "$1" "$2" "$3"`,
-            Deno.execPath(),
-            script,
-            name,
-            tmp,
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const out = new TextDecoder().decode(o.stdout);
-        const err = new TextDecoder().decode(o.stderr);
-        assert.equal(o.code, 0, `scenario ${name} failed:\n${out}\n${err}`);
-        assert.match(out, new RegExp(`${name} ok`));
-        if (name === "rewritten") {
-          assert.match(
-            err,
-            /resolv\.conf was changed by another program since ssm-proxy wrote it: leaving it as it is/,
-          );
-        }
-      } finally {
-        await Deno.remove(tmp, { recursive: true });
-      }
-    },
   });
 }
+
+scenarioTests(
+  import.meta.url,
+  ["roundtrip", "symlink", "bindmount", "crash", "two", "rewritten", "absent"],
+  (name, _out, err) => {
+    if (name === "rewritten") {
+      assert.match(
+        err,
+        /resolv\.conf was changed by another program since ssm-proxy wrote it: leaving it as it is/,
+      );
+    }
+  },
+);
