@@ -2,9 +2,10 @@
 import { ExitCode, UserError } from "../errors.ts";
 import { alive, listStates, type TunnelState } from "../tunnel/state.ts";
 import { fmtBytes, fmtDuration, liveText } from "./live.ts";
-import { cleanupStale } from "../tunnel/stale.ts";
+import { cleanupStale, recoverLeftovers } from "../tunnel/stale.ts";
 
 export async function runStatus(name: string | undefined, o: { json?: boolean }): Promise<void> {
+  await recoverLeftovers();
   let states = await listStates();
   const stale = states.filter((s) => !alive(s.pid));
   if (stale.length && Deno.uid() === 0) { for (const s of stale) await cleanupStale(s); }

@@ -1,11 +1,12 @@
 /** `ssm-proxy stop`: signal the tunnel's process and wait for it to undo its changes. */
 import { ExitCode, UserError } from "../errors.ts";
 import { alive, listStates, readState, type TunnelState } from "../tunnel/state.ts";
-import { cleanupStale } from "../tunnel/stale.ts";
+import { cleanupStale, recoverLeftovers } from "../tunnel/stale.ts";
 import { requireRoot } from "./privileges.ts";
 
 export async function runStop(name: string | undefined, o: { all?: boolean }): Promise<void> {
   requireRoot("ssm-proxy stop");
+  await recoverLeftovers();
   const states = await listStates();
   let targets: TunnelState[];
   if (o.all) targets = states;

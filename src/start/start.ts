@@ -8,9 +8,8 @@ import type { ResolvedTarget } from "../aws/targets.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { NetPlatform } from "../net/types.ts";
 import { endpointAddresses } from "../tunnel/checks.ts";
-import { liveStates } from "../tunnel/stale.ts";
+import { cleanupStale, liveStates, recoverLeftovers } from "../tunnel/stale.ts";
 import { readState, type TunnelState } from "../tunnel/state.ts";
-import { cleanupStale } from "../tunnel/stale.ts";
 import { bringUp, type Up } from "./apply.ts";
 import { connectAgent, type Link, openAgentlessLink, tryAgent } from "./link.ts";
 import type { CheckedStart, StartOptions } from "./options.ts";
@@ -33,6 +32,7 @@ export interface Planned {
 
 /** Tunnels still running (after cleaning up dead ones); refuses a second tunnel of one name. */
 export async function runningTunnels(name: string): Promise<TunnelState[]> {
+  await recoverLeftovers();
   const old = await readState(name);
   if (old) await cleanupStale(old);
   const running = await liveStates();

@@ -26,3 +26,14 @@ export async function liveStates(): Promise<TunnelState[]> {
   for (const s of await listStates()) if (!(await cleanupStale(s))) out.push(s);
   return out;
 }
+
+/**
+ * What a tunnel that died before a reboot left outside /run (cleared at boot, with its state):
+ * an /etc/resolv.conf pointing at a forwarder that is gone. Restored from the copy it carries;
+ * one line when it is, nothing otherwise.
+ */
+export async function recoverLeftovers(): Promise<void> {
+  if (Deno.build.os !== "linux") return;
+  const { recoverDns } = await import("../net/linux.ts");
+  await recoverDns();
+}
