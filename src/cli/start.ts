@@ -3,7 +3,6 @@
  * of src/start/: the plan with a reason for every route and domain, progress, the live line.
  * `--dry-run` is the plan alone: no root, no changes.
  */
-import { ExitCode, UserError } from "../errors.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
 import { V8_FLAGS } from "../runtime.ts";
 import { checkStart, type StartOptions } from "../start/options.ts";

@@ -58,6 +58,29 @@ export async function resolveStartTarget(
   return await resolveTarget(aws, spec);
 }
 
+/** The target and where it is: what both planning and connecting start from. */
+async function locate(o: StartOptions, progress: (line: string) => void) {
+  const aws: AwsOptions = { profile: o.profile, region: o.region };
+  const target = await resolveStartTarget(aws, o.target, o.wake === true, progress);
+  return { aws, target, region: await regionOf(aws) };
+}
+
+async function planFor(
+  o: StartOptions,
+  c: CheckedStart,
+  net: NetPlatform,
+  running: TunnelState[],
+  at: { aws: AwsOptions; target: ResolvedTarget; region: string },
+): Promise<NetworkPlan> {
+  return await planNetwork(c, {
+    ...at,
+    force: o.force === true,
+    routes: net.routes,
+    running,
+    mustReach: await ssmEndpoint(at.region),
+  });
+}
+
 /** Everything `--dry-run` shows: target, routes and DNS with their reasons. No changes. */
 export async function planStart(
   o: StartOptions,
@@ -66,19 +89,9 @@ export async function planStart(
   running: TunnelState[],
   progress: (line: string) => void,
 ): Promise<Planned> {
-  const aws: AwsOptions = { profile: o.profile, region: o.region };
-  const target = await resolveStartTarget(aws, o.target, o.wake === true, progress);
-  const region = await regionOf(aws);
-  const plan = await planNetwork(c, {
-    aws,
-    target,
-    region,
-    force: o.force === true,
-    routes: net.routes,
-    running,
-    mustReach: await ssmEndpoint(region),
-  });
-  return { target, region, plan, running };
+  const at = await locate(o, progress);
+  const plan = await planFor(o, c, net, running, at);
+  return { target: at.target, region: at.region, plan, running };
 }
 
 /**
@@ -92,19 +105,9 @@ export async function bringUpStart(
   running: TunnelState[],
   hooks: StartHooks,
 ): Promise<{ up: Up; link: Link; planned: Planned }> {
-  const aws: AwsOptions = { profile: o.profile, region: o.region };
-  const target = await resolveStartTarget(aws, o.target, o.wake === true, hooks.progress);
-  const region = await regionOf(aws);
-  const planning = (async () =>
-    planNetwork(c, {
-      aws,
-      target,
-      region,
-      force: o.force === true,
-      routes: net.routes,
-      running,
-      mustReach: await ssmEndpoint(region),
-    }))();
+  const at = await locate(o, hooks.progress);
+  const { aws, target, region } = at;
+  const planning = planFor(o, c, net, running, at);
   planning.catch(() => {}); // awaited below; a rejection before then is not unhandled
   const connect = () =>
     connectAgent({

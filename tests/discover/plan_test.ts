@@ -2,20 +2,8 @@ import assert from "node:assert/strict";
 import { planRoutes } from "../../src/discover/plan.ts";
 import type { Range } from "../../src/discover/routes.ts";
 import { conflictChecker } from "../../src/tunnel/checks.ts";
-import type { RouteInfo, Routes } from "../../src/net/types.ts";
+import { routeTable as table } from "../support/route_table.ts";
 import { UserError } from "../../src/errors.ts";
-
-/** A routing table as the kernel would answer RTM_GETROUTE (as in tests/tunnel/checks_test.ts). */
-function table(entries: [string, RouteInfo][]): Routes {
-  return {
-    add: () => Promise.resolve(),
-    delete: () => Promise.resolve(),
-    get(address: string) {
-      const hit = entries.find(([prefix]) => prefix === "default" || address.startsWith(prefix));
-      return Promise.resolve(hit?.[1]);
-    },
-  };
-}
 
 /** A laptop on 192.168.1.0/24 with a second LAN 10.20.0.0/16 on eth1. */
 const laptop = table([
@@ -87,6 +75,7 @@ Deno.test("plan: ranges that would cut off this machine are skipped, and --force
     laptop,
     [{ what: "the AWS endpoint ssm.eu-west-1.amazonaws.com", address: "52.94.1.1" }],
     [{ name: "prod", cidrs: ["10.8.128.0/17"] }],
+    [], // no interface networks: only the table above
   );
   const plan = await planRoutes([VPC, lan, home, endpoint, mine], { conflicts });
   assert.deepEqual(plan.routes, [VPC]);

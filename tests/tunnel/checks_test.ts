@@ -7,19 +7,7 @@ import {
   localNetworks,
   parseCidrs,
 } from "../../src/tunnel/checks.ts";
-import type { RouteInfo, Routes } from "../../src/net/types.ts";
-
-/** A routing table as the kernel would answer RTM_GETROUTE, for a laptop on 192.168.1.0/24. */
-function table(entries: [string, RouteInfo][]): Routes {
-  return {
-    add: () => Promise.resolve(),
-    delete: () => Promise.resolve(),
-    get(address: string) {
-      const hit = entries.find(([prefix]) => prefix === "default" || address.startsWith(prefix));
-      return Promise.resolve(hit?.[1]);
-    },
-  };
-}
+import { routeTable as table } from "../support/route_table.ts";
 
 const laptop = table([
   ["192.168.1.", { interface: "en0" }],
