@@ -88,17 +88,14 @@ export async function doctor(o: DoctorOptions, emit: (c: Check) => void): Promis
 }
 
 async function regionCheck(aws: AwsOptions): Promise<Check> {
-  const { clientConfig, explicitRegion } = await import("../aws/config.ts");
-  const flag = explicitRegion(aws);
-  if (flag) return { ok: true, name: "region", detail: flag };
-  // Else whatever the SDK finds in the profile.
-  const { STSClient } = await import("@aws-sdk/client-sts");
-  const c = new STSClient(clientConfig(aws));
-  try {
-    const r = await c.config.region().catch(() => "");
-    if (r) return { ok: true, name: "region", detail: `${r} (from the profile)` };
-  } finally {
-    c.destroy();
+  const { resolvedRegion } = await import("../aws/region.ts");
+  const r = await resolvedRegion(aws);
+  if (r) {
+    return {
+      ok: true,
+      name: "region",
+      detail: r.from === "flag" ? r.region : `${r.region} (from the profile)`,
+    };
   }
   return {
     ok: false,

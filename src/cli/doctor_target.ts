@@ -83,7 +83,10 @@ export async function targetChecks(
     return;
   }
 
-  // 2. ssm:StartSession, as start and forward call it, and ssm:TerminateSession right after.
+  // 2. What `start` would route and resolve, and any source it could not read.
+  if (instanceId.startsWith("i-")) add(await discoveryCheck(aws, instanceId));
+
+  // 3. ssm:StartSession, as start and forward call it, and ssm:TerminateSession right after.
   const ssm = await import("../aws/ssm.ts");
   const startName = `ssm:StartSession`;
   let sessionOk = false;
@@ -122,7 +125,7 @@ export async function targetChecks(
     });
   }
 
-  // 3. The agent: a Port session to its port, the tunnel hello, its WELCOME.
+  // 4. The agent: a Port session to its port, the tunnel hello, its WELCOME.
   const agentName = `ssm-proxy-agent on port ${agentPort}`;
   if (!sessionOk) {
     add({
@@ -151,6 +154,36 @@ export async function targetChecks(
       fix: `ssm-proxy agent install --target ${instanceId}, or see systemctl status ` +
         "ssm-proxy-agent on the instance",
     });
+  }
+}
+
+/**
+ * `start`'s discovery, without starting: the ranges and domains it would use, failing when a
+ * source was refused (the note names the IAM action) or when there would be nothing to route.
+ */
+async function discoveryCheck(aws: AwsOptions, instanceId: string): Promise<Check> {
+  const name = "discovery";
+  try {
+    const { resolvedRegion } = await import("../aws/region.ts");
+    const region = (await resolvedRegion(aws))?.region;
+    if (!region) return { ok: false, name, detail: "no region", fix: "pass --region" };
+    const { discover } = await import("../discover/discover.ts");
+    const d = await discover(aws, { instanceId, region }, { routes: true, dns: true });
+    const detail = `routes ${d.ranges.map((r) => r.cidr).join(", ") || "none"}; DNS ${
+      d.domains.map((x) => x.domain).join(", ") || "none"
+    }${d.notes.length ? `; ${d.notes.join("; ")}` : ""}`;
+    if (d.notes.length || d.ranges.length === 0) {
+      return {
+        ok: false,
+        name,
+        detail,
+        fix: "grant the actions named (README: IAM permissions), or pass --cidr / --dns-domain",
+      };
+    }
+    return { ok: true, name, detail };
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    return { ok: false, name, detail: e.message, fix: "pass --cidr and --dns-domain to start" };
   }
 }
 

@@ -43,6 +43,19 @@ function modeText(s: TunnelState): string {
   }`;
 }
 
+/** Which domains go where, and how: what a user asks when a name does not resolve. */
+function dnsText(s: TunnelState): string {
+  if (s.dns.kind === "none") return "not configured";
+  const how = s.dns.kind === "systemd-resolved"
+    ? `systemd-resolved on ${s.dns.items.join(", ")}`
+    : s.dns.kind === "resolv-conf"
+    ? "/etc/resolv.conf -> ssm-proxy's forwarder"
+    : `${s.dns.kind}: ${s.dns.items.join(", ")}`;
+  return s.domains?.length
+    ? `${s.domains.join(", ")} -> ${s.resolver ?? "the VPC resolver"} (${how})`
+    : how;
+}
+
 function describe(s: TunnelState): string {
   const st = s.stats;
   return [
@@ -51,9 +64,7 @@ function describe(s: TunnelState): string {
     `  mode       ${modeText(s)}`,
     `  interface  ${s.interface} ${s.address} -> ${s.peer}`,
     `  routes     ${s.cidrs.join(", ")}`,
-    `  dns        ${
-      s.dns.kind === "none" ? "not configured" : `${s.dns.kind}: ${s.dns.items.join(", ")}`
-    }`,
+    `  dns        ${dnsText(s)}`,
     `  sessions   ${s.sessions.join(", ")}`,
     st
       ? `  traffic    sent ${fmtBytes(st.bytesOut)} (${st.packetsOut} pkts), received ${

@@ -152,21 +152,13 @@ export async function bringUpStart(
   }
 }
 
-/**
- * The region every call goes to, as the SDK settles it (flag, environment, or the profile's
- * `region`): discovery names the region's internal domain and asks Route 53 about it.
- */
+/** The region every call goes to: discovery names its internal domain and asks Route 53. */
 async function regionOf(aws: AwsOptions): Promise<string> {
-  const { clientConfig, missingRegion } = await import("../aws/config.ts");
-  const { SSMClient } = await import("@aws-sdk/client-ssm");
-  const client = new SSMClient(clientConfig(aws));
-  try {
-    const region = await client.config.region().catch(() => "");
-    if (!region) throw missingRegion(aws);
-    return region;
-  } finally {
-    client.destroy();
-  }
+  const { resolvedRegion } = await import("../aws/region.ts");
+  const r = await resolvedRegion(aws);
+  if (r) return r.region;
+  const { missingRegion } = await import("../aws/config.ts");
+  throw missingRegion(aws);
 }
 
 /** The SSM endpoint's addresses: a range holding them would route the tunnel into itself. */

@@ -119,10 +119,11 @@ Deno.test("doctor: a healthy account, instance and agent are all ✓", async () 
         "✓ ssm",
         "✓ ec2",
         "✓ instance",
+        "✓ discovery",
         "✓ ssm",
         `✓ ssm-proxy-agent on port ${agent.port}`,
         "✓ --cidr 10.213.0.0/16",
-        "all 8 checks passed",
+        "all 9 checks passed",
       ]);
       assert.match(lines[1], /arn:aws:iam::210987654321:user\/jane \(account 210987654321\)/);
       assert.equal(lines[2], "✓ ssm:DescribeInstanceInformation: allowed");
@@ -131,9 +132,14 @@ Deno.test("doctor: a healthy account, instance and agent are all ✓", async () 
         lines[4],
         /^✓ instance: i-0123456789abcdef0 \(bastion\): running, SSM Online, amazon-ssm-agent 3\.3\.1142\.0, Amazon Linux$/,
       );
-      assert.match(lines[5], /^✓ ssm:StartSession: allowed on i-0123456789abcdef0 \(bastion\)/);
+      assert.equal(
+        lines[5],
+        "✓ discovery: routes 10.99.0.0/16, 10.100.0.0/16, 10.8.0.0/16, 172.20.0.0/16; " +
+          "DNS corp.internal, lab.internal, shared.example, eu-central-1.compute.internal",
+      );
+      assert.match(lines[6], /^✓ ssm:StartSession: allowed on i-0123456789abcdef0 \(bastion\)/);
       assert.match(
-        lines[6],
+        lines[7],
         /: ssm-proxy-agent 9\.8\.7, protocol 1, mtu 1400, VPC resolver 10\.99\.0\.2$/,
       );
       assert.equal(agent.hellos.length, 1);
@@ -141,6 +147,21 @@ Deno.test("doctor: a healthy account, instance and agent are all ✓", async () 
   } finally {
     await agent.close();
   }
+});
+
+Deno.test("doctor: a discovery source refused is a ✗ naming the action", async () => {
+  const world = (await Deno.readTextFile(WORLD)).replace(
+    /^deny:.*$/m,
+    "deny:\n  - action: ec2:DescribeRouteTables",
+  );
+  await withWorld(world, async () => {
+    const cs = await run({ target: "name:bastion", agentPort: 1 });
+    const d = byName(cs, "discovery");
+    assert.equal(d.ok, false);
+    assert.match(d.detail, /^routes 10\.99\.0\.0\/16, 10\.100\.0\.0\/16; DNS /);
+    assert.match(d.detail, /ec2:DescribeRouteTables denied: /);
+    assert.match(formatCheck(d), /\(fix: grant the actions named/);
+  });
 });
 
 Deno.test("doctor: StartSession denied is reported as AWS words it, and the agent is not tried", async () => {

@@ -64,6 +64,19 @@ e2eTest(
         assert.match(r.stdout, new RegExp(lab.dnsTable["db.lab.internal"].replaceAll(".", "\\.")));
       });
 
+      await t.step("status says which domains go to which resolver, and how", async () => {
+        const r = await ssmProxy(lab, "laptop", ["status", "zc"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stdout,
+          new RegExp(
+            `dns +lab\\.internal, ec2\\.internal -> ${
+              lab.resolver.replaceAll(".", "\\.")
+            } \\(/etc/resolv\\.conf -> ssm-proxy's forwarder\\)`,
+          ),
+        );
+      });
+
       await t.step("SIGINT restores resolv.conf byte for byte", async () => {
         tunnel.proc.kill("SIGINT");
         assert.equal((await tunnel.proc.status).code, 0, tunnel.proc.tail());
