@@ -6,7 +6,7 @@ import { ExitCode, UserError } from "../errors.ts";
 import { parseMode, type StartOptions } from "../start/options.ts";
 import type { TunnelProfile } from "../config/tunnels.ts";
 import { runStart } from "./start.ts";
-import { useInvokingUsersConfig } from "./privileges.ts";
+import { requireRoot, useInvokingUsersConfig } from "./privileges.ts";
 
 /** What commander hands over: every flag, defaults filled in. */
 export type StartFlags =
@@ -50,6 +50,8 @@ export async function runStartCommand(
       ExitCode.Usage,
     );
   }
+  // Before any lookup: a saved or team entry must not cost an AWS call only to fail on root.
+  if (!flags.dryRun) requireRoot("ssm-proxy start");
   let merged = flags;
   if (name !== undefined) {
     useInvokingUsersConfig();

@@ -89,10 +89,32 @@ export async function planNetwork(c: CheckedStart, x: PlanContext): Promise<Netw
     plan.domains = c.domains.map((d) => ({ domain: d, reason: "--dns-domain" }));
     plan.dnsRequired = true;
   } else {
-    plan.domains = found?.domains ?? [];
-    if (plan.domains.length === 0) plan.dnsOff = "no private domains found for this VPC";
+    const { domains, notes } = unclaimedDomains(found?.domains ?? [], x.running);
+    plan.domains = domains;
+    plan.notes.push(...notes);
+    if (plan.domains.length === 0 && notes.length === 0) {
+      plan.dnsOff = "no private domains found for this VPC";
+    } else if (plan.domains.length === 0) plan.dnsOff = "every domain found is another tunnel's";
   }
   return plan;
+}
+
+/**
+ * Discovered domains another running tunnel already resolves (two VPCs of one region both have
+ * ec2.internal) stay with that tunnel: one domain, one resolver. Given ones are the user's call.
+ */
+export function unclaimedDomains(
+  found: { domain: string; reason: string }[],
+  running: { name: string; domains?: string[] }[],
+): { domains: { domain: string; reason: string }[]; notes: string[] } {
+  const owner = new Map(running.flatMap((t) => (t.domains ?? []).map((d) => [d, t.name])));
+  const notes: string[] = [];
+  const domains = found.filter((d) => {
+    const t = owner.get(d.domain);
+    if (t !== undefined) notes.push(`${d.domain}: already resolved through tunnel "${t}"`);
+    return t === undefined;
+  });
+  return { domains, notes };
 }
 
 /**

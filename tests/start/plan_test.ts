@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { UserError } from "../../src/errors.ts";
 import { checkStart, type StartOptions } from "../../src/start/options.ts";
-import { dropEndpointConflicts, type NetworkPlan } from "../../src/start/plan.ts";
+import { dropEndpointConflicts, type NetworkPlan, unclaimedDomains } from "../../src/start/plan.ts";
 import { linkRoutes } from "../../src/start/apply.ts";
 import { withSaved } from "../../src/cli/start_saved.ts";
 import { formatPlan } from "../../src/cli/start.ts";
@@ -121,4 +121,18 @@ Deno.test("the plan reads as one reason per line", () => {
   assert.match(text, /dns +corp\.internal +private hosted zone Z1/);
   assert.match(text, /-> VPC resolver 10\.0\.0\.2/);
   for (const line of text.split("\n")) assert.match(line, /^ssm-proxy: /);
+});
+
+Deno.test("plan: a discovered domain another tunnel resolves stays with that tunnel", () => {
+  const found = [
+    { domain: "corp.internal", reason: "private hosted zone Z1" },
+    { domain: "ec2.internal", reason: "DHCP options dopt-1" },
+  ];
+  const r = unclaimedDomains(found, [
+    { name: "prod", domains: ["ec2.internal", "prod.internal"] },
+    { name: "old" }, // a state from before domains were recorded
+  ]);
+  assert.deepEqual(r.domains, [found[0]]);
+  assert.deepEqual(r.notes, ['ec2.internal: already resolved through tunnel "prod"']);
+  assert.deepEqual(unclaimedDomains(found, []), { domains: found, notes: [] });
 });
