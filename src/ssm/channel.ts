@@ -91,7 +91,8 @@ export class DataChannel {
   #unackedBytes = 0;
   /** Application data waiting for the handshake, publication or window. */
   #pending: { payloadType: number; payload: Uint8Array }[] = [];
-  #out: Uint8Array[] = [];
+  /** Frames to send, in order; an ack is built only when taken (see #ack). */
+  #out: (Uint8Array | (() => Uint8Array))[] = [];
   #events: ChannelEvent[] = [];
   #handshakeDone = false;
   #paused = false;
@@ -208,7 +209,7 @@ export class DataChannel {
   takeOutgoing(): Uint8Array[] {
     const o = this.#out;
     this.#out = [];
-    return o;
+    return o.map((f) => (typeof f === "function" ? f() : f));
   }
 
   takeEvents(): ChannelEvent[] {
@@ -349,17 +350,25 @@ export class DataChannel {
     });
   }
 
+  /**
+   * Built lazily, in takeOutgoing: the caller delivers the data (an idle ping's reply to the tun)
+   * before it takes and sends the ack, so the ack's JSON, UUID and SHA-256 are not on the data's
+   * path (measured in the lab: ~0.1 ms per idle message on a cold CPU).
+   */
   #ack(m: ClientMessage, now: number): void {
-    this.#emit(encodeMessage({
-      messageType: MessageType.Acknowledge,
-      schemaVersion: 1,
-      createdDate: now || 1,
-      sequenceNumber: 0n,
-      flags: Flags.Ack,
-      messageId: this.#uuid(),
-      payloadType: PayloadType.None,
-      payload: ackPayload(m),
-    }));
+    const uuid = this.#uuid;
+    this.#emit(() =>
+      encodeMessage({
+        messageType: MessageType.Acknowledge,
+        schemaVersion: 1,
+        createdDate: now || 1,
+        sequenceNumber: 0n,
+        flags: Flags.Ack,
+        messageId: uuid(),
+        payloadType: PayloadType.None,
+        payload: ackPayload(m),
+      })
+    );
   }
 
   // ---- send side ----------------------------------------------------------------------------
@@ -400,7 +409,7 @@ export class DataChannel {
     this.#emit(o.frame);
   }
 
-  #emit(frame: Uint8Array): void {
+  #emit(frame: Uint8Array | (() => Uint8Array)): void {
     this.stats.framesOut++;
     this.#out.push(frame);
   }

@@ -264,6 +264,26 @@ Deno.test("channel: duplicates are re-acked, not delivered twice", () => {
   assert.equal(c.stats.duplicates, 1);
 });
 
+Deno.test("channel: an ack is built only when taken, after the data was handed up, in order", () => {
+  let ids = 0;
+  const c = new DataChannel({
+    uuid: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`,
+  });
+  const a = new TestAgent();
+  a.handshake(1);
+  c.receive(a.out.shift()!, 1); // HandshakeRequest: acked, answered with HandshakeResponse
+  const idsAfterReceive = ids;
+  assert.equal(c.takeEvents()[0].type, "handshake");
+  const frames = c.takeOutgoing().map((x) => decodeMessage(x));
+  // The response was built at once (one id); the ack that precedes it only now.
+  assert.equal(idsAfterReceive, 1);
+  assert.equal(ids, 2);
+  assert.deepEqual(frames.map((m) => m.messageType), ["acknowledge", "input_stream_data"]);
+  assert.equal(parseAck(frames[0].payload).AcknowledgedMessageSequenceNumber, 0);
+  assert.equal(frames[1].payloadType, PayloadType.HandshakeResponse);
+  assert.equal(c.stats.framesOut, 2);
+});
+
 Deno.test("channel: resends the oldest unacked after the RTO, and the RTT estimate moves", () => {
   const c = new DataChannel();
   const a = new TestAgent();

@@ -60,23 +60,30 @@ export class TcpLink {
     this.#queue.push(bytes);
     if (this.#flushing) return; // the running flush takes it
     this.#flushing = true;
-    // Coalesce whatever queues up while a write is in flight: one syscall per burst, not one
-    // await per 1 KiB message (a Go agent writes synchronously; an await each would cap us).
-    this.#writes = this.#writes.then(async () => {
-      while (this.#queue.length > 0) {
-        const parts = this.#queue;
-        this.#queue = [];
-        const data = parts.length === 1 ? parts[0] : concat(parts);
-        try {
-          if (this.#conn && !this.#closed) await writeAll(this.#conn, data);
-        } catch {
-          this.close();
-        } finally {
-          this.#pendingWrite -= data.length;
-        }
+    // Connected and idle: start the write now, inside this call, as the agent's synchronous Go
+    // write does. Chained behind a resolved promise it went out only after the caller's ack was
+    // built and sent, which cost every idle round trip ~0.3 ms in the lab.
+    this.#writes = this.#conn ? this.#flush() : this.#writes.then(() => this.#flush());
+  }
+
+  /**
+   * Coalesce whatever queues up while a write is in flight: one syscall per burst, not one
+   * await per 1 KiB message (a Go agent writes synchronously; an await each would cap us).
+   */
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const parts = this.#queue;
+      this.#queue = [];
+      const data = parts.length === 1 ? parts[0] : concat(parts);
+      try {
+        if (this.#conn && !this.#closed) await writeAll(this.#conn, data);
+      } catch {
+        this.close();
+      } finally {
+        this.#pendingWrite -= data.length;
       }
-      this.#flushing = false;
-    });
+    }
+    this.#flushing = false;
   }
 
   /** Close once everything queued has been written: a FIN from the client. */
