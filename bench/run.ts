@@ -1,6 +1,7 @@
 /** `deno task bench`: every benchmark, a table for people and one JSON object for tools. */
 import { type AgentlessBench, agentlessRows, benchAgentless } from "./agentless.ts";
 import { benchForward } from "./forward.ts";
+import { benchInstall, installRows } from "./install.ts";
 import { benchStartup } from "./startup.ts";
 import { benchTunnel, type TunnelBench, tunnelRows } from "./tunnel.ts";
 import { benchZeroConfig, type ZeroConfigBench, zeroConfigRows } from "./zero_config.ts";
@@ -9,6 +10,7 @@ const startup = await benchStartup();
 const off = await benchForward(false, { up: 60e6, down: 100e6 });
 const off16 = await benchForward(false, { up: 100e6, down: 1e6 }, 16384);
 const on = await benchForward(true, { up: 3e6, down: 5e6 });
+const install = await benchInstall();
 
 // The tunnel and agentless mode need network namespaces, hence root.
 const tunnel: TunnelBench[] = [];
@@ -44,6 +46,7 @@ const rows: [string, string, string][] = [
     `${on.downMBps.toFixed(2)} MB/s (${(on.downOfCeiling * 100).toFixed(1)} % of 1024 B/ms)`,
     ">= 90 %",
   ],
+  ...installRows(install),
   ...tunnel.flatMap(tunnelRows),
   ...(agentless ? agentlessRows(agentless) : []),
   ...(zeroConfig ? zeroConfigRows(zeroConfig) : []),
@@ -56,6 +59,7 @@ console.log(
   JSON.stringify({
     startup,
     forward: { pacingOff: off, pacingOff16k: off16, pacingOn: on },
+    install,
     ...(tunnel.length ? { tunnel } : {}),
     ...(agentless ? { agentless } : {}),
     ...(zeroConfig ? { zeroConfig } : {}),

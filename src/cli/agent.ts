@@ -16,6 +16,8 @@ export interface AgentCliOptions extends AwsOptions {
 export interface InstallCliOptions extends AgentCliOptions {
   binary?: string;
   force?: boolean;
+  /** `--parallel N` as typed; parts.ts parses it. */
+  parallel?: string | number;
 }
 
 const say = (line: string) => console.error(`ssm-proxy: ${line}`);
@@ -32,7 +34,7 @@ const label = (t: ResolvedTarget) => (t.name ? `${t.instanceId} (${t.name})` : t
 export async function installOnTarget(
   aws: AwsOptions,
   target: ResolvedTarget,
-  o: { binary?: string; force?: boolean },
+  o: { binary?: string; force?: boolean; parallel?: number },
 ): Promise<void> {
   const { installAgent } = await import("../install/install.ts");
   const r = await installAgent(aws, target.instanceId, o, progressBar());
@@ -48,7 +50,9 @@ export async function installOnTarget(
   say(
     `verified SHA-256 on the instance and installed ${r.version} at /usr/local/bin/ssm-proxy-agent (${
       fmtBytes(r.uploadedBytes)
-    } in ${fmtDuration(r.uploadMs)}, ${fmtBytes(rate)}/s)`,
+    } in ${fmtDuration(r.uploadMs)} over ${r.parts} session${r.parts === 1 ? "" : "s"}, ${
+      fmtBytes(rate)
+    }/s${r.retries ? `, ${r.retries} part${r.retries === 1 ? "" : "s"} sent twice` : ""})`,
   );
   if (r.active === undefined) {
     say("the instance has no systemd: start it yourself with `ssm-proxy-agent serve`");
@@ -61,8 +65,14 @@ export async function installOnTarget(
 }
 
 export async function runAgentInstall(o: InstallCliOptions): Promise<void> {
+  const { parseParallel } = await import("../install/parts.ts");
+  const parallel = parseParallel(o.parallel);
   const target = await resolve(o);
-  await installOnTarget({ profile: o.profile, region: o.region }, target, o);
+  await installOnTarget({ profile: o.profile, region: o.region }, target, {
+    binary: o.binary,
+    force: o.force,
+    parallel,
+  });
 }
 
 export async function runAgentStatus(o: AgentCliOptions & { json?: boolean }): Promise<void> {
@@ -112,18 +122,25 @@ export function progressBar(
 ): Progress {
   const tty = out.isTerminal();
   const enc = new TextEncoder();
-  const t0 = performance.now();
+  const created = performance.now();
+  // The rate counts from the first report (the first bytes sent), not from before the sessions
+  // opened; an upload done before any report counts from the bar's creation.
+  let start: { at: number; done: number } | undefined;
   let lastQuarter = -1;
   return {
     line: say,
-    upload(done, total) {
+    upload(done, total, sessions) {
+      start ??= done < total ? { at: performance.now(), done } : { at: created, done: 0 };
       const frac = total > 0 ? Math.min(1, done / total) : 1;
-      const secs = (performance.now() - t0) / 1000;
-      const rate = secs > 0 ? done / secs : 0;
+      const secs = (performance.now() - start.at) / 1000;
+      const rate = secs > 0 ? (done - start.done) / secs : 0;
       const eta = rate > 0 ? (total - done) / rate * 1000 : 0;
-      const text = `uploading ${Math.round(frac * 100)}% ${fmtBytes(done)} of ${fmtBytes(total)}, ${
-        fmtBytes(rate)
-      }/s${frac < 1 && rate > 0 ? `, ${fmtDuration(eta)} left` : ""}`;
+      const over = sessions && sessions > 1 ? ` over ${sessions} sessions` : "";
+      // No rate from the first instant of the upload: it would read 0 B/s.
+      const speed = secs >= 0.2 ? `, ${fmtBytes(rate)}/s` : "";
+      const text = `uploading ${Math.round(frac * 100)}% ${fmtBytes(done)} of ${
+        fmtBytes(total)
+      }${over}${speed}${frac < 1 && rate > 0 ? `, ${fmtDuration(eta)} left` : ""}`;
       if (tty) {
         const width = 24;
         const fill = Math.round(frac * width);

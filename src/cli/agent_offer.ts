@@ -14,6 +14,8 @@ export interface OfferOptions {
   /** `--install-agent`: install without asking. */
   install?: boolean;
   binary?: string;
+  /** Sessions the upload is split across; the default of `agent install` when absent. */
+  parallel?: number;
   progress(line: string): void;
   /** Asks yes/no; undefined when nobody can answer (no terminal, background). */
   ask?: (question: string) => boolean;
@@ -54,7 +56,7 @@ export async function connectOrInstall<T>(connect: () => Promise<T>, o: OfferOpt
     if (o.installer) await o.installer(force);
     else {
       const { installOnTarget } = await import("./agent.ts");
-      await installOnTarget(o.aws, o.target, { binary: o.binary, force });
+      await installOnTarget(o.aws, o.target, { binary: o.binary, force, parallel: o.parallel });
     }
     o.progress("connecting again");
     return await connectWhileStarting(connect, o.startingMs);

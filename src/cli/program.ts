@@ -210,6 +210,11 @@ export function buildProgram() {
       "the agent binary to upload (default: ssm-proxy-agent-linux-<arch> next to ssm-proxy)",
     )
     .option("--force", "upload even if the instance already has this exact binary")
+    .option(
+      "--parallel <n>",
+      "split the upload across N shell sessions at once, 1 to 16 (one carries ~1 MB/s)",
+      "4",
+    )
     .option("--wake", "start the instance if it is stopped, and wait until it is online")
     .action(async (opts, cmd) => {
       const { runAgentInstall } = await import("../cli/agent.ts");

@@ -1,17 +1,21 @@
 /**
- * `ssm-proxy agent install|status|uninstall`: each one shell session on the instance running
- * a fixed script (scripts.ts), driven by the markers it prints.
+ * `ssm-proxy agent install|status|uninstall`: each a shell session on the instance running a
+ * fixed script (scripts.ts), driven by the markers it prints. Install also opens one session per
+ * part of the upload (upload.ts), all at once, into the control session's temporary directory.
  */
 import type { AwsOptions } from "../aws/config.ts";
-import { archFromUname, base64Chunks, encodedLength, loadPayload } from "./payload.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { DEFAULT_PARALLEL, planParts, sliceParts } from "./parts.ts";
+import { archFromUname, readAgentBinary } from "./payload.ts";
 import { RemoteScript } from "./remote.ts";
-import { INSTALL_SCRIPT, STATUS_SCRIPT, UNINSTALL_SCRIPT } from "./scripts.ts";
+import { CLEANUP_SCRIPT, INSTALL_SCRIPT, STATUS_SCRIPT, UNINSTALL_SCRIPT } from "./scripts.ts";
+import { uploadParts } from "./upload.ts";
 
 export interface Progress {
   /** One line of news. */
   line(text: string): void;
-  /** Upload progress; `done` and `total` in bytes of encoded text. */
-  upload(done: number, total: number): void;
+  /** Upload progress; `done` and `total` in bytes of encoded text, over all sessions. */
+  upload(done: number, total: number, sessions?: number): void;
   uploadDone(): void;
 }
 
@@ -19,6 +23,8 @@ export interface InstallOptions {
   binary?: string;
   /** Upload even when the instance already has this exact binary. */
   force?: boolean;
+  /** Sessions the upload is split across (1..16); DEFAULT_PARALLEL when absent. */
+  parallel?: number;
 }
 
 export interface InstallResult {
@@ -30,7 +36,13 @@ export interface InstallResult {
   sha256: string;
   uploadedBytes: number;
   uploadMs: number;
+  /** Sessions the upload went through (parts), and parts sent a second time. */
+  parts: number;
+  retries: number;
 }
+
+/** How long a best-effort cleanup of a dead install may take before we give up on it. */
+const CLEANUP_MS = 15_000;
 
 export async function installAgent(
   aws: AwsOptions,
@@ -44,14 +56,15 @@ export async function installAgent(
     const current = await remote.expect("CURRENT");
     const installed = await remote.expect("VERSION");
     const systemd = (await remote.expect("SYSTEMD")) === "1";
+    const dir = await remote.expect("DIR");
     await remote.expect("READY");
     progress.line(
       `${instanceId}: linux ${arch}, ${
         installed !== "-" ? `has ${installed}` : "ssm-proxy-agent not installed"
       }${systemd ? "" : ", no systemd (the agent will not be started)"}`,
     );
-    const payload = await loadPayload(arch, o.binary);
-    if (payload.sha256 === current && !o.force) {
+    const binary = await readAgentBinary(arch, o.binary);
+    if (binary.sha256 === current && !o.force) {
       await remote.write("skip\n");
       await remote.expect("SKIPPED");
       return {
@@ -60,27 +73,59 @@ export async function installAgent(
         sha256: current,
         uploadedBytes: 0,
         uploadMs: 0,
+        parts: 0,
+        retries: 0,
       };
     }
-    await remote.write(`${payload.sha256} ${payload.size}\n`);
-    await remote.expect("SEND");
-    const total = encodedLength(payload.gzip.length);
-    const t0 = performance.now();
-    const stats = remote.session.channel.stats;
-    const base = stats.bytesOut;
-    const ticker = setInterval(
-      () => progress.upload(acked(remote, base), total),
-      250,
+    const plans = planParts(binary.size, o.parallel ?? DEFAULT_PARALLEL);
+    const sources = sliceParts(binary.bytes, plans);
+    // Set when the control session fails us (rejects its line, or ends): the parts stop.
+    const halt = Promise.withResolvers<never>();
+    halt.promise.catch(() => {});
+    let uploading = true;
+    // The parts' sessions open while the digests are computed and the control gets them.
+    const upload = uploadParts(
+      {
+        aws,
+        instanceId,
+        dir,
+        log: progress.line,
+        progress: (done, total) => progress.upload(done, total, plans.length),
+        stop: Promise.race([
+          halt.promise,
+          remote.session.ended.then(async () => {
+            if (!uploading) return await new Promise<never>(() => {});
+            const m = await remote.next();
+            throw new UserError(
+              `unexpected answer from ${instanceId} during the upload: ${m.word} ${m.text}`,
+              ExitCode.Remote,
+            );
+          }),
+        ]),
+      },
+      plans,
+      sources,
     );
+    upload.catch(() => {});
+    let up;
     try {
-      for (const chunk of base64Chunks(payload.gzip)) await remote.write(chunk);
-      await remote.session.drained();
-    } finally {
-      clearInterval(ticker);
+      const parts = await sources;
+      await remote.write(
+        `${binary.sha256} ${binary.size} ${parts.map((p) => p.sha256).join(" ")}\n`,
+      );
+      await remote.expect("PARTS");
+      up = await upload;
+      uploading = false;
+    } catch (e) {
+      uploading = false;
+      halt.reject(e);
+      await upload.catch(() => {});
+      progress.uploadDone();
+      await abandon(aws, instanceId, remote, dir);
+      throw nothingInstalled(e);
     }
-    progress.upload(total, total);
     progress.uploadDone();
-    const uploadMs = performance.now() - t0;
+    await remote.write("join\n");
     const version = await remote.expect("INSTALLED");
     let active: string | undefined;
     for (;;) {
@@ -92,18 +137,52 @@ export async function installAgent(
       skipped: false,
       version,
       active,
-      sha256: payload.sha256,
-      uploadedBytes: total,
-      uploadMs,
+      sha256: binary.sha256,
+      uploadedBytes: up.encodedBytes,
+      uploadMs: up.uploadMs,
+      parts: plans.length,
+      retries: up.retries,
     };
   } finally {
     await remote.close();
   }
 }
 
-function acked(remote: RemoteScript, base: number): number {
-  const c = remote.session.channel;
-  return Math.max(0, c.stats.bytesOut - c.unackedBytes - base);
+/**
+ * An upload that failed leaves no part behind: the control session removes its directory on
+ * `abort`; if it is gone (AWS ended it; a killed shell runs no trap), a short session of its
+ * own does. Best effort: the failure being reported matters more than this.
+ */
+async function abandon(
+  aws: AwsOptions,
+  instanceId: string,
+  control: RemoteScript,
+  dir: string,
+): Promise<void> {
+  if (!control.ended) {
+    try {
+      await control.write("abort\n");
+      await control.expect("ABORTED");
+      return;
+    } catch {
+      // It died meanwhile: clean up from outside.
+    }
+  }
+  let cleaner: RemoteScript | undefined;
+  const timer = new Promise<void>((r) => setTimeout(r, CLEANUP_MS));
+  const work = (async () => {
+    cleaner = await RemoteScript.start(aws, instanceId, CLEANUP_SCRIPT);
+    await cleaner.expect("READY");
+    await cleaner.write(`${dir}\n`);
+    await cleaner.expect("DONE");
+  })().catch(() => {});
+  await Promise.race([work, timer]);
+  await cleaner?.close().catch(() => {});
+}
+
+function nothingInstalled(e: unknown): unknown {
+  if (!(e instanceof UserError) || /nothing was installed/.test(e.message)) return e;
+  return new UserError(`${e.message}; nothing was installed`, e.exitCode);
 }
 
 export interface AgentStatus {

@@ -53,6 +53,13 @@ export function candidatePaths(arch: AgentArch): string[] {
   return dirs.map((d) => join(d, name));
 }
 
+export interface AgentBinary {
+  path: string;
+  size: number;
+  sha256: string;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
 export interface AgentPayload {
   path: string;
   size: number;
@@ -60,7 +67,8 @@ export interface AgentPayload {
   gzip: Uint8Array<ArrayBuffer>;
 }
 
-export async function loadPayload(arch: AgentArch, explicit?: string): Promise<AgentPayload> {
+/** The binary found, read, checked against the architecture and hashed (not yet compressed). */
+export async function readAgentBinary(arch: AgentArch, explicit?: string): Promise<AgentBinary> {
   let path = explicit;
   if (!path) {
     for (const p of candidatePaths(arch)) {
@@ -95,8 +103,16 @@ export async function loadPayload(arch: AgentArch, explicit?: string): Promise<A
       ExitCode.Usage,
     );
   }
-  const sha256 = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
-  return { path, size: bytes.length, sha256, gzip: await gzip(bytes) };
+  return { path, size: bytes.length, sha256: await sha256Hex(bytes), bytes };
+}
+
+export async function loadPayload(arch: AgentArch, explicit?: string): Promise<AgentPayload> {
+  const b = await readAgentBinary(arch, explicit);
+  return { path: b.path, size: b.size, sha256: b.sha256, gzip: await gzip(b.bytes) };
+}
+
+export async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
 }
 
 export async function gzip(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {

@@ -54,6 +54,11 @@ export class RemoteScript {
     return this.#session;
   }
 
+  /** The session has ended (the script exited, or AWS or we ended it). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
   /** Output lines that were not markers: what the shell said on its own (errors, mostly). */
   get otherOutput(): string[] {
     return this.#other;

@@ -3,9 +3,10 @@
  * AWS-StartInteractiveCommand session (`sh -c <script>` on a pty, specs/ssm-protocol.md §9).
  *
  * Injection: no user-supplied text is ever placed in a script. The scripts are constants; the
- * only values that reach the instance (the binary's SHA-256 and size) travel as one input line
- * that the script itself validates as hex and digits before using. `shellQuote` exists for the
- * day a value must be embedded, and is property-tested.
+ * only values that reach the instance (SHA-256 digests, sizes, part numbers, and the temporary
+ * directory the instance itself named) travel as input lines that the scripts validate as hex,
+ * digits or a plain path before using. `shellQuote` exists for the day a value must be
+ * embedded, and is property-tested.
  *
  * Results come back as marker lines `__SSMP_<WORD>__ <text>` on the pty (exit codes are not
  * reported by shell sessions). The pty turns `\n` into `\r\n`; parseMarkers strips that.
@@ -39,14 +40,22 @@ sysd=; command -v systemctl >/dev/null 2>&1 && sysd=1
 agent() { if [ -f "$C" ]; then $S "$B" "$@" --config "$C"; else $S "$B" "$@"; fi; }
 `;
 
+/** Where the install's temporary directory may be: absolute, plain characters, ours by name. */
+const DIR_CHECK = `case "$D" in *[!A-Za-z0-9/._-]*|*..*|"") die "bad directory line";; esac
+case "$D" in /*/ssm-proxy.*) ;; *) die "bad directory line";; esac
+`;
+
 /**
- * Install. Protocol: prints INFO lines (arch, installed binary's SHA-256 and version), then
- * READY, and reads one line: `skip`, or `<sha256 hex> <bytes>`. For an upload it
- * prints SEND and reads base64 of the gzip'd binary in lines, ended by ^D at a line start (the
- * tty's EOF). Then it verifies, stages both files next to their targets, renames them into
- * place, and (re)starts the unit. Any failure before the renames leaves nothing behind.
+ * Install, the control session. Protocol: prints INFO lines (arch, installed binary's SHA-256 and
+ * version, DIR: its temporary directory, where PART_SCRIPT sessions put the parts), then READY,
+ * and reads one line: `skip`, or `<sha256> <bytes> <part sha256>…` (one digest per part, in
+ * order), acknowledged with PARTS. Then it reads `join` or `abort`. On `join` it checks each part's SHA-256
+ * again, concatenates them in order, checks the whole, stages both files next to their targets,
+ * renames them into place, and (re)starts the unit. Any failure before the renames, and `abort`,
+ * leave nothing behind: the directory is removed before the answer is printed.
  */
 export const INSTALL_SCRIPT = PRELUDE + `U="$R${AGENT_UNIT}"
+set -f
 for c in base64 gzip sha256sum mktemp uname; do
   command -v "$c" >/dev/null 2>&1 || die "$c is not installed on the instance"
 done
@@ -55,25 +64,55 @@ if [ -f "$B" ]; then
   cur=$(sha256sum "$B" | cut -d' ' -f1)
   ver=$("$B" --version 2>/dev/null | head -n 1) || ver=-
 fi
-t=$(mktemp -d) || die "cannot create a temporary directory"
-trap 'rm -rf "$t"; $S rm -f "$B.new" "$U.new" 2>/dev/null' EXIT
+t=$(mktemp -d "\${TMPDIR:-/tmp}/ssm-proxy.XXXXXXXX") || die "cannot create a temporary directory"
+cleanup() { rm -rf "$t"; $S rm -f "$B.new" "$U.new" 2>/dev/null; }
+die() { cleanup; say FAIL "$1"; exit 1; }
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+case "$t" in
+  *[!A-Za-z0-9/._-]*) die "the temporary directory $t has characters the upload cannot name; point TMPDIR elsewhere";;
+esac
+: >"$t/.ssm-proxy-install" || die "cannot write in $t"
 stty -echo 2>/dev/null
 say ARCH "$(uname -m)"
 say CURRENT "$cur"
 say VERSION "\${ver:--}"
 say SYSTEMD "\${sysd:-0}"
+say DIR "$t"
 say READY ""
-IFS=' ' read -r H N || die "no answer from ssm-proxy"
-[ "$H" = skip ] && { say SKIPPED ""; exit 0; }
+IFS=' ' read -r H N L || die "no answer from ssm-proxy"
+# The session may be ended as soon as the last marker is out: clean up before printing it.
+[ "$H" = skip ] && { cleanup; say SKIPPED ""; exit 0; }
 case "$H" in *[!0-9a-f]*|"") die "bad checksum line";; esac
 case "$N" in *[!0-9]*|"") die "bad size line";; esac
 [ "\${#H}" = 64 ] || die "bad checksum line"
-say SEND ""
-base64 -d 2>"$t/err" | gzip -dc >"$t/agent" 2>>"$t/err"
+P=0
+for h in $L; do
+  case "$h" in *[!0-9a-f]*) die "bad part line";; esac
+  [ "\${#h}" = 64 ] || die "bad part line"
+  P=$((P + 1))
+done
+[ "$P" -ge 1 ] || die "bad part line"
+[ "$P" -le 16 ] || die "bad part line"
+say PARTS "$P"
+IFS=' ' read -r W || die "no answer from ssm-proxy"
+[ "$W" = join ] || { cleanup; say ABORTED ""; exit 1; }
+set --
+i=0
+for h in $L; do
+  i=$((i + 1))
+  f="$t/part.$i"
+  [ -f "$f" ] || die "part $i of $P never arrived; nothing was installed"
+  g=$(sha256sum "$f" | cut -d' ' -f1)
+  [ "$g" = "$h" ] || die "part $i of $P changed after it arrived (SHA-256 $g, expected $h); nothing was installed"
+  set -- "$@" "$f"
+done
+cat "$@" >"$t/agent" || die "cannot join the parts in $t (is the disk full?); nothing was installed"
+rm -f "$@"
 got=$(sha256sum "$t/agent" | cut -d' ' -f1)
 size=$(wc -c <"$t/agent" | tr -d ' ')
 if [ "$got" != "$H" ]; then
-  die "the upload arrived corrupted ($size of $N bytes, SHA-256 $got, expected $H; $(head -c 200 "$t/err" | tr '\\n' ' ')); nothing was installed"
+  die "the upload arrived corrupted ($size of $N bytes, SHA-256 $got, expected $H); nothing was installed"
 fi
 $S mkdir -p "$(dirname "$B")" "$(dirname "$U")" || die "cannot create $(dirname "$B")"
 $S install -m 0755 "$t/agent" "$B.new" || die "cannot write $B.new"
@@ -93,6 +132,55 @@ if [ -n "$sysd" ]; then
   done
   say ACTIVE "$(systemctl is-active ssm-proxy-agent 2>/dev/null)"
 fi
+cleanup
+say DONE ""
+`;
+
+const BARE_PRELUDE = `set -uf
+say() { printf '__SSMP_%s__ %s\\n' "$1" "$2"; }
+`;
+
+/**
+ * One part of an upload, in a session of its own. Protocol: READY, then one line
+ * `<dir> <index> <count> <sha256>` (the directory the control session printed, validated here
+ * like every value), SEND, then base64 of the gzip'd slice ended by ^D. The slice is unpacked to
+ * `part.<index>.tmp`, checked, and only then renamed to `part.<index>`, so a part file that
+ * exists is a good one. Prints PART with the digest; a bad part is removed before FAIL. Needs no
+ * root: the directory belongs to the same Session Manager user.
+ */
+export const PART_SCRIPT = BARE_PRELUDE + `f=
+die() { [ -n "$f" ] && rm -f "$f.tmp" "$f.err"; say FAIL "$1"; exit 1; }
+for c in base64 gzip sha256sum; do
+  command -v "$c" >/dev/null 2>&1 || die "$c is not installed on the instance"
+done
+stty -echo 2>/dev/null
+say READY ""
+IFS=' ' read -r D I P H || die "no answer from ssm-proxy"
+${DIR_CHECK}case "$I" in *[!0-9]*|"") die "bad part line";; esac
+case "$P" in *[!0-9]*|"") die "bad part line";; esac
+case "$H" in *[!0-9a-f]*|"") die "bad part line";; esac
+[ "\${#H}" = 64 ] || die "bad part line"
+[ -f "$D/.ssm-proxy-install" ] || die "the install's temporary directory $D is gone (its session ended)"
+f="$D/part.$I"
+say SEND ""
+base64 -d 2>"$f.err" | gzip -dc >"$f.tmp" 2>>"$f.err"
+got=$(sha256sum "$f.tmp" | cut -d' ' -f1)
+size=$(wc -c <"$f.tmp" | tr -d ' ')
+[ "$got" = "$H" ] || die "the upload arrived corrupted (part $I of $P: $size bytes, SHA-256 $got, expected $H; $(head -c 200 "$f.err" | tr '\\n' ' '))"
+mv -f "$f.tmp" "$f" || die "cannot write $f"
+rm -f "$f.err"
+say PART "$got"
+`;
+
+/**
+ * Removes an install's temporary directory when its control session died before it could
+ * (a killed shell runs no trap). Reads the directory as one line and validates it first.
+ */
+export const CLEANUP_SCRIPT = BARE_PRELUDE + `die() { say FAIL "$1"; exit 1; }
+stty -echo 2>/dev/null
+say READY ""
+IFS=' ' read -r D || die "no answer from ssm-proxy"
+${DIR_CHECK}[ -f "$D/.ssm-proxy-install" ] && rm -rf "$D"
 say DONE ""
 `;
 

@@ -8,7 +8,9 @@
  * text after its `exec` line, so the upload is big and incompressible like a real one.
  */
 import assert from "node:assert/strict";
-import { startEmulator } from "../../src/emulator/server.ts";
+import { type Emulator, startEmulator } from "../../src/emulator/server.ts";
+import type { EmulatedSession } from "../../src/emulator/sessions.ts";
+import { PART_SCRIPT } from "../../src/install/scripts.ts";
 import { awsEnv } from "../support/aws_env.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -43,17 +45,26 @@ interface World {
   env: Record<string, string>;
   root: string;
   dir: string;
+  /** The shell's TMPDIR, where installs keep their parts: empty after every install. */
+  tmp: string;
   binary: string;
   log: string;
   url: string;
+  emu: Emulator;
+  /** The part-upload sessions started so far, in order. */
+  parts: EmulatedSession[];
+  /** Called as each part session is created, before its client connects. */
+  onPart?: (s: EmulatedSession, n: number) => void;
 }
 
 async function withWorld(fn: (w: World) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "ssmp-install-" });
   const root = `${dir}/root`;
   const bin = `${dir}/bin`;
+  const tmp = `${dir}/tmp`;
   await Deno.mkdir(root);
   await Deno.mkdir(bin);
+  await Deno.mkdir(tmp);
   const log = `${dir}/systemctl.log`;
   await Deno.writeTextFile(`${bin}/systemctl`, FAKE_SYSTEMCTL, { mode: 0o755 });
   await Deno.writeTextFile(`${dir}/fixtures.yaml`, FIXTURES);
@@ -70,10 +81,34 @@ async function withWorld(fn: (w: World) => Promise<void>) {
       PATH: `${bin}:${Deno.env.get("PATH")}`,
       // The shell runs in `dir`, where PWNED* would appear if anything were injected.
       HOME: dir,
+      TMPDIR: tmp,
     },
   });
+  const w: World = {
+    env: { ...awsEnv(emu.url), NO_COLOR: "1" },
+    root,
+    dir,
+    tmp,
+    binary,
+    log,
+    url: emu.url,
+    emu,
+    parts: [],
+  };
+  // Sees each session as StartSession creates it, so a fault can be aimed at one part.
+  const start = emu.registry.start.bind(emu.registry);
+  emu.registry.start = (target, doc, params) => {
+    const grant = start(target, doc, params);
+    const s = emu.registry.get(grant.SessionId)!;
+    if (params.command?.[0] === PART_SCRIPT) {
+      w.parts.push(s);
+      w.onPart?.(s, w.parts.length);
+    }
+    return grant;
+  };
   try {
-    await fn({ env: { ...awsEnv(emu.url), NO_COLOR: "1" }, root, dir, binary, log, url: emu.url });
+    await fn(w);
+    assert.deepEqual([...Deno.readDirSync(tmp)], [], "an install left its temporary files");
     for (const f of ["PWNED", "PWNED2", "PWNED3", "PWNED4"]) {
       for (const where of [dir, root, Deno.cwd()]) {
         assert.equal(await exists(`${where}/${f}`), false, `${where}/${f}: a value was run`);
@@ -136,9 +171,13 @@ Deno.test("agent install: upload through the pty, verified, installed, unit enab
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /linux x64, ssm-proxy-agent not installed/);
     assert.match(r.stderr, /uploading 100%/);
-    assert.match(r.stderr, /verified SHA-256 on the instance and installed ssm-proxy-agent \d/);
+    assert.match(
+      r.stderr,
+      /verified SHA-256 on the instance and installed ssm-proxy-agent \d.* over 4 sessions, /,
+    );
     assert.match(r.stderr, /enabled and running/);
-    assert.equal(await sha(`${w.root}/${BIN}`), await sha(w.binary));
+    assert.equal(w.parts.length, 4, "the default splits the upload across 4 sessions");
+    assert.deepEqual(await Deno.readFile(`${w.root}/${BIN}`), await Deno.readFile(w.binary));
     assert.equal((await Deno.stat(`${w.root}/${BIN}`)).mode! & 0o777, 0o755);
     const unit = await Deno.readTextFile(`${w.root}/${UNIT}`);
     const expected = await Deno.readTextFile(
@@ -162,6 +201,7 @@ Deno.test("agent install: upload through the pty, verified, installed, unit enab
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /already runs this ssm-proxy-agent .* nothing to do/);
     assert.doesNotMatch(again.stderr, /uploading/);
+    assert.equal(w.parts.length, 4, "a skipped install opens no part session");
     assert.equal(
       (await Deno.readTextFile(w.log)).match(/restart/g)?.length,
       1,
@@ -170,9 +210,37 @@ Deno.test("agent install: upload through the pty, verified, installed, unit enab
   });
 });
 
-Deno.test("agent install: a corrupted upload is detected and nothing is left half-installed", async () => {
+/** Arms the emulator's corruptInput fault (corrupt.ts) on one part session's upload. */
+function corrupt(w: World, s: EmulatedSession) {
+  // Past the part's header line: inside its base64.
+  w.emu.mgs.faults.corruptInput(5_000, s.sessionId);
+}
+
+/** Ends a part session the way AWS would, while its client waits on it. */
+function kill(w: World, s: EmulatedSession) {
+  // Held still long enough that it cannot finish first.
+  w.emu.mgs.faults.stall(600, s.sessionId);
+  setTimeout(() => w.emu.registry.terminate(s.sessionId, "killed by the test"), 200);
+}
+
+Deno.test("agent install: a corrupted part is caught by its SHA-256 and sent again; the result is byte-exact", async () => {
   await withWorld(async (w) => {
-    // An earlier version is installed; the corrupted upload must leave it exactly as it was.
+    w.onPart = (s, n) => n === 2 && corrupt(w, s);
+    const r = await run(w, ["agent", "install", "-t", "i-0123456789abcdef0", "--binary", w.binary]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /part \d of 4 failed \(.*the upload arrived corrupted.*\); trying it again/,
+    );
+    assert.match(r.stderr, /over 4 sessions, .*, 1 part sent twice\)/);
+    assert.equal(w.parts.length, 5);
+    assert.deepEqual(await Deno.readFile(`${w.root}/${BIN}`), await Deno.readFile(w.binary));
+  });
+});
+
+Deno.test("agent install: a part corrupted twice is one line, and nothing is left half-installed", async () => {
+  await withWorld(async (w) => {
+    // An earlier version is installed; the failed upload must leave it exactly as it was.
     const old = `${w.dir}/old-agent`;
     await writeAgent(old, 1000);
     assert.equal(
@@ -181,22 +249,82 @@ Deno.test("agent install: a corrupted upload is detected and nothing is left hal
     );
     const before = await sha(`${w.root}/${BIN}`);
     const unitBefore = await Deno.readTextFile(`${w.root}/${UNIT}`);
-    const res = await fetch(`${w.url}/_emulator/faults`, {
-      method: "POST",
-      body: JSON.stringify({ action: "corruptInput", afterBytes: 200_000 }),
-    });
-    await res.body?.cancel();
-    assert.ok(res.ok);
+    w.parts.length = 0;
+    w.onPart = (s) => corrupt(w, s);
     const r = await run(w, ["agent", "install", "-t", "i-0123456789abcdef0", "--binary", w.binary]);
     assert.equal(r.code, 5, r.stderr);
     const last = r.stderr.trim().split("\n").at(-1)!;
     assert.match(
       last,
-      /^ssm-proxy: on i-0123456789abcdef0: the upload arrived corrupted .*nothing was installed$/,
+      /^ssm-proxy: on i-0123456789abcdef0: the upload arrived corrupted \(part \d of 4: .*\); it failed again when retried; nothing was installed$/,
     );
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
     assert.equal(await sha(`${w.root}/${BIN}`), before);
     assert.equal(await Deno.readTextFile(`${w.root}/${UNIT}`), unitBefore);
     assert.deepEqual(await leftovers(w.root), []);
+  });
+});
+
+Deno.test("agent install: a part whose session dies is sent again; dying twice installs nothing", async () => {
+  await withWorld(async (w) => {
+    w.onPart = (s, n) => n === 3 && kill(w, s);
+    const ok = await run(w, [
+      "agent",
+      "install",
+      "-t",
+      "i-0123456789abcdef0",
+      "--binary",
+      w.binary,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /part \d of 4 failed .*; trying it again/);
+    assert.deepEqual(await Deno.readFile(`${w.root}/${BIN}`), await Deno.readFile(w.binary));
+
+    await Deno.remove(`${w.root}/${BIN}`);
+    const dead = new Set<number>();
+    w.parts.length = 0;
+    // The first part session, and the one that retries its part.
+    w.onPart = (s, n) => {
+      if (n === 1 || (n > 4 && dead.size === 1)) {
+        dead.add(n);
+        kill(w, s);
+      }
+    };
+    const r = await run(w, ["agent", "install", "-t", "i-0123456789abcdef0", "--binary", w.binary]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.equal(dead.size, 2);
+    const last = r.stderr.trim().split("\n").at(-1)!;
+    assert.match(
+      last,
+      /^ssm-proxy: .*; part 1 of 4 failed again when retried; nothing was installed$/,
+    );
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    assert.equal(await exists(`${w.root}/${BIN}`), false);
+    assert.deepEqual(await leftovers(w.root), []);
+  });
+});
+
+Deno.test("agent install --parallel 1: one part session, byte-exact; out-of-range N refused", async () => {
+  await withWorld(async (w) => {
+    const r = await run(w, [
+      "agent",
+      "install",
+      "-t",
+      "i-0123456789abcdef0",
+      "--binary",
+      w.binary,
+      "--parallel",
+      "1",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, / over 1 session, /);
+    assert.equal(w.parts.length, 1);
+    assert.deepEqual(await Deno.readFile(`${w.root}/${BIN}`), await Deno.readFile(w.binary));
+    for (const n of ["0", "17", "x"]) {
+      const bad = await run(w, ["agent", "install", "-t", "i-0", "--parallel", n]);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr.trim(), /--parallel wants a whole number of sessions from 1 to 16/);
+    }
   });
 });
 
