@@ -4,6 +4,7 @@
  */
 import { UserError } from "../src/errors.ts";
 import { VERSION } from "../src/version.ts";
+import { keepMemoryTrimmed } from "../src/runtime.ts";
 import type { Tun, TunConfig } from "../src/net/types.ts";
 import { type AgentConfig, IFNAME } from "./config.ts";
 import { formatCidr, formatIpv4 } from "./cidr.ts";
@@ -235,6 +236,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         (uplink && natBackend !== "off" ? ` via ${uplink}` : "") +
         (resolver ? `, resolver ${resolver}` : ""),
     );
+
+    // Start-up (config, nft, module loading) leaves malloc holding freed memory; give it back.
+    undo.push(keepMemoryTrimmed());
 
     // Idle stop and the status file follow the tunnels through the registry's events.
     const idleStop = cfg.idleStopAfterMs > 0

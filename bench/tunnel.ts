@@ -1,6 +1,7 @@
 /**
  * The tunnel in the namespace lab (DESIGN §7): TCP download throughput, ping RTT idle and under a
- * bulk transfer (bufferbloat), and RSS of client and agent under load; pacing off and on.
+ * bulk transfer (bufferbloat), and RSS of client and agent idle (up, after a warm-up transfer) and
+ * under load (peak during the transfers); pacing off and on.
  * Needs root. Prints a table and a JSON line.
  */
 import { createLab, type Lab } from "../scripts/lab.ts";
@@ -12,9 +13,16 @@ export interface TunnelBench {
   pingDirectMs: number;
   pingIdleMs: number;
   pingLoadedMs: number;
+  /** Peak RSS during the transfers. */
   clientRssMB: number;
   agentRssMB: number;
+  /** RSS once up and idle, after the warm-up transfer and the idle pings. */
+  clientIdleRssMB: number;
+  agentIdleRssMB: number;
 }
+
+/** Issue 13's memory targets, MB. */
+export const RSS_TARGETS = { clientIdle: 80, clientLoaded: 100, agentLoaded: 80 };
 
 /** Fetch a blob inside the laptop namespace and report MB/s (a Deno one-liner, no curl needed). */
 function fetchScript(url: string): string {
@@ -74,6 +82,8 @@ export async function benchTunnel(pacing: boolean, size: number): Promise<Tunnel
     await download(lab, 256 * 1024); // warm up JIT and windows
     const pingDirectMs = await ping(lab, "instance", 10);
     const pingIdleMs = await ping(lab, "laptop", 20);
+    const clientIdleRssMB = rssMB(t.status.pid);
+    const agentIdleRssMB = rssMB(denoPid(agent.pid));
     let clientRss = 0;
     let agentRss = 0;
     const sampler = setInterval(() => {
@@ -93,6 +103,8 @@ export async function benchTunnel(pacing: boolean, size: number): Promise<Tunnel
       pingLoadedMs,
       clientRssMB: clientRss,
       agentRssMB: agentRss,
+      clientIdleRssMB,
+      agentIdleRssMB,
     };
   } finally {
     await lab.destroy();
@@ -118,9 +130,14 @@ export function tunnelRows(r: TunnelBench): [string, string, string][] {
       "<= idle + 100 ms",
     ],
     [
+      `RSS idle, ${p}`,
+      `client ${r.clientIdleRssMB.toFixed(0)} MB, agent ${r.agentIdleRssMB.toFixed(0)} MB`,
+      `client <= ${RSS_TARGETS.clientIdle} MB`,
+    ],
+    [
       `RSS under load, ${p}`,
       `client ${r.clientRssMB.toFixed(0)} MB, agent ${r.agentRssMB.toFixed(0)} MB`,
-      "<= 120 / 100 MB",
+      `<= ${RSS_TARGETS.clientLoaded} / ${RSS_TARGETS.agentLoaded} MB`,
     ],
   ];
 }
