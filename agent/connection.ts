@@ -3,8 +3,10 @@
  * stripe's frames until it ends. Anything wrong with one connection closes that connection only.
  */
 import {
+  encodeLoad,
   encodePong,
   encodeWelcome,
+  FEATURE_LOAD,
   type Frame,
   FrameReader,
   FrameType,
@@ -31,6 +33,8 @@ export interface ConnContext {
 }
 
 const ARENA = 64 * 1024;
+/** How often a stripe whose client asked for them gets a LOAD report (while it has news). */
+const LOAD_EVERY_MS = 500;
 
 /**
  * Reads chunks into a shared arena: FrameReader keeps views of pushed chunks, so a region is
@@ -59,6 +63,7 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
   const reader = new FrameReader();
   let tunnel: Tunnel | undefined;
   let index = -1;
+  let loadTimer: ReturnType<typeof setInterval> | undefined;
   const protocolError = (message: string, code: "protocol" | "bad-hello" = "protocol") => {
     ctx.stats.protocolErrors++;
     ctx.log(`stripe ${describe(conn)}: ${message}; closing it`);
@@ -95,10 +100,11 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
       tunnel = joined.tunnel;
       index = first.hello.stripe;
       link.send(encodeWelcome(joined.welcome));
+      if (first.hello.features.includes(FEATURE_LOAD)) loadTimer = reportLoad(link);
     }
     for (;;) {
       for (const f of pending) {
-        if (!handleFrame(f, tunnel, link, ctx)) return;
+        if (!handleFrame(f, tunnel, index, link, ctx)) return;
       }
       const chunk = await read();
       if (chunk === null || link.isClosing) return;
@@ -119,6 +125,7 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
     }
   } finally {
     clearTimeout(helloTimer);
+    clearInterval(loadTimer);
     if (tunnel) ctx.registry.leave(tunnel, index, link);
     link.close();
     await link.closed;
@@ -126,10 +133,31 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
   }
 }
 
+/**
+ * LOAD reports for a client that can use them (it sizes and balances its stripes by them); an
+ * idle stripe says nothing after one report of zero.
+ */
+function reportLoad(link: StripeConn): ReturnType<typeof setInterval> {
+  let quiet = true;
+  return setInterval(() => {
+    const l = link.sampleLoad();
+    const news = l.busy >= 1 || l.drops > 0;
+    if (news || !quiet) link.send(encodeLoad(l));
+    quiet = !news;
+  }, LOAD_EVERY_MS);
+}
+
 /** False when the stripe must end. */
-function handleFrame(f: Frame, tunnel: Tunnel, link: StripeConn, ctx: ConnContext): boolean {
+function handleFrame(
+  f: Frame,
+  tunnel: Tunnel,
+  index: number,
+  link: StripeConn,
+  ctx: ConnContext,
+): boolean {
   switch (f.type) {
     case FrameType.Packets:
+      tunnel.heard(f.packets, index);
       fromClient(f.packets, tunnel, ctx.policy, ctx.tun, ctx.stats);
       return true;
     case FrameType.Ping:

@@ -2,7 +2,7 @@
  * One stripe's TCP connection, sending side: a SendQueue drained by at most one write in flight.
  * Whatever is queued while a write is pending leaves in the next write, coalesced.
  */
-import { encodeError, type WireErrorBody } from "../src/tunnel/wire.ts";
+import { encodeError, type LoadReport, type WireErrorBody } from "../src/tunnel/wire.ts";
 import { SendQueue } from "./sendqueue.ts";
 import type { StripeLink } from "./tunnels.ts";
 
@@ -15,6 +15,12 @@ export class StripeConn implements StripeLink {
   #closed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed!: () => void;
+  /** Backlog bookkeeping for LOAD reports: time spent waiting on writes since the last sample. */
+  #busyMs = 0;
+  /** When the write being awaited started, or undefined. */
+  #writeStart?: number;
+  #sampledAt = performance.now();
+  #sampledDrops = 0;
   /** Resolves once the connection is closed and no write is pending. */
   readonly closed: Promise<void>;
 
@@ -52,6 +58,27 @@ export class StripeConn implements StripeLink {
     this.flush();
   }
 
+  /**
+   * How backed up this stripe was since the last call: the share of the time spent waiting on
+   * writes (a paced session that cannot keep up keeps the socket full, so writes wait; a fast
+   * one takes them at once) and the packets its queue dropped.
+   */
+  sampleLoad(now = performance.now()): LoadReport {
+    if (this.#writeStart !== undefined) {
+      this.#busyMs += now - this.#writeStart;
+      this.#writeStart = now;
+    }
+    const span = Math.max(1, now - this.#sampledAt);
+    const report = {
+      busy: Math.min(1000, (this.#busyMs / span) * 1000),
+      drops: this.queue.dropped - this.#sampledDrops,
+    };
+    this.#busyMs = 0;
+    this.#sampledAt = now;
+    this.#sampledDrops = this.queue.dropped;
+    return report;
+  }
+
   /** Close now, dropping anything queued (the connection failed). */
   abort(): void {
     this.#closing = true;
@@ -62,12 +89,18 @@ export class StripeConn implements StripeLink {
     this.#writing = true;
     try {
       for (let buf = this.queue.take(); buf && !this.#closed; buf = this.queue.take()) {
-        for (let o = 0; o < buf.length;) o += await this.conn.write(buf.subarray(o));
+        for (let o = 0; o < buf.length;) {
+          this.#writeStart = performance.now();
+          o += await this.conn.write(buf.subarray(o));
+          this.#busyMs += performance.now() - this.#writeStart;
+          this.#writeStart = undefined;
+        }
       }
     } catch {
       this.#closing = true; // peer gone; the reader sees it too and unregisters the stripe
     } finally {
       this.#writing = false;
+      this.#writeStart = undefined;
     }
     if (this.#closing) this.#finish();
   }

@@ -3,7 +3,8 @@
  * packets and be closed, so the joining rules and routing are testable without TCP.
  */
 import type { Hello, Welcome, WireErrorBody } from "../src/tunnel/wire.ts";
-import { pickStripe } from "../src/tunnel/packet.ts";
+import { FlowTable } from "../src/tunnel/flows.ts";
+import { flowHash } from "../src/tunnel/packet.ts";
 import { formatIpv4 } from "./cidr.ts";
 import type { AddressPool } from "./pool.ts";
 import { negotiate, welcomeFor } from "./hello.ts";
@@ -21,7 +22,7 @@ export interface StripeLink {
 
 export class Tunnel {
   readonly stripes = new Map<number, StripeLink>();
-  /** Sorted indexes of connected stripes: the set pickStripe chooses from. */
+  /** Sorted indexes of connected stripes: the set flows are hashed over when not heard. */
   live: number[] = [];
   /** When the first stripe of the current connection joined (ms); undefined while in grace. */
   connectedAt?: number;
@@ -30,26 +31,43 @@ export class Tunnel {
   /** Client → VPC bytes written to the tun, and VPC → client bytes queued on a stripe. */
   bytesIn = 0;
   bytesOut = 0;
+  /** The stripe each flow was last heard on: answers go back the same way. */
+  readonly flows = new FlowTable();
 
   constructor(
     readonly id: string,
     readonly address: number,
     public stripeCount: number,
+    readonly now: () => number = () => performance.now(),
   ) {}
 
   get addressText(): string {
     return formatIpv4(this.address);
   }
 
-  /** The stripe that carries `p`'s flow, or undefined when none is connected. */
+  /** Packets of one frame arrived on stripe `index`: their flows are answered there. */
+  heard(packets: Uint8Array[], index: number): void {
+    const now = this.now();
+    for (const p of packets) this.flows.note(flowHash(p), index, now);
+  }
+
+  /**
+   * The stripe that carries `p`'s flow: the one its client last sent it on (the client balances
+   * flows over stripes), else by hash for flows not heard from the client (or heard on a stripe
+   * since gone); undefined when none is connected.
+   */
   linkFor(p: Uint8Array): StripeLink | undefined {
-    const i = pickStripe(p, this.live);
+    const key = flowHash(p);
+    const i = this.flows.lookup(key, this.live, this.now()) ??
+      (this.live.length ? this.live[key % this.live.length] : undefined);
     return i === undefined ? undefined : this.stripes.get(i);
   }
 
   set(index: number, link: StripeLink | undefined): void {
     if (link) this.stripes.set(index, link);
     else this.stripes.delete(index);
+    // Its flows' next packets arrive on other stripes; until then they are hashed.
+    this.flows.forgetStripe(index);
     this.live = [...this.stripes.keys()].sort((a, b) => a - b);
   }
 }

@@ -3,6 +3,7 @@ import { type AgentlessBench, agentlessRows, benchAgentless } from "./agentless.
 import { benchForward } from "./forward.ts";
 import { benchInstall, installRows } from "./install.ts";
 import { benchStartup } from "./startup.ts";
+import { benchStripes, type StripesBench, stripesRows } from "./stripes.ts";
 import { benchTunnel, type TunnelBench, tunnelRows } from "./tunnel.ts";
 import { benchZeroConfig, type ZeroConfigBench, zeroConfigRows } from "./zero_config.ts";
 
@@ -16,8 +17,10 @@ const install = await benchInstall();
 const tunnel: TunnelBench[] = [];
 let agentless: AgentlessBench | undefined;
 let zeroConfig: ZeroConfigBench | undefined;
+let stripes: StripesBench | undefined;
 if (Deno.uid() === 0) {
   tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
+  stripes = await benchStripes();
   agentless = await benchAgentless();
   zeroConfig = await benchZeroConfig();
 } else {
@@ -48,6 +51,7 @@ const rows: [string, string, string][] = [
   ],
   ...installRows(install),
   ...tunnel.flatMap(tunnelRows),
+  ...(stripes ? stripesRows(stripes) : []),
   ...(agentless ? agentlessRows(agentless) : []),
   ...(zeroConfig ? zeroConfigRows(zeroConfig) : []),
 ];
@@ -61,6 +65,7 @@ console.log(
     forward: { pacingOff: off, pacingOff16k: off16, pacingOn: on },
     install,
     ...(tunnel.length ? { tunnel } : {}),
+    ...(stripes ? { stripes } : {}),
     ...(agentless ? { agentless } : {}),
     ...(zeroConfig ? { zeroConfig } : {}),
   }),

@@ -22,6 +22,13 @@ export function fmtDuration(ms: number): string {
     : `${s}s`;
 }
 
+/** `stripes 4`, with `auto` and the last change of the count when it sizes itself. */
+export function stripesText(st: NonNullable<TunnelState["stats"]>): string {
+  if (!st.stripesAuto) return `stripes ${st.stripesUp}`;
+  const why = st.stripesReason ? `; ${st.stripesReason}` : "";
+  return `stripes ${st.stripesUp} (auto, up to ${st.stripesMax}${why})`;
+}
+
 export function liveText(s: TunnelState): string {
   const st = s.stats;
   if (!st) return `${s.status}`;
@@ -35,7 +42,7 @@ export function liveText(s: TunnelState): string {
     `pkts ${st.packetsOut}/${st.packetsIn}`,
     `drops ${st.dropsOut + st.dropsIn}`,
     `rtt ${Math.round(st.rttMs)} ms`,
-    `stripes ${st.stripesUp}`,
+    stripesText(st),
     `up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
     healing,
     s.status !== "up" && s.lastError ? `last error: ${s.lastError}` : "",

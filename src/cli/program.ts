@@ -71,7 +71,13 @@ export function buildProgram() {
       "agent (ssm-proxy-agent on the instance), agentless (TCP and DNS, nothing installed) or auto: the agent when it answers",
       "auto",
     )
-    .option("--stripes <n>", "parallel sessions, to go beyond one session's ~1 MB/s", Number, 1)
+    .option(
+      "--stripes <n>",
+      "parallel sessions (one carries ~1 MB/s): auto (grow with the load) or a number from 1 to 16",
+      (v: string) => (v.trim().toLowerCase() === "auto" ? "auto" as const : Number(v)),
+      "auto" as number | "auto",
+    )
+    .option("--max-stripes <n>", "with --stripes auto: the most sessions (default 8)", Number, 8)
     .option(
       "--dns-upstream <ip>",
       "agentless: relay DNS to this resolver first, e.g. a Route 53 Resolver inbound endpoint (repeatable)",

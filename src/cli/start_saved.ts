@@ -11,7 +11,7 @@ import { requireRoot, useInvokingUsersConfig } from "./privileges.ts";
 /** What commander hands over: every flag, defaults filled in. */
 export type StartFlags =
   & Omit<StartOptions, "target" | "mode" | "name" | "stripes">
-  & { target?: string; mode: string; name?: string; stripes: number; config?: string };
+  & { target?: string; mode: string; name?: string; stripes: number | "auto"; config?: string };
 
 /** Saved values under flags the user did not type; `given(flag)` says which they did. */
 export function withSaved(

@@ -71,6 +71,13 @@ function describe(s: TunnelState): string {
         fmtBytes(st.bytesIn)
       } (${st.packetsIn} pkts), drops ${st.dropsOut}/${st.dropsIn}, reconnects ${st.reconnects}`
       : "",
+    st?.stripesOpen !== undefined
+      ? `  stripes    ${st.stripesUp} up of ${st.stripesOpen}${
+        st.stripesAuto ? `, auto up to ${st.stripesMax}` : ", fixed"
+      }${st.stripesReason ? `; last change: ${st.stripesReason}` : ""}${
+        st.flowMoves ? `; ${st.flowMoves} flows moved off backed-up stripes` : ""
+      }`
+      : "",
     s.health
       ? `  healing    ${s.health.reconnects} reconnect${s.health.reconnects === 1 ? "" : "s"}, ${
         fmtDuration(s.health.healingMs)

@@ -22,7 +22,8 @@ export interface TunnelProfile {
   dnsDomains?: string[];
   /** false = no DNS changes, like --no-dns. */
   dns?: boolean;
-  stripes?: number;
+  /** `auto`: grow with the load (the default), or a fixed count. */
+  stripes?: number | "auto";
   mode?: TunnelMode;
   profile?: string;
   region?: string;
@@ -166,10 +167,10 @@ export function parseTunnelEntry(
   const stripes = w.scalar(m.get("stripes"), at("stripes"));
   if (stripes !== undefined) {
     const n = stripes.value;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 16) {
-      w.fail(stripes.node, at("stripes"), "expected a whole number from 1 to 16");
-    }
-    out.stripes = n;
+    if (n === "auto") out.stripes = "auto";
+    else if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 16) {
+      w.fail(stripes.node, at("stripes"), "expected auto or a whole number from 1 to 16");
+    } else out.stripes = n;
   }
   const mode = w.str(m.get("mode"), at("mode"));
   if (mode !== undefined) {

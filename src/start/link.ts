@@ -42,7 +42,9 @@ const AGENT_MTU = 1400;
 export interface AgentConnect {
   aws: AwsOptions;
   target: ResolvedTarget;
-  stripes: number;
+  /** A fixed count, or `auto` up to maxStripes (default 8). */
+  stripes: number | "auto";
+  maxStripes?: number;
   agentPort: number;
   heal: HealSettings;
   progress: (line: string) => void;
@@ -52,15 +54,20 @@ export interface AgentConnect {
 export async function connectAgent(o: AgentConnect): Promise<Link> {
   const ssm = await import("../aws/ssm.ts");
   const { target } = o;
+  const first = o.stripes === "auto" ? 1 : o.stripes;
+  const max = o.stripes === "auto" ? o.maxStripes ?? 8 : o.stripes;
   o.progress(
-    `opening ${o.stripes} session${o.stripes > 1 ? "s" : ""} to ${target.instanceId}${
+    `opening ${first} session${first > 1 ? "s" : ""} to ${target.instanceId}${
       target.name ? ` (${target.name})` : ""
-    }, agent port ${o.agentPort}`,
+    }, agent port ${o.agentPort}${
+      o.stripes === "auto" ? `; more as the load needs, up to ${max}` : ""
+    }`,
   );
   const sessionIds: string[] = [];
   const streamUrls: string[] = [];
   const tunnel = await Tunnel.connect({
     stripes: o.stripes,
+    maxStripes: max,
     agentPort: o.agentPort,
     mtu: AGENT_MTU,
     pingMs: o.heal.keepaliveMs,
@@ -74,7 +81,7 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
         parameters: { portNumber: [String(o.agentPort)] },
       });
       // Only the first sessions: the tunnel's later ones are listed by the ticker.
-      if (sessionIds.length < o.stripes) {
+      if (sessionIds.length < first) {
         streamUrls.push(grant.streamUrl);
         sessionIds.push(grant.sessionId);
       }
@@ -99,7 +106,9 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
     ...(w.resolver ? { resolver: w.resolver } : {}),
     noResolver:
       "the agent did not report a VPC resolver: set `resolver` in the agent's config (/etc/ssm-proxy-agent.yaml)",
-    summary: `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}`,
+    summary: o.stripes === "auto"
+      ? `stripes auto (1 to ${max})`
+      : `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}`,
     sessionIds,
     streamUrls,
   };

@@ -29,7 +29,10 @@ export interface StartOptions extends AwsOptions {
   sessionIdleSeconds?: number;
   /** Agentless: resolvers to relay DNS to before the VPC resolver itself. */
   dnsUpstream?: string[];
-  stripes: number;
+  /** A fixed number of Port sessions, or `auto` (grow with the load up to maxStripes). */
+  stripes: number | "auto";
+  /** With `auto`: the most stripes (default 8). */
+  maxStripes?: number;
   name: string;
   agentPort: number;
   background?: boolean;
@@ -106,8 +109,12 @@ export function checkStart(o: StartOptions): CheckedStart {
       ExitCode.Usage,
     );
   }
-  if (!Number.isInteger(o.stripes) || o.stripes < 1 || o.stripes > 16) {
-    throw new UserError("--stripes must be a whole number from 1 to 16", ExitCode.Usage);
+  if (o.stripes !== "auto" && (!Number.isInteger(o.stripes) || o.stripes < 1 || o.stripes > 16)) {
+    throw new UserError("--stripes must be auto or a whole number from 1 to 16", ExitCode.Usage);
+  }
+  const max = o.maxStripes;
+  if (max !== undefined && (!Number.isInteger(max) || max < 1 || max > 16)) {
+    throw new UserError("--max-stripes must be a whole number from 1 to 16", ExitCode.Usage);
   }
   const dns = o.dns !== false;
   if (!dns && (o.dnsDomain ?? []).length > 0) {

@@ -78,7 +78,10 @@ function ipv6ToString(b: Uint8Array): string {
 /**
  * A hash of the flow (addresses, protocol, ports) that is the same in both directions, so that
  * client and agent, choosing among the same live stripes, keep a flow on one stripe and in order.
- * FNV-1a over the header bytes that identify the flow, with the two endpoints in sorted order.
+ * FNV-1a over the header bytes that identify the flow, with the two endpoints in sorted order,
+ * then a final avalanche (murmur3's fmix32): without it the low bits, which `% n` keeps, depend
+ * only on the low bits of each byte, and Linux picks even ephemeral ports, so with 2, 4 or 8
+ * stripes half of them (or more) were never chosen.
  */
 export function flowHash(p: Uint8Array): number {
   const v = ipVersion(p);
@@ -121,10 +124,23 @@ export function flowHash(p: Uint8Array): number {
   mix(px & 0xff);
   mix(py >> 8);
   mix(py & 0xff);
+  return fmix32(h);
+}
+
+/** murmur3's finalizer: every input bit flips each output bit with probability about 1/2. */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
-/** Pick one of `live` stripe indexes (sorted) for a packet, stable while `live` is unchanged. */
+/**
+ * Pick one of `live` stripe indexes (sorted) for a packet, stable while `live` is unchanged: the
+ * fallback for flows no flow table knows (and what agents before flow tables do).
+ */
 export function pickStripe(p: Uint8Array, live: number[]): number | undefined {
   if (live.length === 0) return undefined;
   return live[flowHash(p) % live.length];

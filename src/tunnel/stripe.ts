@@ -15,6 +15,7 @@ export class AgentUnavailable extends UserError {
 }
 import type { PortSession } from "../ssm/session.ts";
 import type { SmuxStream } from "../ssm/smux.ts";
+import type { Liveness } from "./liveness.ts";
 import {
   encodeHello,
   encodePackets,
@@ -23,6 +24,7 @@ import {
   FrameReader,
   FrameType,
   type Hello,
+  type LoadReport,
   PROTOCOL_VERSION,
   type Welcome,
   WireError,
@@ -65,6 +67,15 @@ export class Stripe {
     dropsOut: 0,
     rttMs: 0,
   };
+  /** Whether the far end still answers (set by the supervisor; absent: keepalive off). */
+  liveness?: Liveness;
+  /** The agent's last LOAD report and when it came (performance.now()). */
+  load?: LoadReport & { at: number };
+  /** When the last PONG came (performance.now()), and the least RTT seen: the idle path. */
+  rttAt = -Infinity;
+  minRttMs = Infinity;
+  /** When a packet last went either way (performance.now()). */
+  lastPacketAt = performance.now();
 
   constructor(
     readonly index: number,
@@ -139,6 +150,9 @@ export class Stripe {
     this.#stream.write(encodePackets(packets));
     this.stats.packetsOut += packets.length;
     this.stats.bytesOut += bytes;
+    const now = performance.now();
+    this.lastPacketAt = now;
+    this.liveness?.sent(now);
     return true;
   }
 
@@ -147,9 +161,11 @@ export class Stripe {
     if (!this.#up || !this.#stream) return;
     const nonce = crypto.getRandomValues(new Uint8Array(8));
     const key = nonce.join(",");
-    this.#pingSent.set(key, performance.now());
+    const now = performance.now();
+    this.#pingSent.set(key, now);
     if (this.#pingSent.size > 16) this.#pingSent.delete(this.#pingSent.keys().next().value!);
     this.#stream.write(encodePing(nonce));
+    this.liveness?.sent(now);
   }
 
   close(): void {
@@ -171,6 +187,7 @@ export class Stripe {
       );
       return;
     }
+    if (frames.length > 0) this.liveness?.heard();
     for (const f of frames) {
       switch (f.type) {
         case FrameType.Welcome:
@@ -179,6 +196,7 @@ export class Stripe {
         case FrameType.Packets:
           this.stats.packetsIn += f.packets.length;
           for (const p of f.packets) this.stats.bytesIn += p.length;
+          this.lastPacketAt = performance.now();
           this.#handlers?.packets(f.packets);
           break;
         case FrameType.Ping:
@@ -189,10 +207,16 @@ export class Stripe {
           const t = this.#pingSent.get(key);
           if (t !== undefined) {
             this.#pingSent.delete(key);
-            this.stats.rttMs = performance.now() - t;
+            const now = performance.now();
+            this.stats.rttMs = now - t;
+            this.rttAt = now;
+            this.minRttMs = Math.min(this.minRttMs, this.stats.rttMs);
           }
           break;
         }
+        case FrameType.Load:
+          this.load = { ...f.load, at: performance.now() };
+          break;
         case FrameType.Error:
           this.#fail(
             f.error.code === "unsupported-version"

@@ -10,6 +10,7 @@ import { ExitCode, UserError } from "../errors.ts";
 import type { PortSession } from "../ssm/session.ts";
 import { backoffDelays } from "../ssm/backoff.ts";
 import { HealTracker, learnMaxDuration, rolloverAt } from "./heal.ts";
+import { Liveness, type LivenessOptions } from "./liveness.ts";
 import { Stripe, type StripeStats } from "./stripe.ts";
 import type { Hello, Welcome } from "./wire.ts";
 
@@ -27,6 +28,8 @@ export interface SupervisorOptions {
   learnedMaxDuration(ms: number): void;
   giveUpMs: number;
   maxSessionMs?: number;
+  /** Declare a stripe dead when its far end stops answering (absent: keepalive off). */
+  liveness?: LivenessOptions;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -48,6 +51,11 @@ export class StripeSupervisor {
   #retired: StripeStats = zeroStats();
   #retiredResumes = 0;
   #now: () => number;
+
+  /** A stripe added to a running tunnel: its first session, then supervision as usual. */
+  static async open(o: SupervisorOptions): Promise<StripeSupervisor> {
+    return new StripeSupervisor(o, await joinStripe(o));
+  }
 
   constructor(private o: SupervisorOptions, first: Stripe) {
     this.#now = o.now ?? Date.now;
@@ -104,6 +112,17 @@ export class StripeSupervisor {
     else this.#stripe.session.checkNow(reason);
   }
 
+  /**
+   * The far end stopped answering (liveness.ts) though the session looks fine: drop this
+   * session and heal on a new one, as if it had ended.
+   */
+  dead(reason: string): void {
+    if (this.#closed || this.tracker.state !== "up") return;
+    const s = this.#stripe;
+    s.close();
+    this.#down(s, reason);
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#rollTimer);
@@ -116,6 +135,7 @@ export class StripeSupervisor {
 
   #install(s: Stripe): void {
     this.#stripe = s;
+    if (this.o.liveness) s.liveness = new Liveness(this.o.liveness);
     const opened = this.#openedAt = this.#now();
     // The session's own end says why (the stream often closes first, with a vaguer reason).
     s.session.ended.then((e) => {
@@ -230,24 +250,8 @@ export class StripeSupervisor {
     }
   }
 
-  /** A new session and a HELLO on it; must get the tunnel's address back. */
-  async #join(): Promise<Stripe> {
-    const session = await this.o.openSession(this.o.index);
-    const s = new Stripe(this.o.index, session, this.o.agentPort);
-    let w: Welcome;
-    try {
-      w = await s.handshake(this.o.hello);
-      if (w.address !== this.o.address) {
-        throw new AddressChanged(
-          `the agent gave stripe ${this.o.index} address ${w.address}, not ${this.o.address}: it lost the tunnel's lease (restarted without stateDir?); start the tunnel again`,
-        );
-      }
-    } catch (e) {
-      s.close();
-      await session.terminate().catch(() => {});
-      throw e;
-    }
-    return s;
+  #join(): Promise<Stripe> {
+    return joinStripe(this.o);
   }
 
   #retire(s: Stripe): void {
@@ -271,6 +275,26 @@ export class StripeSupervisor {
   #log(line: string): void {
     this.o.log?.(line);
   }
+}
+
+/** A new session and a HELLO on it; must get the tunnel's address back. */
+async function joinStripe(o: SupervisorOptions): Promise<Stripe> {
+  const session = await o.openSession(o.index);
+  const s = new Stripe(o.index, session, o.agentPort);
+  let w: Welcome;
+  try {
+    w = await s.handshake(o.hello);
+    if (w.address !== o.address) {
+      throw new AddressChanged(
+        `the agent gave stripe ${o.index} address ${w.address}, not ${o.address}: it lost the tunnel's lease (restarted without stateDir?); start the tunnel again`,
+      );
+    }
+  } catch (e) {
+    s.close();
+    await session.terminate().catch(() => {});
+    throw e;
+  }
+  return s;
 }
 
 class AddressChanged extends UserError {

@@ -7,6 +7,10 @@
  *   PACKETS (3), both ways. Body: repeated { length (u16 BE) | IP packet }.
  *   PING (4) / PONG (5), both ways. Body: 8 opaque bytes, echoed in the PONG.
  *   ERROR (6), both ways, then the sender closes the stripe. Body: JSON WireErrorBody.
+ *   LOAD (7), agent → client, only when the HELLO lists the feature "load": how backed up the
+ *     agent's side of this stripe was lately. Body: busy (u16 BE, per mille of the interval a
+ *     write to the stripe was waiting) | drops (u32 BE, packets dropped in the interval).
+ *     The client cannot see the agent's queues, yet downloads back up there (striping.ts).
  *
  * JSON for the rare control frames keeps them extensible; PACKETS is binary because it is the
  * data path. A peer that does not know a frame type skips it (length is always present).
@@ -20,7 +24,19 @@ export const FrameType = {
   Ping: 4,
   Pong: 5,
   Error: 6,
+  Load: 7,
 } as const;
+
+/** HELLO feature: the client wants LOAD frames. */
+export const FEATURE_LOAD = "load";
+
+/** How backed up the agent's side of a stripe was over its last interval. */
+export interface LoadReport {
+  /** Per mille of the interval a write to the stripe was in flight (1000: saturated). */
+  busy: number;
+  /** Packets the stripe's queue dropped in the interval. */
+  drops: number;
+}
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC = "ssm-proxy";
@@ -79,6 +95,7 @@ export type Frame =
   | { type: typeof FrameType.Packets; packets: Uint8Array[] }
   | { type: typeof FrameType.Ping | typeof FrameType.Pong; nonce: Uint8Array }
   | { type: typeof FrameType.Error; error: WireErrorBody }
+  | { type: typeof FrameType.Load; load: LoadReport }
   | { type: "unknown"; code: number };
 
 export class WireError extends Error {
@@ -105,6 +122,14 @@ export const encodeError = (e: WireErrorBody) =>
   frame(FrameType.Error, enc.encode(JSON.stringify(e)));
 export const encodePing = (nonce: Uint8Array) => frame(FrameType.Ping, nonce);
 export const encodePong = (nonce: Uint8Array) => frame(FrameType.Pong, nonce);
+
+export function encodeLoad(l: LoadReport): Uint8Array {
+  const body = new Uint8Array(6);
+  const v = new DataView(body.buffer);
+  v.setUint16(0, Math.max(0, Math.min(1000, Math.round(l.busy))));
+  v.setUint32(2, Math.max(0, Math.min(0xffffffff, Math.round(l.drops))));
+  return frame(FrameType.Load, body);
+}
 
 /**
  * Pack packets into as few PACKETS frames as fit in MAX_BODY each. Packets larger than
@@ -215,6 +240,11 @@ function decodeBody(type: number, body: Uint8Array): Frame {
     case FrameType.Ping:
     case FrameType.Pong:
       return { type, nonce: body };
+    case FrameType.Load: {
+      if (body.length < 6) throw new WireError(`LOAD of ${body.length} bytes`);
+      const v = new DataView(body.buffer, body.byteOffset, body.byteLength);
+      return { type, load: { busy: Math.min(1000, v.getUint16(0)), drops: v.getUint32(2) } };
+    }
     case FrameType.Error: {
       const e = json<WireErrorBody>(body, "error frame");
       return {

@@ -271,3 +271,59 @@ Deno.test("stripe: shutdown sends ERROR shutdown to every stripe and closes the 
   assert.ok(fake?.closed);
   await client?.close();
 });
+
+Deno.test("stripe: each flow is answered on the stripe the client last sent it on", async () => {
+  await withAgent({}, async (agent, tun) => {
+    const h0 = hello({ stripes: 2, stripe: 0 });
+    const s0 = await join(agent.addr.port, h0);
+    const s1 = await join(agent.addr.port, { ...h0, stripe: 1 });
+    const addr = s0.address;
+    const out = (i: number) => udpPacket(addr, "10.1.1.1", 2000 + i, 53, "q");
+    const back = (i: number) => udpPacket("10.1.1.1", addr, 53, 2000 + i, "a");
+    // The client puts flows 0-9 on stripe 1, whatever the hash says; then flow 0 moves to 0.
+    await s1.c.sendPackets(...Array.from({ length: 10 }, (_, i) => out(i)));
+    await waitFor(() => tun.written.length === 10);
+    tun.inject(...Array.from({ length: 10 }, (_, i) => back(i)));
+    assert.equal((await s1.c.packets(10)).length, 10, "all answered on stripe 1");
+    await s0.c.sendPackets(out(0));
+    await waitFor(() => tun.written.length === 11);
+    tun.inject(back(0), back(1));
+    const [moved] = await s0.c.packets(1);
+    assert.equal((moved[22] << 8) | moved[23], 2000, "flow 0 followed the client to stripe 0");
+    assert.equal((await s1.c.packets(1)).length, 1, "flow 1 stayed");
+    await s0.c.close();
+    await s1.c.close();
+  });
+});
+
+Deno.test("stripe: LOAD reports only for clients that ask, while the stripe is busy", async () => {
+  // A queue of 4 KiB: a burst of 40 packets overflows it, as a paced session's backlog would.
+  await withAgent({ limits: { maxBytes: 4096, maxDelayMs: 50 } }, async (agent, tun) => {
+    const asks = await join(agent.addr.port, hello({ features: ["load"] }));
+    const quiet = await join(agent.addr.port, hello());
+    const big = new Uint8Array(1200);
+    const burst = (addr: string) =>
+      Array.from({ length: 40 }, (_, i) => udpPacket("10.1.1.1", addr, 53, 3000 + i, big));
+    for (let n = 0; n < 10; n++) {
+      tun.inject(...burst(asks.address), ...burst(quiet.address));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const loads = async (c: typeof asks.c) => {
+      const out = [];
+      for (
+        let f = await c.next(1000).catch(() => undefined);
+        f;
+        f = await c.next(700).catch(() => undefined)
+      ) {
+        if (f.type === FrameType.Load) out.push(f.load);
+      }
+      return out;
+    };
+    const got = await loads(asks.c);
+    assert.ok(got.some((l) => l.drops > 0), JSON.stringify(got));
+    assert.deepEqual(await loads(quiet.c), [], "no LOAD for a client that did not ask");
+    assert.ok(agent.stats.queueDrops > 0);
+    await asks.c.close();
+    await quiet.c.close();
+  });
+});

@@ -76,7 +76,7 @@ Deno.test("config check: ok with counts, or the file:line error and exit 2", asy
     assert.equal(r.code, 2);
     assert.equal(
       r.stderr.trim(),
-      `ssm-proxy: ${file}:6: tunnels.prod.stripes: expected a whole number from 1 to 16`,
+      `ssm-proxy: ${file}:6: tunnels.prod.stripes: expected auto or a whole number from 1 to 16`,
     );
     await Deno.writeTextFile(file, ALICE + "extra: 1\n");
     r = await ssmProxy(a, "config", "check");

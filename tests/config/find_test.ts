@@ -92,7 +92,7 @@ Deno.test("findTunnel: an invalid team entry names its parameter; a bad name is 
     await withEmulator(await fixtures(dir), async () => {
       await assert.rejects(
         findTunnel("stage", { aws: {}, env: {} }),
-        /^ConfigError: \/ssm-proxy\/tunnels\/stage: tunnels\.stage\.stripes: expected a whole number from 1 to 16$/,
+        /^ConfigError: \/ssm-proxy\/tunnels\/stage: tunnels\.stage\.stripes: expected auto or a whole number from 1 to 16$/,
       );
       await assert.rejects(findTunnel("Prod", { aws: {}, env: {} }), /"Prod" is not a tunnel name/);
     });

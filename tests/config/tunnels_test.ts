@@ -131,22 +131,22 @@ const MISTAKES: [string, string, RegExp][] = [
   [
     "stripes zero",
     one("stripes: 0"),
-    /^c\.yaml:3: tunnels\.prod\.stripes: expected a whole number from 1 to 16$/,
+    /^c\.yaml:3: tunnels\.prod\.stripes: expected auto or a whole number from 1 to 16$/,
   ],
   [
     "stripes 17",
     one("stripes: 17"),
-    /^c\.yaml:3: tunnels\.prod\.stripes: expected a whole number from 1 to 16$/,
+    /^c\.yaml:3: tunnels\.prod\.stripes: expected auto or a whole number from 1 to 16$/,
   ],
   [
     "stripes fraction",
     one("stripes: 1.5"),
-    /^c\.yaml:3: tunnels\.prod\.stripes: expected a whole number/,
+    /^c\.yaml:3: tunnels\.prod\.stripes: expected auto or a whole number/,
   ],
   [
     "stripes text",
     one('stripes: "2"'),
-    /^c\.yaml:3: tunnels\.prod\.stripes: expected a whole number/,
+    /^c\.yaml:3: tunnels\.prod\.stripes: expected auto or a whole number/,
   ],
   [
     "bad mode",
@@ -248,7 +248,7 @@ Deno.test("team: an invalid entry is named by its parameter", () => {
     ['"name:bastion"', /^\/ssm-proxy\/tunnels\/prod: expected a JSON object/],
     [
       '{"target":"name:b","stripes":40}',
-      /^\/ssm-proxy\/tunnels\/prod: tunnels\.prod\.stripes: expected a whole number from 1 to 16$/,
+      /^\/ssm-proxy\/tunnels\/prod: tunnels\.prod\.stripes: expected auto or a whole number from 1 to 16$/,
     ],
     [
       '{"target":"name:b","cidr":["10.0.0.0/8"]}',
@@ -315,4 +315,12 @@ Deno.test("config path: --config, then SSM_PROXY_CONFIG, then XDG_CONFIG_HOME or
     explicit: false,
   });
   assert.equal(configPath(undefined, {}), undefined);
+});
+
+Deno.test("tunnels: stripes may be auto, as on the command line", () => {
+  const c = parseConfig(
+    "tunnels:\n  prod:\n    target: name:bastion\n    stripes: auto\n",
+    "c.yaml",
+  );
+  assert.equal(c.tunnels[0].profile.stripes, "auto");
 });

@@ -1,0 +1,68 @@
+/**
+ * Opening a tunnel's first stripes: the HELLO every stripe of the tunnel says, stripe 0 first
+ * (the agent allocates the address on the first HELLO of a tunnel id), then the rest at once.
+ */
+import { ExitCode, UserError } from "../errors.ts";
+import type { PortSession } from "../ssm/session.ts";
+import { VERSION } from "../version.ts";
+import { Stripe } from "./stripe.ts";
+import { FEATURE_LOAD, type Hello, MAGIC, PROTOCOL_VERSION, type Welcome } from "./wire.ts";
+
+/** A HELLO for a new tunnel (random id) of at most `stripes` stripes. */
+export function newHello(stripes: number, mtu: number): Omit<Hello, "stripe"> {
+  const id = Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  return {
+    magic: MAGIC,
+    versions: [PROTOCOL_VERSION],
+    tunnelId: id,
+    stripes,
+    mtu,
+    features: [FEATURE_LOAD],
+    client: `ssm-proxy/${VERSION}`,
+  };
+}
+
+export interface StripeOpener {
+  openSession(stripe: number): Promise<PortSession>;
+  agentPort: number;
+}
+
+/** Stripes 0..count-1, all with the same address; any failure ends every session opened. */
+export async function openStripes(
+  o: StripeOpener,
+  hello: Omit<Hello, "stripe">,
+  count: number,
+): Promise<{ welcome: Welcome; stripes: Stripe[] }> {
+  const first = new Stripe(0, await o.openSession(0), o.agentPort);
+  let welcome: Welcome;
+  try {
+    welcome = await first.handshake(hello);
+  } catch (e) {
+    await first.session.terminate().catch(() => {});
+    throw e;
+  }
+  const stripes = [first];
+  const rest = await Promise.allSettled(
+    Array.from({ length: count - 1 }, async (_, i) => {
+      const s = new Stripe(i + 1, await o.openSession(i + 1), o.agentPort);
+      stripes.push(s);
+      const w = await s.handshake(hello);
+      if (w.address !== welcome.address) {
+        throw new UserError(
+          `stripe ${i + 1} got address ${w.address}, not ${welcome.address}`,
+          ExitCode.Remote,
+        );
+      }
+    }),
+  );
+  const failed = rest.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failed) {
+    await Promise.all(stripes.map((s) => s.session.terminate().catch(() => {})));
+    throw failed.reason;
+  }
+  stripes.sort((a, b) => a.index - b.index);
+  return { welcome, stripes };
+}
