@@ -62,12 +62,11 @@ program.command("serve")
     // Under systemd with StateDirectory=ssm-proxy this is /var/lib/ssm-proxy.
     config.stateDir ??= Deno.env.get("STATE_DIRECTORY")?.split(":")[0] || undefined;
     config.runtimeDir = resolveRuntimeDir(opts.runtimeDir, config.runtimeDir);
-    const { startAgent } = await import("./server.ts");
-    const agent = await startAgent({ config });
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((r) => (stop = r));
-    // Listeners stay installed until cleanup is done: a second Ctrl-C must not kill the process
-    // halfway and leave NAT rules or ip_forward behind.
+    // Listeners go in before the tun, NAT and ip_forward change (a signal during setup waits for
+    // it to finish, then undoes it), and stay until cleanup is done: a second Ctrl-C must not
+    // kill the process halfway and leave NAT rules or ip_forward behind.
     let stopping = false;
     const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => {
       const h = () => {
@@ -78,6 +77,8 @@ program.command("serve")
       Deno.addSignalListener(s, h);
       return [s, h] as const;
     });
+    const { startAgent } = await import("./server.ts");
+    const agent = await startAgent({ config });
     // Every drop has a reason an operator can read: `kill -USR1` prints the counters.
     const counters = () =>
       console.error(

@@ -4,7 +4,8 @@
  */
 import type { ClusterEntry } from "../config/clusters.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import type { ConnectOptions } from "./eks_connect.ts";
+import type { Connection, ConnectOptions } from "./eks_connect.ts";
+import { exitStopped, NETWORK_UNDO_MS, Stopped, StopSignals, within } from "./signals.ts";
 import { logTo, spawnDetached } from "./background.ts";
 
 export interface EksConnectFlags extends ConnectOptions {
@@ -53,8 +54,19 @@ export async function runConnect(name: string | undefined, o: EksConnectFlags): 
     return await connectInBackground(entry, file, o);
   }
 
+  // Before anything slow: a signal while authenticating, finding the bastion or waiting for the
+  // session must stop us too, undoing what the connect got to (signals.ts).
+  const stop = new StopSignals();
   const { connectCluster } = await import("./eks_connect.ts");
-  const conn = await connectCluster(entry, o);
+  const connecting = connectCluster(entry, o);
+  let conn: Connection;
+  try {
+    conn = await stop.race(connecting);
+  } catch (e) {
+    if (!(e instanceof Stopped)) throw e;
+    await within(connecting.then((c) => c.close()), NETWORK_UNDO_MS);
+    exitStopped(`${entry.name}: stopped (${e.signal}) while connecting; kubeconfig left as it was`);
+  }
   const via = conn.mode === "port-forward"
     ? ` via ${conn.instanceId} (session ${conn.sessionId})`
     : "";
@@ -62,24 +74,23 @@ export async function runConnect(name: string | undefined, o: EksConnectFlags): 
     `${entry.name}: ${conn.mode} to ${entry.cluster_name} (${entry.region}) at ${conn.server}${via}`,
   );
   console.log(`kubectl context "${entry.name}" is now current in ${conn.kubeconfig}`);
-  if (conn.mode !== "port-forward") return;
-  console.log("Press Ctrl-C to stop (or run: ssm-proxy eks disconnect " + entry.name + ")");
-
-  const stop = Promise.withResolvers<string>();
-  const signals = (["SIGINT", "SIGTERM"] as const).map((s) =>
-    [s, () => stop.resolve(s)] as [Deno.Signal, () => void]
-  );
-  for (const [s, h] of signals) Deno.addSignalListener(s, h);
-  const outcome = await Promise.race([
-    stop.promise.then((sig) => ({ sig })),
-    conn.ended!.then((end) => ({ end })),
-  ]);
-  for (const [s, h] of signals) Deno.removeSignalListener(s, h);
-  await conn.close();
-  if ("sig" in outcome) {
-    console.error(`ssm-proxy: ${entry.name} disconnected (${outcome.sig})`);
+  if (conn.mode !== "port-forward") {
+    stop.dispose();
     return;
   }
+  console.log("Press Ctrl-C to stop (or run: ssm-proxy eks disconnect " + entry.name + ")");
+
+  const outcome = await Promise.race([
+    stop.stopped.then((sig) => ({ sig })),
+    conn.ended!.then((end) => ({ end })),
+  ]);
+  if ("sig" in outcome) {
+    // close() undoes the local side first (state file, kubeconfig), then ends the session.
+    await within(conn.close(), NETWORK_UNDO_MS);
+    exitStopped(`${entry.name} disconnected (${outcome.sig})`);
+  }
+  stop.dispose();
+  await conn.close();
   throw new UserError(
     `${entry.name}: ${outcome.end}; run "ssm-proxy eks connect ${entry.name} --port-forward" to reconnect`,
     ExitCode.Remote,

@@ -217,10 +217,13 @@ async function portForward(entry: ClusterEntry, o: ConnectOptions, c: ForwardCtx
     async close() {
       if (closed) return;
       closed = true;
-      await f.stop();
-      await f.serving.catch(() => {});
+      // The local side first: a TerminateSession that hangs (the network is gone) must not
+      // leave the kubeconfig entry active or the state file behind when the caller stops waiting.
+      f.forwarder.close();
       await removeForwardState(entry.name, Deno.pid);
       await c.base.close();
+      await f.stop();
+      await f.serving.catch(() => {});
     },
   };
 }

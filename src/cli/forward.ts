@@ -7,6 +7,7 @@ import { ExitCode, UserError } from "../errors.ts";
 import { fmtAddr, Forwarder } from "../ssm/forwarder.ts";
 import { messageSize } from "../ssm/message_size.ts";
 import { PortSession, type PortSessionOptions } from "../ssm/session.ts";
+import { exitStopped, NETWORK_UNDO_MS, Stopped, StopSignals, within } from "./signals.ts";
 
 export interface ForwardOptions extends AwsOptions {
   target: string;
@@ -95,7 +96,18 @@ export async function runForward(
 ): Promise<void> {
   const target = o.target ??
     await (await import("./picker.ts")).pickTarget({ profile: o.profile, region: o.region }, o);
-  const f = await openForward({ ...o, target });
+  // Before anything slow: a signal while resolving or connecting must stop us too (signals.ts).
+  const stop = new StopSignals();
+  const opening = openForward({ ...o, target });
+  let f: OpenForward;
+  try {
+    f = await stop.race(opening);
+  } catch (e) {
+    if (!(e instanceof Stopped)) throw e;
+    // A session the open is about to hand over is ended too, if that comes in time.
+    await within(opening.then((f) => f.stop()), NETWORK_UNDO_MS);
+    exitStopped(`stopped (${e.signal}) while connecting`);
+  }
   const name = f.name ? ` (${f.name})` : "";
   console.log(
     `Forwarding ${
@@ -105,22 +117,21 @@ export async function runForward(
   console.log(`Local port: ${f.forwarder.addr.port}`);
   console.log("Press Ctrl-C to stop.");
 
-  const stop = Promise.withResolvers<string>();
-  const signals: [Deno.Signal, () => void][] = (["SIGINT", "SIGTERM"] as const).map((
-    s,
-  ) => [s, () => stop.resolve(s)]);
-  for (const [s, h] of signals) Deno.addSignalListener(s, h);
   const outcome = await Promise.race([
-    stop.promise.then((sig) => ({ sig })),
+    stop.stopped.then((sig) => ({ sig })),
     f.session.ended.then((end) => ({ end })),
   ]);
-  for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+  if ("sig" in outcome) {
+    const ended = await within(f.stop(), NETWORK_UNDO_MS);
+    exitStopped(
+      `stopped (${outcome.sig}); session ${f.session.sessionId} ${
+        ended ? "terminated" : "left to time out (TerminateSession did not answer)"
+      }`,
+    );
+  }
+  stop.dispose();
   await f.stop();
   await f.serving.catch(() => {});
-  if ("sig" in outcome) {
-    console.error(`ssm-proxy: stopped (${outcome.sig}); session ${f.session.sessionId} terminated`);
-    return;
-  }
   throw new UserError(
     `${outcome.end.message}; run the command again to reconnect`,
     ExitCode.Remote,

@@ -10,6 +10,7 @@ import type { NetworkPlan } from "../start/plan.ts";
 import { readState } from "../tunnel/state.ts";
 import { logTo, spawnDetached } from "./background.ts";
 import { LiveLine } from "./live.ts";
+import { exitStopped, Stopped, StopSignals } from "./signals.ts";
 import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
 
 export type { StartOptions } from "../start/options.ts";
@@ -53,8 +54,11 @@ export async function runStart(
     }));
     return;
   }
+  // From here on a signal stops start in whatever phase, undoing what it got to (signals.ts).
+  const stop = new StopSignals((s) => progress(`${s} again: finishing the undo, then exiting`));
   const running = await steps.runningTunnels(o.name);
   const { up, link } = await steps.bringUpStart(o, checked, net, running, {
+    signal: stop.abort,
     progress,
     showPlan: (target, plan, link) =>
       console.error(formatPlan(target, plan, {
@@ -74,6 +78,13 @@ export async function runStart(
         ask: terminalAsk(),
       });
     },
+  }).catch((e) => {
+    if (e instanceof Stopped) {
+      exitStopped(
+        `tunnel "${o.name}" stopped (${e.signal}) before it was up; nothing left changed`,
+      );
+    }
+    throw e;
   });
   const s = up.state;
   console.log(
@@ -83,7 +94,13 @@ export async function runStart(
   );
   if (!s.domains?.length && link.resolver) console.log(`ssm-proxy: VPC resolver ${link.resolver}`);
   const { serve } = await import("../start/serve.ts");
-  await serve(s, link.tunnel, up.tun, up.undo, new LiveLine(Deno.stderr.isTerminal()));
+  // Bring-up (AWS SDK, discovery) leaves malloc holding freed memory; give it back (issue 13).
+  (await import("../runtime.ts")).keepMemoryTrimmed();
+  const live = new LiveLine(Deno.stderr.isTerminal());
+  await serve(s, link.tunnel, up.tun, up.undo, live, stop.stopped);
+  // serve returned: stopped by a signal, all undone. Nothing left running (a backoff timer, a
+  // session's keep-alive socket) may hold the process.
+  Deno.exit(0);
 }
 
 /**

@@ -84,7 +84,8 @@ export class Forwarder {
       this.#conns.delete(conn);
       stream.close();
       // Let queued writes reach the local peer before closing.
-      writer.idle().finally(() => closeQuietly(conn));
+      // A write cut short (the peer left, or close() under a transfer) was counted as dropped.
+      writer.idle().catch(() => {}).finally(() => closeQuietly(conn));
     };
     const stream: SmuxStream = this.session.openStream({
       data: (chunk) => {

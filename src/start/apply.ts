@@ -3,6 +3,7 @@
  * `status` and the next run after a crash find all of it. Whatever fails half-way is undone
  * before the error goes up: the system is left as it was.
  */
+import { NETWORK_UNDO_MS, within } from "../cli/signals.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
 import type { DnsState, NetPlatform, Tun } from "../net/types.ts";
@@ -45,7 +46,8 @@ export async function bringUp(
     await net.dns.revert(dns).catch((e) => o.progress((e as Error).message));
     // The tunnel first: agentless mode resets every open connection through the interface, so
     // apps learn at once instead of retransmitting into a device that is gone.
-    await tunnel.close();
+    // Bounded: ending the sessions needs the network, which may be what is gone; they time out.
+    await within(tunnel.close(), NETWORK_UNDO_MS);
     tun?.close();
     await removeState(o.name);
   };

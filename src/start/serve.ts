@@ -20,17 +20,24 @@ export function rates(a: TunnelStats & { t: number }, b: TunnelStats & { t: numb
   return { upBps: (b.bytesOut - a.bytesOut) / secs, downBps: (b.bytesIn - a.bytesIn) / secs };
 }
 
-/** Runs until a signal (returns, all undone) or until the tunnel gives up (throws, all undone). */
+/**
+ * Runs until a signal (returns, all undone) or until the tunnel gives up (throws, all undone).
+ * `stopped`: the caller's stop signals (cli/signals.ts), there since before bring-up; without it
+ * serve listens for SIGINT and SIGTERM itself.
+ */
 export async function serve(
   state: TunnelState,
   tunnel: Tunnel | AgentlessTunnel,
   tun: Tun,
   undo: () => Promise<void>,
   live: ServeView,
+  stopped?: Promise<string>,
 ): Promise<void> {
   const name = state.name;
   const stop = Promise.withResolvers<string>();
-  const sigs = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => {
+  stopped?.then(stop.resolve);
+  const own = stopped ? ["SIGHUP"] as const : ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  const sigs = own.map((s) => {
     const h = () => (s === "SIGHUP" ? undefined : stop.resolve(s)); // survive the terminal closing
     Deno.addSignalListener(s, h);
     return [s, h] as const;

@@ -5,6 +5,7 @@
  */
 import type { AwsOptions } from "../aws/config.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
+import { NETWORK_UNDO_MS, raceAbort, within } from "../cli/signals.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { NetPlatform } from "../net/types.ts";
 import { endpointAddresses } from "../tunnel/checks.ts";
@@ -21,6 +22,11 @@ export interface StartHooks {
   showPlan(target: ResolvedTarget, plan: NetworkPlan, link: Link): void;
   /** Connects to the agent, or installs it when the user agrees (cli/agent_offer.ts). */
   offerAgent(target: ResolvedTarget, connect: () => Promise<Link>): Promise<Link>;
+  /**
+   * Ctrl-C / SIGTERM: bring-up stops at once (rejecting with the signal's reason) and undoes
+   * what it got to; network undo is bounded so the process can exit within 1 s.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Planned {
@@ -105,7 +111,9 @@ export async function bringUpStart(
   running: TunnelState[],
   hooks: StartHooks,
 ): Promise<{ up: Up; link: Link; planned: Planned }> {
-  const at = await locate(o, hooks.progress);
+  const signal = hooks.signal;
+  const guard = <T>(p: Promise<T>): Promise<T> => (signal ? raceAbort(p, signal) : p);
+  const at = await guard(locate(o, hooks.progress));
   const { aws, target, region } = at;
   const planning = planFor(o, c, net, running, at);
   planning.catch(() => {}); // awaited below; a rejection before then is not unhandled
@@ -114,25 +122,32 @@ export async function bringUpStart(
       aws,
       target,
       stripes: o.stripes,
+      maxStripes: o.maxStripes,
       agentPort: o.agentPort,
       heal: c.heal,
       progress: hooks.progress,
     });
   let link: Link | undefined;
+  // A link still being made when a signal comes: closed too if it arrives while we undo.
+  let making: Promise<Link | undefined> | undefined;
+  const made = <T extends Link | undefined>(p: Promise<T>): Promise<T> => {
+    making = p;
+    return guard(p);
+  };
   try {
-    link = await tryAgent(
+    link = await made(tryAgent(
       c.mode,
       o.installAgent === true,
       connect,
       (conn) => hooks.offerAgent(target, conn),
       hooks.progress,
       target.instanceId,
-    );
-    let plan = await planning;
+    ));
+    let plan = await guard(planning);
     if (link && !o.force) {
-      plan = dropEndpointConflicts(plan, await endpointAddresses(link.streamUrls), c.cidrs);
+      plan = dropEndpointConflicts(plan, await guard(endpointAddresses(link.streamUrls)), c.cidrs);
     }
-    link ??= await openAgentlessLink({
+    link ??= await made(openAgentlessLink({
       aws,
       target,
       needDns: plan.dnsRequired,
@@ -140,14 +155,26 @@ export async function bringUpStart(
       upstreams: c.upstreams,
       idleSessionMs: c.idleSessionMs,
       progress: hooks.progress,
-    });
+    }));
     hooks.showPlan(target, plan, link);
+    signal?.throwIfAborted();
+    // Local and quick: a signal meanwhile is seen once it is done, and undone at once.
     const up = await bringUp(net, link, plan, { name: o.name, target, progress: hooks.progress });
+    if (signal?.aborted) {
+      await up.undo();
+      throw signal.reason;
+    }
     return { up, link, planned: { target, region, plan, running } };
   } catch (e) {
-    await planning.catch(() => {});
     // bringUp closes the tunnel itself when it fails; closing twice is harmless.
-    await link?.tunnel.close().catch(() => {});
+    const undo = Promise.all([
+      planning.catch(() => {}),
+      link?.tunnel.close().catch(() => {}),
+      making?.then((l) => l?.tunnel.close()).catch(() => {}),
+    ]);
+    // After a signal the network side gets a bounded time: sessions left open time out.
+    if (signal?.aborted) await within(undo, NETWORK_UNDO_MS);
+    else await undo;
     throw e;
   }
 }

@@ -54,6 +54,7 @@ export class PtyShell {
   #exited = false;
   #closed = false;
   #wakeInitial?: () => void;
+  #closing?: Promise<void>;
   readonly #status: Promise<Deno.CommandStatus>;
 
   /** Throws (OsError, NotFound…) when no pty or process can be had. */
@@ -109,9 +110,16 @@ export class PtyShell {
     }
   }
 
-  /** Kill the process group, close the pty, wait for every loop and the process. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Kill the process group, close the pty, wait for every loop and the process. The kill is
+   * synchronous, before the first await: an emulator exiting right after calling close() leaves
+   * no shell behind. Every call returns the same promise.
+   */
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     this.#wakeInitial?.();
     // After a normal exit only the group is signalled (background jobs left over); the pid

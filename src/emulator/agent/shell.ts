@@ -100,6 +100,13 @@ export class ShellSession extends EmulatedSessionCore<ShellDocument> {
     this.#maybeEnd();
   }
 
+  /** The processes first, before anything that could wait (the pump, the loops). */
+  override async close(): Promise<void> {
+    const shell = this.#shell?.close();
+    await super.close();
+    await shell;
+  }
+
   protected async onClose(): Promise<void> {
     await this.#shell?.close();
   }
