@@ -77,7 +77,12 @@ e2eTest(
 
       await t.step("auto (the default): grows under 8 downloads, and status says why", async () => {
         const tun = await startTunnel(lab, "laptop", { name: "auto", cidrs });
-        const before = await status(lab, "auto");
+        // The state file has stats from the live line's first tick, a second after "up".
+        let before = await status(lab, "auto");
+        for (let i = 0; i < 50 && before?.stats === undefined; i++) {
+          await sleep(100);
+          before = await status(lab, "auto");
+        }
         assert.equal(before?.stats?.stripesAuto, true);
         assert.equal(before?.sessions.length, 1, "auto starts with one session");
         const { bytes, secs } = await parallel(lab, 3e6);
