@@ -58,32 +58,47 @@ async function stopProc(p: Proc) {
   await p.lines.return?.();
 }
 
-export async function benchForward(
-  pacing: boolean,
-  sizes: { up: number; down: number },
-  messageSize?: number,
-) {
+/** The emulator and `forward` in their own processes; `fn` gets forward's local port. */
+async function withForward<T>(
+  o: { pacing: boolean; args?: string[]; env?: Record<string, string> },
+  fn: (localPort: number) => Promise<T>,
+): Promise<T> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const emu = spawn([
     "emulator",
     "--listen",
     `127.0.0.1:${port}`,
-    ...(pacing ? [] : ["--no-pacing"]),
+    ...(o.pacing ? [] : ["--no-pacing"]),
   ], {});
   await waitFor(emu, /emulator listening/);
   const dest = startDestination();
-  const env: Record<string, string> = awsEnv(`http://127.0.0.1:${port}`);
-  if (messageSize) env.SSM_PROXY_MESSAGE_SIZE = String(messageSize);
+  const env: Record<string, string> = { ...awsEnv(`http://127.0.0.1:${port}`), ...o.env };
   const fwd = spawn([
     "forward",
     "--target",
     "i-0123456789abcdef0",
     "--remote-port",
     String(dest.port),
+    ...(o.args ?? []),
   ], env);
   const [, localPort] = await waitFor(fwd, /^Local port: (\d+)/);
-  const lp = Number(localPort);
   try {
+    return await fn(Number(localPort));
+  } finally {
+    await stopProc(fwd);
+    await stopProc(emu);
+    await dest.close();
+  }
+}
+
+export async function benchForward(
+  pacing: boolean,
+  sizes: { up: number; down: number },
+  messageSize?: number,
+) {
+  const env: Record<string, string> = {};
+  if (messageSize) env.SSM_PROXY_MESSAGE_SIZE = String(messageSize);
+  return await withForward({ pacing, env }, async (lp) => {
     // Warm up the path (JIT, TCP windows) before timing.
     await download(lp, 64 * 1024);
     const upData = pattern(sizes.up, 5);
@@ -103,9 +118,50 @@ export async function benchForward(
       downOfCeiling: sizes.down / downSecs / PACED_CEILING,
       upOfCeiling: sizes.up / upSecs / PACED_CEILING,
     };
-  } finally {
-    await stopProc(fwd);
-    await stopProc(emu);
-    await dest.close();
-  }
+  });
+}
+
+export interface ForwardSessionsBench {
+  /** Aggregate MB/s of 4 parallel downloaders, paced, with one session and with `--sessions auto`. */
+  oneMBps: number;
+  autoMBps: number;
+  ratio: number;
+}
+
+/**
+ * Four downloaders in parallel, each fetching piece after piece (new connections keep coming,
+ * as with a browser or a package manager), paced: `--sessions 1` against `--sessions auto`.
+ * Auto starts with one session too, so its first seconds are the same.
+ */
+export async function benchForwardSessions(total = 16e6): Promise<ForwardSessionsBench> {
+  const run = (sessions: string) =>
+    withForward({ pacing: true, args: ["--sessions", sessions] }, async (lp) => {
+      await download(lp, 64 * 1024);
+      const piece = 500_000;
+      let left = Math.ceil(total / piece);
+      const t = performance.now();
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        while (left-- > 0) {
+          if ((await download(lp, piece)).length !== piece) throw new Error("download short");
+        }
+      }));
+      return Math.ceil(total / piece) * piece / ((performance.now() - t) / 1000) / 1e6;
+    });
+  const oneMBps = await run("1");
+  const autoMBps = await run("auto");
+  return { oneMBps, autoMBps, ratio: autoMBps / oneMBps };
+}
+
+export function forwardSessionsRows(b: ForwardSessionsBench): [string, string, string][] {
+  return [[
+    "forward, pacing on, 4 parallel downloads, sessions 1 / auto",
+    `${b.oneMBps.toFixed(2)} / ${b.autoMBps.toFixed(2)} MB/s (x${b.ratio.toFixed(2)})`,
+    "auto > 1",
+  ]];
+}
+
+if (import.meta.main) {
+  const b = await benchForwardSessions();
+  for (const r of forwardSessionsRows(b)) console.log(r.join("  "));
+  console.log(JSON.stringify(b));
 }

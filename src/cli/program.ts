@@ -30,6 +30,12 @@ export function buildProgram() {
     .option("-l, --local-port <port>", "local port (default: a free one)", parsePort, 0)
     .option("--bind <address>", "local address to listen on", "127.0.0.1")
     .option("--wake", "start the instance if it is stopped, and wait until it is online")
+    .option(
+      "--sessions <n>",
+      "Port sessions (one carries ~1 MB/s): auto (add one when busy, for new connections) or 1 to 16",
+      "auto",
+    )
+    .option("--max-sessions <n>", "with --sessions auto: the most sessions (default 4)", "4")
     .action(async (opts, cmd) => {
       const { runForward } = await import("../cli/forward.ts");
       await runForward({ ...cmd.optsWithGlobals(), ...opts });

@@ -1,8 +1,9 @@
 /**
- * Local TCP listener ⇄ smux streams of one Port session: each accepted connection becomes a
- * stream the agent dials to the destination. Backpressure both ways: local reads wait while the
- * session's window or socket buffer is full; when local writers fall behind, the channel stops
- * acking so the agent holds (and later resends) its data instead of us buffering without bound.
+ * Local TCP listener ⇄ smux streams of Port sessions: each accepted connection becomes a stream
+ * the agent dials to the destination, on the session the caller picks (its Lane), and stays on
+ * it. Backpressure both ways, per session: local reads wait while that session's window or
+ * socket buffer is full; when local writers fall behind, its channel stops acking so the agent
+ * holds (and later resends) its data instead of us buffering without bound.
  */
 import { concat } from "../bytequeue.ts";
 import type { PortSession } from "./session.ts";
@@ -18,16 +19,59 @@ export interface ForwarderEvents {
 const RECEIVE_HIGH = 8 << 20;
 const RECEIVE_LOW = 2 << 20;
 const READ_SIZE = 32 * 1024;
+/** A connection that moved data within this long is busy. */
+const BUSY_MS = 2_000;
+
+interface ConnActivity {
+  lastActive: number;
+}
+
+/** One session's share of the forwarder: its connections and what they are doing. */
+export class Lane {
+  readonly conns = new Map<Deno.Conn, ConnActivity>();
+  /** Connections ever placed on it, and those cut off because the session ended. */
+  accepted = 0;
+  cutOff = 0;
+  /** Received, not yet written to local peers. */
+  pendingWrite = 0;
+  /** A local reader waited for this session's send window since `takeBlocked()`. */
+  #blocked = false;
+
+  constructor(readonly session: PortSession, readonly index: number) {}
+
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  /** Connections that moved data in the last two seconds. */
+  busyConnections(now = Date.now()): number {
+    let n = 0;
+    for (const a of this.conns.values()) if (now - a.lastActive < BUSY_MS) n++;
+    return n;
+  }
+
+  /** Whether a reader waited for the window since the last call; resets it. */
+  takeBlocked(): boolean {
+    const b = this.#blocked || !this.session.writable;
+    this.#blocked = false;
+    return b;
+  }
+
+  /** @internal */
+  markBlocked(): void {
+    this.#blocked = true;
+  }
+}
 
 export class Forwarder {
   #listener: Deno.Listener;
-  #conns = new Set<Deno.Conn>();
-  #pendingWrite = 0;
+  #lanes = new Set<Lane>();
   #closing = false;
   readonly stats = { accepted: 0, bytesUp: 0, bytesDown: 0, refused: 0 };
 
+  /** `pick`: the lane a new connection goes on (and stays on). */
   constructor(
-    private session: PortSession,
+    private pick: () => Lane,
     listener: Deno.Listener,
     private events: ForwarderEvents = {},
   ) {
@@ -38,7 +82,9 @@ export class Forwarder {
     return this.#listener.addr as Deno.NetAddr;
   }
   get openConnections(): number {
-    return this.#conns.size;
+    let n = 0;
+    for (const l of this.#lanes) n += l.connections;
+    return n;
   }
 
   /** Accept until close(). */
@@ -63,37 +109,46 @@ export class Forwarder {
     try {
       this.#listener.close();
     } catch { /* already closed */ }
-    for (const c of this.#conns) closeQuietly(c);
-    this.#conns.clear();
+    for (const l of this.#lanes) {
+      for (const c of l.conns.keys()) closeQuietly(c);
+      l.conns.clear();
+    }
   }
 
   #handle(conn: Deno.Conn): void {
     const remote = fmtAddr(conn.remoteAddr as Deno.NetAddr);
+    const lane = this.pick();
+    this.#lanes.add(lane);
     this.stats.accepted++;
-    this.#conns.add(conn);
-    this.events.connection?.(remote, this.#conns.size);
+    const activity = { lastActive: Date.now() };
+    lane.conns.set(conn, activity);
+    lane.accepted++;
+    this.events.connection?.(remote, this.openConnections);
     let ended = false;
     const writer = new QueuedWriter(conn, (n) => {
-      this.#pendingWrite -= n;
+      lane.pendingWrite -= n;
       this.stats.bytesDown += n;
-      this.#updateReceiveReady();
+      updateReceiveReady(lane);
     });
     const finish = () => {
       if (ended) return;
       ended = true;
-      this.#conns.delete(conn);
+      lane.conns.delete(conn);
+      if (lane.conns.size === 0) this.#lanes.delete(lane);
       stream.close();
       // Let queued writes reach the local peer before closing.
       // A write cut short (the peer left, or close() under a transfer) was counted as dropped.
       writer.idle().catch(() => {}).finally(() => closeQuietly(conn));
     };
-    const stream: SmuxStream = this.session.openStream({
+    const stream: SmuxStream = lane.session.openStream({
       data: (chunk) => {
-        this.#pendingWrite += chunk.length;
-        this.#updateReceiveReady();
+        activity.lastActive = Date.now();
+        lane.pendingWrite += chunk.length;
+        updateReceiveReady(lane);
         writer.push(chunk).catch(finish);
       },
       end: (refused) => {
+        if (lane.session.state === "closed") lane.cutOff++;
         if (refused) {
           this.stats.refused++;
           this.events.refused?.(remote);
@@ -101,17 +156,28 @@ export class Forwarder {
         finish();
       },
     });
-    this.#pumpUp(conn, stream, finish);
+    this.#pumpUp(conn, lane, stream, activity, finish);
   }
 
-  async #pumpUp(conn: Deno.Conn, stream: SmuxStream, finish: () => void): Promise<void> {
+  async #pumpUp(
+    conn: Deno.Conn,
+    lane: Lane,
+    stream: SmuxStream,
+    activity: ConnActivity,
+    finish: () => void,
+  ): Promise<void> {
     const buf = new Uint8Array(READ_SIZE);
+    const session = lane.session;
     try {
       while (true) {
-        if (!this.session.writable) await this.session.waitWritable();
+        if (!session.writable) {
+          lane.markBlocked();
+          await session.waitWritable();
+        }
         if (stream.remoteClosed || this.#closing) break;
         const n = await conn.read(buf);
         if (n === null) break;
+        activity.lastActive = Date.now();
         this.stats.bytesUp += n;
         stream.write(buf.slice(0, n));
       }
@@ -120,12 +186,12 @@ export class Forwarder {
     }
     finish();
   }
+}
 
-  #updateReceiveReady(): void {
-    const ch = this.session.channel;
-    if (this.#pendingWrite > RECEIVE_HIGH) ch.setReceiveReady(false);
-    else if (this.#pendingWrite < RECEIVE_LOW) ch.setReceiveReady(true);
-  }
+function updateReceiveReady(lane: Lane): void {
+  const ch = lane.session.channel;
+  if (lane.pendingWrite > RECEIVE_HIGH) ch.setReceiveReady(false);
+  else if (lane.pendingWrite < RECEIVE_LOW) ch.setReceiveReady(true);
 }
 
 /**

@@ -123,6 +123,81 @@ Deno.test("forward CLI: prints the local port, forwards, and Ctrl-C terminates t
   }
 });
 
+Deno.test("forward CLI: --sessions 2 opens two sessions, carries connections, Ctrl-C ends both", async () => {
+  const emu = await startEmulator({ port: 0, pacing: false });
+  const dest = startDestination();
+  try {
+    const child = cli(
+      [
+        "forward",
+        "--target",
+        "name:bastion",
+        "--remote-port",
+        String(dest.port),
+        "--sessions",
+        "2",
+      ],
+      awsEnv(emu.url),
+    ).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!/Local port: \d+/.test(text)) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += r.value;
+    }
+    assert.match(text, /^Sessions: 2 of 2$/m);
+    const port = Number(/Local port: (\d+)/.exec(text)?.[1]);
+    const conns = await Promise.all([1, 2].map(async (i) => {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      await c.write(new TextEncoder().encode(`Eping${i}`));
+      const buf = new Uint8Array(5);
+      let n = 0;
+      while (n < 5) n += (await c.read(buf.subarray(n))) ?? 5;
+      assert.equal(new TextDecoder().decode(buf), `ping${i}`);
+      return c;
+    }));
+    const sessions = emu.registry.list();
+    assert.equal(sessions.length, 2);
+    child.kill("SIGINT");
+    const status = await child.status;
+    for (const c of conns) c.close();
+    reader.releaseLock();
+    await child.stdout.cancel().catch(() => {});
+    const err = new TextDecoder().decode(
+      (await new Response(child.stderr).arrayBuffer()) as ArrayBuffer,
+    );
+    assert.equal(status.code, 0, err);
+    const line = /stopped \(SIGINT\); sessions (\S+), (\S+) terminated/.exec(err);
+    assert.ok(line, err);
+    assert.deepEqual([line[1], line[2]].sort(), sessions.map((s) => s.sessionId).sort());
+    assert.deepEqual(emu.registry.list().map((s) => s.state), ["terminated", "terminated"]);
+  } finally {
+    await dest.close();
+    await emu.close();
+  }
+});
+
+Deno.test("forward CLI: bad --sessions and --max-sessions are usage errors before any session", async () => {
+  const emu = await startEmulator({ port: 0, pacing: false });
+  try {
+    const base = ["forward", "--target", "i-0123456789abcdef0", "--remote-port", "80"];
+    assertOneLineError(
+      await runCli([...base, "--sessions", "0"], awsEnv(emu.url)),
+      2,
+      /--sessions "0": use auto or a number from 1 to 16/,
+    );
+    assertOneLineError(
+      await runCli([...base, "--max-sessions", "many"], awsEnv(emu.url)),
+      2,
+      /--max-sessions "many"/,
+    );
+    assert.equal(emu.registry.list().length, 0);
+  } finally {
+    await emu.close();
+  }
+});
+
 Deno.test("forward CLI: a local port in use fails before any session is started", async () => {
   const emu = await startEmulator({ port: 0, pacing: false });
   const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
