@@ -1,7 +1,8 @@
 /** `deno task bench`: every benchmark, a table for people and one JSON object for tools. */
 import { type AgentlessBench, agentlessRows, benchAgentless } from "./agentless.ts";
-import { benchForward } from "./forward.ts";
+import { benchForward, benchForwardSessions, forwardSessionsRows } from "./forward.ts";
 import { benchInstall, installRows } from "./install.ts";
+import { benchSpread, type SpreadBench, spreadRows } from "./spread.ts";
 import { benchStartup } from "./startup.ts";
 import { benchStripes, type StripesBench, stripesRows } from "./stripes.ts";
 import { benchTunnel, type TunnelBench, tunnelRows } from "./tunnel.ts";
@@ -11,6 +12,7 @@ const startup = await benchStartup();
 const off = await benchForward(false, { up: 60e6, down: 100e6 });
 const off16 = await benchForward(false, { up: 100e6, down: 1e6 }, 16384);
 const on = await benchForward(true, { up: 3e6, down: 5e6 });
+const sessions = await benchForwardSessions();
 const install = await benchInstall();
 
 // The tunnel and agentless mode need network namespaces, hence root.
@@ -18,9 +20,11 @@ const tunnel: TunnelBench[] = [];
 let agentless: AgentlessBench | undefined;
 let zeroConfig: ZeroConfigBench | undefined;
 let stripes: StripesBench | undefined;
+let spread: SpreadBench | undefined;
 if (Deno.uid() === 0) {
   tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
   stripes = await benchStripes();
+  spread = await benchSpread();
   agentless = await benchAgentless();
   zeroConfig = await benchZeroConfig();
 } else {
@@ -49,9 +53,11 @@ const rows: [string, string, string][] = [
     `${on.downMBps.toFixed(2)} MB/s (${(on.downOfCeiling * 100).toFixed(1)} % of 1024 B/ms)`,
     ">= 90 %",
   ],
+  ...forwardSessionsRows(sessions),
   ...installRows(install),
   ...tunnel.flatMap(tunnelRows),
   ...(stripes ? stripesRows(stripes) : []),
+  ...(spread ? spreadRows(spread) : []),
   ...(agentless ? agentlessRows(agentless) : []),
   ...(zeroConfig ? zeroConfigRows(zeroConfig) : []),
 ];
@@ -62,10 +68,11 @@ for (const r of rows) console.log(`${r[0].padEnd(w0)}  ${r[1].padEnd(w1)}  ${r[2
 console.log(
   JSON.stringify({
     startup,
-    forward: { pacingOff: off, pacingOff16k: off16, pacingOn: on },
+    forward: { pacingOff: off, pacingOff16k: off16, pacingOn: on, sessions },
     install,
     ...(tunnel.length ? { tunnel } : {}),
     ...(stripes ? { stripes } : {}),
+    ...(spread ? { spread } : {}),
     ...(agentless ? { agentless } : {}),
     ...(zeroConfig ? { zeroConfig } : {}),
   }),

@@ -8,18 +8,28 @@
  * The vpc has no route back to the tunnel pool: like a real VPC it only answers the instance, so
  * the agent's masquerade is exercised. ip_forward in the instance is the agent's job.
  *
+ * With `instances: 2`, a second instance (`instance2`, for `start --spread`) has its own agent
+ * and uplink into the same vpc; the emulator (in `instance`) reaches that agent over a link of
+ * its own, as the real SSM agent on that instance would reach its localhost:
+ *
+ *   instance ctl0 10.98.X.1/30  ⇄  instance2 ctl0 10.98.X.2/30   (its agent listens here)
+ *   instance2 vpc0 10.99.X.2/24  ⇄  vpc lab1 (10.99.X.2/32 routed there)
+ *
  *   deno run -A scripts/lab.ts up     build a lab, print its names, keep it until Ctrl-C
  *   deno run -A scripts/lab.ts sweep  remove labs whose creating process is gone
  */
 import { type ExecResult, LabProcess, must, run } from "./lab/proc.ts";
+import { buildInstance2 } from "./lab/instance2.ts";
 
 export { type ExecResult, LabProcess } from "./lab/proc.ts";
 
-export type Role = "laptop" | "instance" | "vpc" | `laptop${number}`;
+export type Role = "laptop" | "instance" | "instance2" | "vpc" | `laptop${number}`;
 
 export interface LabOptions {
   /** How many laptop namespaces (laptop, laptop2, …). Default 1. */
   laptops?: number;
+  /** 2: a second instance namespace, `instance2` (see above). Default 1. */
+  instances?: 1 | 2;
   /** The X in 10.97.X.0 / 10.99.X.0; default random (addresses never leave the lab anyway). */
   x?: number;
   /** Start the vpc services (default true). */
@@ -52,11 +62,20 @@ export class Lab {
   readonly serviceAddress: string;
   readonly resolver: string;
   readonly dnsTable: Record<string, string>;
+  /** `instances: 2`: where the emulator reaches instance2 (its agent listens there). */
+  readonly instance2Address?: string;
+  readonly instance2VpcAddress?: string;
   #procs: LabProcess[] = [];
   #destroyed = false;
   #onSignal?: () => void;
 
-  constructor(readonly id: string, readonly x: number, laptops: number, readonly dir: string) {
+  constructor(
+    readonly id: string,
+    readonly x: number,
+    laptops: number,
+    readonly dir: string,
+    readonly instances: 1 | 2 = 1,
+  ) {
     this.laptops = Array.from({ length: laptops }, (_, i) => ({
       role: (i === 0 ? "laptop" : `laptop${i + 1}`) as Role,
       address: `10.97.${x}.${4 * i + 2}`,
@@ -68,6 +87,10 @@ export class Lab {
     this.vpcNetwork = `10.99.${x}.0/24`;
     this.serviceAddress = `10.99.${x}.10`;
     this.resolver = this.serviceAddress;
+    if (instances === 2) {
+      this.instance2Address = `10.98.${x}.2`;
+      this.instance2VpcAddress = `10.99.${x}.2`;
+    }
     this.dnsTable = {
       "db.lab.internal": this.serviceAddress,
       "web.lab.internal": this.serviceAddress,
@@ -81,7 +104,12 @@ export class Lab {
   }
 
   get roles(): Role[] {
-    return [...this.laptops.map((l) => l.role), "instance", "vpc"];
+    return [
+      ...this.laptops.map((l) => l.role),
+      "instance",
+      ...(this.instances === 2 ? ["instance2" as const] : []),
+      "vpc",
+    ];
   }
 
   exec(role: Role, cmd: string[], env?: Record<string, string>): Promise<ExecResult> {
@@ -163,7 +191,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   await Deno.mkdir(dir, { recursive: true });
   // The owner file lets a later run remove this lab if we die without cleaning up.
   await Deno.writeTextFile(`${dir}/owner`, String(Deno.pid));
-  const lab = new Lab(id, x, opts.laptops ?? 1, dir);
+  const lab = new Lab(id, x, opts.laptops ?? 1, dir, opts.instances ?? 1);
   if (opts.handleSignals ?? true) lab.handleSignals();
   try {
     await build(lab);
@@ -232,6 +260,7 @@ async function build(lab: Lab): Promise<void> {
   await inNs("vpc", "addr", "add", `${lab.serviceAddress}/24`, "dev", "lab0");
   await inNs("instance", "link", "set", lab.instanceUplink, "up");
   await inNs("vpc", "link", "set", "lab0", "up");
+  if (lab.instances === 2) await buildInstance2(lab);
 }
 
 async function startServices(lab: Lab): Promise<LabProcess> {

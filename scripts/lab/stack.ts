@@ -53,32 +53,71 @@ export async function startEmulator(
   return p;
 }
 
-/** Agent config: NAT out of the vpc veth, the lab resolver handed to clients. */
-export function agentConfig(lab: Lab, extra = ""): string {
+/**
+ * Agent config: NAT out of the vpc veth, the lab resolver handed to clients. instance2's agent
+ * listens where the emulator reaches it and hands out addresses from another pool, so a spread
+ * tunnel's flows there really are rewritten to a second address.
+ */
+export function agentConfig(
+  lab: Lab,
+  extra = "",
+  role: "instance" | "instance2" = "instance",
+): string {
+  const second = role === "instance2";
   return [
-    `listen: 127.0.0.1:${AGENT_PORT}`,
-    "pool: 100.64.0.0/16",
+    `listen: ${second ? lab.instance2Address : "127.0.0.1"}:${AGENT_PORT}`,
+    `pool: ${second ? "100.65.0.0/16" : "100.64.0.0/16"}`,
     `uplink: ${lab.instanceUplink}`,
     `resolver: ${lab.resolver}`,
     "nat: auto",
     "leaseGraceSeconds: 5",
     // Not the host's /run/ssm-proxy-agent: the lab keeps everything in its own directory.
-    `runtimeDir: ${lab.dir}/run`,
+    `runtimeDir: ${lab.dir}/run${second ? "2" : ""}`,
     extra,
   ].join("\n") + "\n";
 }
 
-export async function startAgent(lab: Lab, extraConfig = ""): Promise<LabProcess> {
-  const file = `${lab.dir}/agent.yaml`;
-  await Deno.writeTextFile(file, agentConfig(lab, extraConfig));
+export async function startAgent(
+  lab: Lab,
+  extraConfig = "",
+  role: "instance" | "instance2" = "instance",
+): Promise<LabProcess> {
+  const file = `${lab.dir}/agent${role === "instance2" ? "2" : ""}.yaml`;
+  await Deno.writeTextFile(file, agentConfig(lab, extraConfig, role));
   const p = lab.spawn(
-    "instance",
+    role,
     agentArgv(["serve", "--config", file]),
     { NO_COLOR: "1" },
-    "agent",
+    role === "instance" ? "agent" : "agent2",
   );
-  await waitForTcp(lab, "instance", AGENT_PORT, 30_000, p);
+  await waitForTcp(lab, role, AGENT_PORT, 30_000, p);
   return p;
+}
+
+/** The second lab instance's id (spreadFixtures). */
+export const INSTANCE2_ID = "i-0123456789abcdef1";
+
+/**
+ * Emulator fixtures with two instances named bastion (a lab with `instances: 2`): the default
+ * one, and instance2, whose Port sessions dial its agent across the ctl0 link. Returns the path.
+ */
+export async function spreadFixtures(lab: Lab): Promise<string> {
+  if (!lab.instance2Address) throw new Error("spreadFixtures needs createLab({ instances: 2 })");
+  const file = `${lab.dir}/spread-fixtures.yaml`;
+  await Deno.writeTextFile(
+    file,
+    [
+      "instances:",
+      "  - { id: i-0123456789abcdef0, name: bastion, tags: { Purpose: bastion } }",
+      `  - id: ${INSTANCE2_ID}`,
+      "    name: bastion",
+      "    tags: { Purpose: bastion }",
+      `    privateIp: ${lab.instance2VpcAddress}`,
+      `    destinations: { "127.0.0.1:${AGENT_PORT}": "${lab.instance2Address}:${AGENT_PORT}" }`,
+      "",
+    ].join("\n"),
+  );
+  return file;
 }
 
 /** Run one `ssm-proxy` command in a laptop to completion. */

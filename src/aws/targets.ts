@@ -78,12 +78,65 @@ export function describeSpec(t: TargetSpec): string {
   }
 }
 
-export async function resolveTarget(o: AwsOptions, spec: string): Promise<ResolvedTarget> {
+export interface ResolveOptions {
+  /** The command has `--spread`: say so when the query matches several instances. */
+  spreadHint?: boolean;
+}
+
+export async function resolveTarget(
+  o: AwsOptions,
+  spec: string,
+  opts: ResolveOptions = {},
+): Promise<ResolvedTarget> {
   const t = parseTarget(spec);
   // A plain id needs no EC2 at all: the SSM check below also proves it exists.
-  const found = t.kind === "id" ? { instanceId: t.id } : await findRunning(o, t);
+  const found = t.kind === "id"
+    ? { instanceId: t.id }
+    : pickRunning(t, await findCandidates(o, t), opts);
   await checkOnline(o, found);
   return found;
+}
+
+/**
+ * `--spread`: every running instance a name or tag query matches that Systems Manager sees
+ * online, ordered by instance id (the first is the tunnel's primary); an id is just itself.
+ * Matches not online are left out, said through `note`; none online throws resolveTarget's
+ * words for the first of them.
+ */
+export async function resolveTargets(
+  o: AwsOptions,
+  spec: string,
+  note: (line: string) => void = () => {},
+): Promise<ResolvedTarget[]> {
+  const t = parseTarget(spec);
+  if (t.kind === "id") return [await resolveTarget(o, spec)];
+  const candidates = await findCandidates(o, t);
+  const running = candidates.filter(isLive)
+    .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  if (running.length <= 1) {
+    const one = pickRunning(t, candidates);
+    await checkOnline(o, one);
+    return [one];
+  }
+  const { describeInstanceInformation } = await import("./ssm.ts");
+  const info = await describeInstanceInformation(o, running.map((c) => c.instanceId));
+  const online = new Set(info.filter((i) => i.pingStatus === "Online").map((i) => i.instanceId));
+  const picked = running.filter((c) => online.has(c.instanceId)).map(toTarget);
+  const left = running.filter((c) => !online.has(c.instanceId));
+  if (picked.length === 0) {
+    await checkOnline(o, toTarget(running[0]));
+    throw new UserError(`no instance matching ${describeSpec(t)} is online`, ExitCode.Target);
+  }
+  if (left.length > 0) {
+    note(`left out (not online in Systems Manager): ${listCandidates(left)}`);
+  }
+  return picked;
+}
+
+function toTarget(c: Candidate): ResolvedTarget {
+  return c.name === undefined
+    ? { instanceId: c.instanceId }
+    : { instanceId: c.instanceId, name: c.name };
 }
 
 export interface Candidate {
@@ -111,17 +164,19 @@ function listCandidates(cs: Candidate[]): string {
 }
 
 /** Picks the one running instance among the matches, or explains why there is none. */
-export function pickRunning(t: TargetSpec, candidates: Candidate[]): ResolvedTarget {
+export function pickRunning(
+  t: TargetSpec,
+  candidates: Candidate[],
+  opts: ResolveOptions = {},
+): ResolvedTarget {
   const what = describeSpec(t);
   const running = candidates.filter(isLive);
-  if (running.length === 1) {
-    const { instanceId, name } = running[0];
-    return name === undefined ? { instanceId } : { instanceId, name };
-  }
+  if (running.length === 1) return toTarget(running[0]);
   if (running.length > 1) {
     throw new UserError(
       `${what} matches ${running.length} running instances: ${listCandidates(running)}; ` +
-        "pass one instance id as the target",
+        "pass one instance id as the target" +
+        (opts.spreadHint ? ", or add --spread to put stripes on all of them" : ""),
       ExitCode.Target,
     );
   }
@@ -175,10 +230,6 @@ export async function findCandidates(
       };
     }),
   ];
-}
-
-async function findRunning(o: AwsOptions, t: TargetSpec & { kind: "name" | "tag" }) {
-  return pickRunning(t, await findCandidates(o, t));
 }
 
 async function checkOnline(o: AwsOptions, target: ResolvedTarget): Promise<void> {

@@ -24,9 +24,14 @@ export function fmtDuration(ms: number): string {
 
 /** `stripes 4`, with `auto` and the last change of the count when it sizes itself. */
 export function stripesText(st: NonNullable<TunnelState["stats"]>): string {
-  if (!st.stripesAuto) return `stripes ${st.stripesUp}`;
+  // Spread: "stripes 4+3" (per instance, in order) so a lost instance shows at a glance.
+  const inst = st.instances;
+  const up = inst && inst.length > 1
+    ? `${inst.map((i) => i.stripesUp).join("+")} on ${inst.length} instances`
+    : `${st.stripesUp}`;
+  if (!st.stripesAuto) return `stripes ${up}`;
   const why = st.stripesReason ? `; ${st.stripesReason}` : "";
-  return `stripes ${st.stripesUp} (auto, up to ${st.stripesMax}${why})`;
+  return `stripes ${up} (auto, up to ${st.stripesMax}${why})`;
 }
 
 export function liveText(s: TunnelState): string {

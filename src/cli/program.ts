@@ -85,6 +85,10 @@ export function buildProgram() {
     )
     .option("--max-stripes <n>", "with --stripes auto: the most sessions (default 8)", Number, 8)
     .option(
+      "--spread",
+      "a name or tag matching several online instances: stripes on all of them (--stripes and --max-stripes count per instance)",
+    )
+    .option(
       "--dns-upstream <ip>",
       "agentless: relay DNS to this resolver first, e.g. a Route 53 Resolver inbound endpoint (repeatable)",
       collect,

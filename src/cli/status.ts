@@ -56,6 +56,17 @@ function dnsText(s: TunnelState): string {
     : how;
 }
 
+/** Spread: one line per instance, its address (the tun's is the first's) and stripes. */
+function instanceLines(st: TunnelState["stats"]): string[] {
+  return (st?.instances ?? []).map((i, n) =>
+    `  ${
+      n === 0 ? "instances " : "          "
+    } ${i.instanceId} ${i.address}: ${i.stripesUp} up of ${i.stripesOpen} stripes, received ${
+      fmtBytes(i.bytesIn)
+    }, sent ${fmtBytes(i.bytesOut)}`
+  );
+}
+
 function describe(s: TunnelState): string {
   const st = s.stats;
   return [
@@ -78,6 +89,7 @@ function describe(s: TunnelState): string {
         st.flowMoves ? `; ${st.flowMoves} flows moved off backed-up stripes` : ""
       }`
       : "",
+    ...instanceLines(st),
     s.health
       ? `  healing    ${s.health.reconnects} reconnect${s.health.reconnects === 1 ? "" : "s"}, ${
         fmtDuration(s.health.healingMs)

@@ -65,6 +65,7 @@ import {
 } from "./fixtures_network.ts";
 import { type FixtureParameter, parseParameter } from "./fixtures_parameters.ts";
 import { FixtureError, Validator } from "./fixtures_validate.ts";
+import { destinationMap } from "./destinations.ts";
 
 export { FixtureError } from "./fixtures_validate.ts";
 export type {
@@ -108,6 +109,12 @@ export interface FixtureInstance {
    * agent's default (or the emulator's `agent.deniedPortForwardingRemoteIPs`).
    */
   deniedPortForwardingRemoteIPs?: string[];
+  /**
+   * Port session destinations as this instance's agent dials them, over the top-level
+   * `destinations` (same form). What lets two emulated instances each have their own
+   * "localhost": `"127.0.0.1:7797": "10.98.0.2:7797"` reaches an agent in another namespace.
+   */
+  destinations?: Record<string, string>;
   /** Runtime only: epoch ms at which a pending instance becomes running. */
   readyAt?: number;
 }
@@ -321,6 +328,7 @@ function parseInstance(v: Validator, node: Node, path: string): FixtureInstance 
     "computerName",
     "instanceType",
     "deniedPortForwardingRemoteIPs",
+    "destinations",
   ]);
   const seed: InstanceSeed = {
     id: v.reqStr(
@@ -367,6 +375,7 @@ function parseInstance(v: Validator, node: Node, path: string): FixtureInstance 
   set("computerName", v.optStr(m, "computerName"));
   set("instanceType", v.optStr(m, "instanceType"));
   set("deniedPortForwardingRemoteIPs", v.ipList(m, "deniedPortForwardingRemoteIPs"));
+  set("destinations", v.destinations(m, "destinations"));
   return instanceDefaults(seed);
 }
 
@@ -384,6 +393,7 @@ export function instanceFacts(f: Fixtures, target: string): InstanceFacts | unde
     ...(i.deniedPortForwardingRemoteIPs
       ? { deniedPortForwardingRemoteIPs: i.deniedPortForwardingRemoteIPs }
       : {}),
+    ...(i.destinations ? { destinations: destinationMap(i.destinations) } : {}),
   };
 }
 

@@ -42,6 +42,8 @@ const AGENT_MTU = 1400;
 export interface AgentConnect {
   aws: AwsOptions;
   target: ResolvedTarget;
+  /** `--spread`: every instance to put stripes on, `target` first; stripe counts are per instance. */
+  spread?: ResolvedTarget[];
   /** A fixed count, or `auto` up to maxStripes (default 8). */
   stripes: number | "auto";
   maxStripes?: number;
@@ -53,14 +55,15 @@ export interface AgentConnect {
 /** A striped tunnel to ssm-proxy-agent; throws AgentUnavailable when nothing usable answers. */
 export async function connectAgent(o: AgentConnect): Promise<Link> {
   const ssm = await import("../aws/ssm.ts");
-  const { target } = o;
+  const targets = o.spread ?? [o.target];
   const first = o.stripes === "auto" ? 1 : o.stripes;
   const max = o.stripes === "auto" ? o.maxStripes ?? 8 : o.stripes;
+  const each = o.spread ? " on each" : "";
   o.progress(
-    `opening ${first} session${first > 1 ? "s" : ""} to ${target.instanceId}${
-      target.name ? ` (${target.name})` : ""
+    `opening ${first} session${first > 1 ? "s" : ""}${each} to ${
+      targets.map(label).join(", ")
     }, agent port ${o.agentPort}${
-      o.stripes === "auto" ? `; more as the load needs, up to ${max}` : ""
+      o.stripes === "auto" ? `; more as the load needs, up to ${max}${each}` : ""
     }`,
   );
   const sessionIds: string[] = [];
@@ -74,14 +77,15 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
     giveUpMs: o.heal.giveUpMs,
     maxSessionMs: o.heal.maxSessionMs,
     log: o.progress,
-    openSession: async () => {
+    ...(o.spread ? { instances: o.spread.map((t) => t.instanceId) } : {}),
+    openSession: async (_stripe, instance) => {
       const grant = await ssm.startSession(o.aws, {
-        target: target.instanceId,
+        target: targets[instance].instanceId,
         documentName: "AWS-StartPortForwardingSession",
         parameters: { portNumber: [String(o.agentPort)] },
       });
       // Only the first sessions: the tunnel's later ones are listed by the ticker.
-      if (sessionIds.length < first) {
+      if (sessionIds.length < first * targets.length) {
         streamUrls.push(grant.streamUrl);
         sessionIds.push(grant.sessionId);
       }
@@ -106,12 +110,25 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
     ...(w.resolver ? { resolver: w.resolver } : {}),
     noResolver:
       "the agent did not report a VPC resolver: set `resolver` in the agent's config (/etc/ssm-proxy-agent.yaml)",
-    summary: o.stripes === "auto"
-      ? `stripes auto (1 to ${max})`
-      : `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}`,
+    summary:
+      (o.stripes === "auto"
+        ? `stripes auto (1 to ${max}${each})`
+        : `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}${each}`) + spreadSummary(tunnel),
     sessionIds,
     streamUrls,
   };
+}
+
+function label(t: ResolvedTarget): string {
+  return t.name ? `${t.instanceId} (${t.name})` : t.instanceId;
+}
+
+/** ", spread over 2 instances: i-a 100.64.0.2, i-b 100.65.0.2" (those that connected). */
+function spreadSummary(t: Tunnel): string {
+  const inst = t.stats().instances;
+  if (!inst) return "";
+  const list = inst.map((i) => `${i.instanceId} ${i.address}`).join(", ");
+  return `, spread over ${inst.length} instance${inst.length === 1 ? "" : "s"}: ${list}`;
 }
 
 export interface AgentlessOpen {

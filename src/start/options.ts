@@ -33,6 +33,11 @@ export interface StartOptions extends AwsOptions {
   stripes: number | "auto";
   /** With `auto`: the most stripes (default 8). */
   maxStripes?: number;
+  /**
+   * Put stripes on every online instance the target matches (each with its agent); stripe
+   * counts are then per instance.
+   */
+  spread?: boolean;
   name: string;
   agentPort: number;
   background?: boolean;
@@ -115,6 +120,18 @@ export function checkStart(o: StartOptions): CheckedStart {
   const max = o.maxStripes;
   if (max !== undefined && (!Number.isInteger(max) || max < 1 || max > 16)) {
     throw new UserError("--max-stripes must be a whole number from 1 to 16", ExitCode.Usage);
+  }
+  if (o.spread && o.wake) {
+    throw new UserError(
+      "--spread uses the instances that are already online: drop --wake (or wake one by its id first)",
+      ExitCode.Usage,
+    );
+  }
+  if (o.spread && o.mode === "agentless") {
+    throw new UserError(
+      "--spread needs ssm-proxy-agent on the instances: drop --mode agentless or --spread",
+      ExitCode.Usage,
+    );
   }
   const dns = o.dns !== false;
   if (!dns && (o.dnsDomain ?? []).length > 0) {

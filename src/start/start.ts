@@ -61,14 +61,30 @@ export async function resolveStartTarget(
   progress(`resolving ${spec}`);
   if (wake) return await (await import("../aws/wake.ts")).resolveTargetWaking(aws, spec, progress);
   const { resolveTarget } = await import("../aws/targets.ts");
-  return await resolveTarget(aws, spec);
+  return await resolveTarget(aws, spec, { spreadHint: true });
+}
+
+/**
+ * `--spread`: every online instance the target matches, the first being the one planning
+ * (VPC, DNS) and the tun's address come from. One match is a tunnel like any other.
+ */
+export async function resolveSpreadTargets(
+  aws: AwsOptions,
+  spec: string,
+  progress: (line: string) => void,
+): Promise<ResolvedTarget[]> {
+  progress(`resolving ${spec}, every online instance it matches`);
+  const { resolveTargets } = await import("../aws/targets.ts");
+  return await resolveTargets(aws, spec, progress);
 }
 
 /** The target and where it is: what both planning and connecting start from. */
 async function locate(o: StartOptions, progress: (line: string) => void) {
   const aws: AwsOptions = { profile: o.profile, region: o.region };
-  const target = await resolveStartTarget(aws, o.target, o.wake === true, progress);
-  return { aws, target, region: await regionOf(aws) };
+  const all = o.spread ? await resolveSpreadTargets(aws, o.target, progress) : undefined;
+  const target = all?.[0] ?? await resolveStartTarget(aws, o.target, o.wake === true, progress);
+  const spread = all && all.length > 1 ? all : undefined;
+  return { aws, target, spread, region: await regionOf(aws) };
 }
 
 async function planFor(
@@ -79,7 +95,9 @@ async function planFor(
   at: { aws: AwsOptions; target: ResolvedTarget; region: string },
 ): Promise<NetworkPlan> {
   return await planNetwork(c, {
-    ...at,
+    aws: at.aws,
+    target: at.target,
+    region: at.region,
     force: o.force === true,
     routes: net.routes,
     running,
@@ -114,13 +132,14 @@ export async function bringUpStart(
   const signal = hooks.signal;
   const guard = <T>(p: Promise<T>): Promise<T> => (signal ? raceAbort(p, signal) : p);
   const at = await guard(locate(o, hooks.progress));
-  const { aws, target, region } = at;
+  const { aws, target, spread, region } = at;
   const planning = planFor(o, c, net, running, at);
   planning.catch(() => {}); // awaited below; a rejection before then is not unhandled
   const connect = () =>
     connectAgent({
       aws,
       target,
+      ...(spread ? { spread } : {}),
       stripes: o.stripes,
       maxStripes: o.maxStripes,
       agentPort: o.agentPort,

@@ -4,23 +4,47 @@
  * and stays there (flows.ts), so it stays in order; the agent answers it on the stripe it heard
  * it on. A stripe whose far end stops answering is declared dead (liveness.ts) and its flows
  * move while its supervisor brings it back on a new session (supervisor.ts). With `auto`, the
- * number of stripes follows the load (striping.ts).
+ * number of stripes follows the load (striping.ts). Spread over several instances, each has its
+ * own stripes and address, and a flow keeps its instance (spread.ts, nat.ts).
  */
 import type { Tun } from "../net/types.ts";
 import type { PortSession } from "../ssm/session.ts";
 import { FlowTable } from "./flows.ts";
-import type { HealState } from "./heal.ts";
 import { livenessFor, type LivenessOptions } from "./liveness.ts";
+import { fromInstance, toInstance } from "./nat.ts";
 import { flowHash, ipVersion } from "./packet.ts";
+import {
+  bySlot,
+  growSlot,
+  indexOf,
+  InstanceAffinity,
+  type Member,
+  slotOf,
+  stripeKey,
+} from "./spread.ts";
 import { Stripe } from "./stripe.ts";
 import { backedUp, StripePlanner, type StripeSample } from "./striping.ts";
 import { StripeSupervisor, type SupervisorOptions } from "./supervisor.ts";
-import { newHello, openStripes } from "./connect.ts";
-import type { Hello, Welcome } from "./wire.ts";
+import { type Opened, openMembers } from "./connect.ts";
+import {
+  healthOf,
+  instanceStats,
+  sumStats,
+  type TunnelHealth,
+  type TunnelStats,
+} from "./tunnel_stats.ts";
+
+export type { TunnelHealth, TunnelStats } from "./tunnel_stats.ts";
+import type { Welcome } from "./wire.ts";
 
 export interface TunnelOptions {
-  /** Open the Port session for stripe i (StartSession to the agent port). */
-  openSession(stripe: number): Promise<PortSession>;
+  /** Open the Port session for stripe i of instance `instance` (StartSession to the agent port). */
+  openSession(stripe: number, instance: number): Promise<PortSession>;
+  /**
+   * Spread over these instances (ids, in order; the first's address is the tun's). Stripe
+   * counts are then per instance. Absent: one instance, `openSession(i, 0)`.
+   */
+  instances?: string[];
   /** A fixed number of stripes, or `auto`: start with one and follow the load. */
   stripes: number | "auto";
   /** With `auto`: the most stripes to open (default 8). */
@@ -41,42 +65,6 @@ export interface TunnelOptions {
   log?: (line: string) => void;
 }
 
-export interface TunnelStats {
-  packetsOut: number;
-  bytesOut: number;
-  packetsIn: number;
-  bytesIn: number;
-  dropsOut: number;
-  dropsIn: number;
-  stripesUp: number;
-  rttMs: number;
-  reconnects: number;
-  /** Stripes open (up or healing), the most allowed, whether `auto` sizes them. */
-  stripesOpen?: number;
-  stripesMax?: number;
-  stripesAuto?: boolean;
-  /** The last change of the stripe set and why ("2 -> 4 stripes: ..."). */
-  stripesReason?: string;
-  /** Flows moved off a backed-up stripe to an idle one. */
-  flowMoves?: number;
-  /** Bytes received on each open stripe, by stripe index: how evenly flows were placed. */
-  stripeBytesIn?: Record<number, number>;
-}
-
-/** How the tunnel is doing, for status and the live line. */
-export interface TunnelHealth {
-  state: HealState;
-  /** Resumes plus new sessions, over all stripes. */
-  reconnects: number;
-  /** Total stripe-time spent healing, ms. */
-  healingMs: number;
-  lastError?: string;
-  /** Current session ids, one per stripe. */
-  sessions: string[];
-  /** The maximum session duration in force (configured or learned), ms. */
-  maxSessionMs?: number;
-}
-
 const DEFAULT_GIVE_UP_MS = 10 * 60_000;
 const DEFAULT_MAX_STRIPES = 8;
 /** How often stripes are checked: liveness, backlog, rebalancing, auto sizing. */
@@ -86,7 +74,8 @@ const GROW_RETRY_MS = 30_000;
 
 export class Tunnel {
   readonly tunnelId: string;
-  /** Stripe index → its supervisor; indexes come and go with `auto`. */
+  readonly welcome: Welcome;
+  /** Stripe key (spread.ts; the index, for one instance) → its supervisor; they come and go with `auto`. */
   #sups = new Map<number, StripeSupervisor>();
   #opening = new Set<number>();
   #closed = false;
@@ -105,37 +94,46 @@ export class Tunnel {
   #noGrowUntil = 0;
   #lastDrops = new WeakMap<Stripe, number>();
   #liveness?: LivenessOptions;
+  /** Instances by slot; the first connected one's address is the tun's. */
+  #members = new Map<number, Member>();
+  #tunAddress: number;
+  /** Spread only: each flow's instance. */
+  #affinity?: InstanceAffinity;
 
-  private constructor(
-    private o: TunnelOptions,
-    readonly welcome: Welcome,
-    stripes: Stripe[],
-    private hello: Omit<Hello, "stripe">,
-  ) {
-    this.tunnelId = hello.tunnelId;
+  private constructor(private o: TunnelOptions, opened: Opened[]) {
+    const first = opened[0].member;
+    this.tunnelId = first.hello.tunnelId;
+    this.welcome = first.welcome;
+    this.#tunAddress = first.address;
     this.#maxMs = o.maxSessionMs;
     this.#auto = o.stripes === "auto";
-    this.#max = hello.stripes;
+    this.#max = opened.reduce((n, x) => n + x.member.max, 0);
     this.#liveness = o.liveness ?? livenessFor(o.pingMs ?? 10_000);
     this.#planner = new StripePlanner({
       auto: this.#auto,
       max: this.#max,
       growAfterMs: o.growAfterMs,
       retireIdleMs: o.retireIdleMs,
+      // Each instance keeps its first stripe: its lease, and somewhere to place flows.
+      keep: (k) => indexOf(k) === 0,
     });
-    for (const s of stripes) {
-      this.#sups.set(s.index, new StripeSupervisor(this.#supOptions(s.index), s));
+    if (o.instances) this.#affinity = new InstanceAffinity();
+    for (const { member, stripes } of opened) {
+      this.#members.set(member.slot, member);
+      for (const s of stripes) {
+        const k = stripeKey(member.slot, s.index);
+        this.#sups.set(k, new StripeSupervisor(this.#supOptions(k), s));
+      }
     }
   }
 
-  /** Open the first stripes and complete the hello; all stripes must get the same address. */
+  /**
+   * Open the first stripes of each instance and complete the hellos; all stripes of an instance
+   * must get the same address. Spread: an instance that fails is left out (said in the log);
+   * the first failure is thrown when none connects.
+   */
   static async connect(o: TunnelOptions): Promise<Tunnel> {
-    const auto = o.stripes === "auto";
-    const initial = auto ? 1 : o.stripes as number;
-    // The most there may be: agents check every HELLO of a tunnel says the same count.
-    const hello = newHello(auto ? o.maxStripes ?? DEFAULT_MAX_STRIPES : initial, o.mtu);
-    const { welcome, stripes } = await openStripes(o, hello, initial);
-    return new Tunnel(o, welcome, stripes, hello);
+    return new Tunnel(o, await openMembers(o, DEFAULT_MAX_STRIPES));
   }
 
   /**
@@ -151,9 +149,31 @@ export class Tunnel {
     return this.#ordered().map((s) => s.stripe);
   }
 
-  /** Which stripe carries the flow of packet `p` (tests, diagnostics). */
+  /** Which stripe (its key, spread.ts) carries the flow of packet `p` (tests, diagnostics). */
   stripeOf(p: Uint8Array): number | undefined {
     return this.#flows.stripeOf(flowHash(p));
+  }
+
+  /** Which instance (slot) the flow of packet `p` is on, spread (tests, diagnostics). */
+  instanceOf(p: Uint8Array): number | undefined {
+    return this.#affinity?.slotOf(flowHash(p));
+  }
+
+  stats(): TunnelStats {
+    return {
+      ...sumStats(this.#sups.values(), this.#dropsIn),
+      stripesOpen: this.#sups.size,
+      stripesMax: this.#max,
+      stripesAuto: this.#auto,
+      ...(this.#reason ? { stripesReason: this.#reason } : {}),
+      flowMoves: this.#moves,
+      stripeBytesIn: Object.fromEntries([...this.#sups].map(([i, s]) => [i, s.stats().bytesIn])),
+      ...(this.#affinity ? { instances: instanceStats(this.#members.values(), this.#sups) } : {}),
+    };
+  }
+
+  health(now = Date.now()): TunnelHealth {
+    return healthOf(this.#ordered(), now, this.#maxMs);
   }
 
   /** Pump packets between `tun` and the stripes until close(). */
@@ -178,11 +198,15 @@ export class Tunnel {
       // Nothing up: drop, like a link that is down; the senders retransmit once healed.
       if (live.length === 0) continue;
       const now = performance.now();
+      const slots = this.#affinity ? bySlot(live) : undefined;
       batches.clear();
       for (const p of packets) {
         if (ipVersion(p) !== 4) continue; // the agent routes IPv4; skip the kernel's IPv6 chatter
+        const key = flowHash(p);
         // Even with one stripe: flows must stay where they are when more stripes come.
-        const i = this.#flows.place(flowHash(p), live, now)!;
+        const i = this.#affinity
+          ? this.#spreadOut(p, key, live, slots!, now)
+          : this.#flows.place(key, live, now)!;
         let b = batches.get(i);
         if (!b) batches.set(i, b = []);
         b.push(p);
@@ -191,64 +215,35 @@ export class Tunnel {
     }
   }
 
-  stats(): TunnelStats {
-    const t: TunnelStats = {
-      packetsOut: 0,
-      bytesOut: 0,
-      packetsIn: 0,
-      bytesIn: 0,
-      dropsOut: 0,
-      dropsIn: this.#dropsIn,
-      stripesUp: 0,
-      rttMs: 0,
-      reconnects: 0,
-    };
-    for (const s of this.#sups.values()) {
-      const st = s.stats();
-      t.packetsOut += st.packetsOut;
-      t.bytesOut += st.bytesOut;
-      t.packetsIn += st.packetsIn;
-      t.bytesIn += st.bytesIn;
-      t.dropsOut += st.dropsOut;
-      t.reconnects += s.reconnects;
-      if (s.up) t.stripesUp++;
-      t.rttMs = Math.max(t.rttMs, st.rttMs);
-    }
-    t.stripesOpen = this.#sups.size;
-    t.stripesMax = this.#max;
-    t.stripesAuto = this.#auto;
-    if (this.#reason) t.stripesReason = this.#reason;
-    t.flowMoves = this.#moves;
-    t.stripeBytesIn = Object.fromEntries(
-      [...this.#sups].map(([i, s]) => [i, s.stats().bytesIn]),
-    );
-    return t;
+  /** Spread: the stripe for a packet, within its flow's instance; the source rewritten to suit. */
+  #spreadOut(
+    p: Uint8Array,
+    key: number,
+    live: number[],
+    slots: Map<number, number[]>,
+    now: number,
+  ): number {
+    const a = this.#affinity!;
+    const i = this.#flows.place(key, a.candidates(key, live, slots), now)!;
+    const slot = slotOf(i);
+    a.note(key, slot, now);
+    const m = this.#members.get(slot)!;
+    if (m.address !== this.#tunAddress) toInstance(p, this.#tunAddress, m.address);
+    return i;
   }
 
-  health(now = Date.now()): TunnelHealth {
-    let healing = false;
-    let up = false;
-    let healingMs = 0;
-    let reconnects = 0;
-    let lastError: string | undefined;
-    for (const s of this.#sups.values()) {
-      const tr = s.tracker;
-      const resuming = s.stripe.session.state === "healing";
-      if (tr.state === "healing" || (tr.state === "up" && resuming)) healing = true;
-      else if (tr.state === "up" && s.up) up = true;
-      healingMs += tr.healingMs(now);
-      reconnects += s.reconnects;
-      const err = tr.lastError || s.stripe.session.lastError;
-      if (err) lastError = err;
+  /** Packets from instance `m`: addressed back to the tun's address. */
+  #inbound(m: Member, packets: Uint8Array[]): void {
+    if (m.address !== this.#tunAddress) {
+      for (const p of packets) fromInstance(p, m.address, this.#tunAddress);
     }
-    return {
-      state: healing ? "healing" : up ? "up" : "down",
-      reconnects,
-      healingMs,
-      ...(lastError ? { lastError } : {}),
-      sessions: this.#ordered().map((s) => s.stripe.session.sessionId),
-      ...(this.#maxMs !== undefined ? { maxSessionMs: this.#maxMs } : {}),
-    };
+    this.#onPackets(packets);
+  }
+
+  /** "stripe 2", or "stripe 2 of i-0abc" when spread. */
+  #name(key: number): string {
+    const label = this.#members.get(slotOf(key))?.label;
+    return label ? `stripe ${indexOf(key)} of ${label}` : `stripe ${key}`;
   }
 
   /** The machine slept or the network changed: probe every stripe now rather than later. */
@@ -286,7 +281,7 @@ export class Tunnel {
   }
 
   #ordered(): StripeSupervisor[] {
-    return [...this.#sups.values()].sort((a, b) => a.index - b.index);
+    return [...this.#sups].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
   }
 
   /** Sorted indexes of stripes that carry traffic now (up, session not resuming). */
@@ -296,21 +291,23 @@ export class Tunnel {
     return live.sort((a, b) => a - b);
   }
 
-  #supOptions(index: number): SupervisorOptions {
+  #supOptions(key: number): SupervisorOptions {
     const o = this.o;
+    const m = this.#members.get(slotOf(key))!;
+    const log = o.log;
     return {
-      index,
-      hello: this.hello,
-      address: this.welcome.address,
+      index: indexOf(key),
+      hello: m.hello,
+      address: m.welcome.address,
       agentPort: o.agentPort,
-      openSession: o.openSession,
-      packets: (p) => this.#onPackets(p),
-      gone: (reason) => this.#gone(reason),
+      openSession: (i) => o.openSession(i, m.slot),
+      packets: (p) => this.#inbound(m, p),
+      gone: (reason) => this.#gone(m.label ? `${m.label}: ${reason}` : reason),
       learnedMaxDuration: (ms) => this.#learned(ms),
       giveUpMs: o.giveUpMs ?? DEFAULT_GIVE_UP_MS,
       maxSessionMs: this.#maxMs,
       liveness: this.#liveness,
-      log: o.log,
+      log: log && m.label ? (l) => log(`${m.label}: ${l}`) : log,
     };
   }
 
@@ -329,7 +326,7 @@ export class Tunnel {
       if (verdict === "dead") {
         const secs = Math.round(st.liveness!.waitingMs(now) / 1000);
         this.#flows.forgetStripe(i);
-        sup.dead(`no answer on stripe ${i} for ${secs} s (its agent side is gone)`);
+        sup.dead(`no answer on ${this.#name(i)} for ${secs} s (its agent side is gone)`);
         continue;
       }
       if (st.session.state !== "up") continue;
@@ -350,7 +347,10 @@ export class Tunnel {
       samples.push({ index: i, congested: backed, idleMs: now - st.lastPacketAt });
     }
     const live = samples.map((x) => x.index).sort((a, b) => a - b);
-    this.#moves += this.#flows.rebalance(live, congested, now, 8).length;
+    // Within an instance only: moving a flow to another instance would break it.
+    for (const l of (this.#affinity ? bySlot(live) : new Map([[0, live]])).values()) {
+      this.#moves += this.#flows.rebalance(l, congested, now, 8).length;
+    }
     let busyFlows = 0;
     for (const n of this.#flows.busyCounts(now).values()) busyFlows += n;
     const d = this.#planner.decide({
@@ -365,10 +365,12 @@ export class Tunnel {
 
   #grow(count: number, reason: string): void {
     const before = this.#sups.size;
+    const live = new Set(this.#live());
     for (let n = 0; n < count; n++) {
-      let i = 0;
-      while (this.#sups.has(i) || this.#opening.has(i)) i++;
-      if (i >= this.#max) break;
+      const taken = new Set([...this.#sups.keys(), ...this.#opening]);
+      const at = growSlot([...this.#members.values()], taken, live);
+      if (!at) break;
+      const i = stripeKey(at.slot, at.index);
       this.#opening.add(i);
       StripeSupervisor.open(this.#supOptions(i)).then((sup) => {
         this.#opening.delete(i);
@@ -379,7 +381,7 @@ export class Tunnel {
       }, (e) => {
         this.#opening.delete(i);
         this.#noGrowUntil = performance.now() + GROW_RETRY_MS;
-        this.o.log?.(`could not add stripe ${i}: ${(e as Error).message}`);
+        this.o.log?.(`could not add ${this.#name(i)}: ${(e as Error).message}`);
       });
     }
     this.#changed(`${before} -> ${before + this.#opening.size} stripes: ${reason}`);

@@ -1,10 +1,13 @@
 /**
  * Opening a tunnel's first stripes: the HELLO every stripe of the tunnel says, stripe 0 first
- * (the agent allocates the address on the first HELLO of a tunnel id), then the rest at once.
+ * (the agent allocates the address on the first HELLO of a tunnel id), then the rest at once;
+ * spread over several instances, that for each of them at once.
  */
 import { ExitCode, UserError } from "../errors.ts";
 import type { PortSession } from "../ssm/session.ts";
 import { VERSION } from "../version.ts";
+import { ipv4Number } from "./nat.ts";
+import type { Member } from "./spread.ts";
 import { Stripe } from "./stripe.ts";
 import { FEATURE_LOAD, type Hello, MAGIC, PROTOCOL_VERSION, type Welcome } from "./wire.ts";
 
@@ -65,4 +68,54 @@ export async function openStripes(
   }
   stripes.sort((a, b) => a.index - b.index);
   return { welcome, stripes };
+}
+
+/** One instance's first stripes, opened. */
+export interface Opened {
+  member: Member;
+  stripes: Stripe[];
+}
+
+export interface MembersOpener {
+  openSession(stripe: number, instance: number): Promise<PortSession>;
+  agentPort: number;
+  mtu: number;
+  stripes: number | "auto";
+  maxStripes?: number;
+  /** Instance ids to spread over; absent: one instance. */
+  instances?: string[];
+  log?: (line: string) => void;
+}
+
+/**
+ * The first stripes of each instance (one with `auto`), all at once. Spread: an instance that
+ * fails is left out (said in the log); the first failure is thrown when none connects.
+ */
+export async function openMembers(o: MembersOpener, defaultMax: number): Promise<Opened[]> {
+  const auto = o.stripes === "auto";
+  const initial = auto ? 1 : o.stripes as number;
+  // The most there may be: agents check every HELLO of a tunnel says the same count.
+  const max = auto ? o.maxStripes ?? defaultMax : initial;
+  const labels = o.instances ?? [""];
+  const results = await Promise.allSettled(labels.map(async (label, slot): Promise<Opened> => {
+    // Its own tunnel id per instance: two instances may even share an agent.
+    const hello = newHello(max, o.mtu);
+    const opener = { agentPort: o.agentPort, openSession: (i: number) => o.openSession(i, slot) };
+    const { welcome, stripes } = await openStripes(opener, hello, initial);
+    const address = ipv4Number(welcome.address);
+    return { member: { slot, label, hello, welcome, address, max }, stripes };
+  }));
+  const opened: Opened[] = [];
+  let failure: unknown;
+  for (const r of results) {
+    if (r.status === "fulfilled") opened.push(r.value);
+    else failure ??= r.reason;
+  }
+  if (opened.length === 0) throw failure;
+  for (const [slot, r] of results.entries()) {
+    if (r.status === "rejected") {
+      o.log?.(`${labels[slot]}: ${(r.reason as Error).message}; spreading over the others`);
+    }
+  }
+  return opened;
 }

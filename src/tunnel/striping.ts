@@ -57,8 +57,10 @@ export interface StripingOptions {
   max: number;
   /** Every live stripe backed up this long before growing. */
   growAfterMs?: number;
-  /** A stripe (never stripe 0) carrying nothing this long is retired. */
+  /** A stripe (never a kept one) carrying nothing this long is retired. */
   retireIdleMs?: number;
+  /** Stripes never retired (default: stripe 0; spread: each instance's first). */
+  keep?: (index: number) => boolean;
 }
 
 /** One tick's view of one live stripe. */
@@ -118,7 +120,8 @@ export class StripePlanner {
     }
     if (s.open !== s.live.length) return undefined;
     // The newest idle stripe first; stripe 0 stays.
-    const idle = s.live.filter((l) => l.index > 0 && l.idleMs >= this.retireIdleMs);
+    const keep = this.o.keep ?? ((i: number) => i === 0);
+    const idle = s.live.filter((l) => !keep(l.index) && l.idleMs >= this.retireIdleMs);
     if (idle.length > 0 && !all) {
       const l = idle.reduce((a, b) => (b.index > a.index ? b : a));
       return {

@@ -67,7 +67,14 @@ e2eTest(
         assert.equal(bytes, 24e6);
         console.log(`8 stripes, 8 flows: ${(bytes / secs / 1e6).toFixed(2)} MB/s`);
         // Hashing kernel-chosen (even) ports used 3 of 8 stripes: now each carries one flow's 3 MB.
-        const per = (await status(lab, "s8"))?.stats?.stripeBytesIn ?? {};
+        // The state file is rewritten once a second (later on a loaded machine): wait for the
+        // counters that include the end of the downloads.
+        let per: Record<string, number> = {};
+        for (let n = 0; n < 20; n++) {
+          per = (await status(lab, "s8"))?.stats?.stripeBytesIn ?? {};
+          if (Object.values(per).reduce((x, y) => x + y, 0) >= bytes) break;
+          await sleep(250);
+        }
         assert.equal(Object.keys(per).length, 8, JSON.stringify(per));
         for (const [i, b] of Object.entries(per)) {
           assert.ok(b >= 2.5e6, `stripe ${i} received ${b} bytes: ${JSON.stringify(per)}`);

@@ -18,6 +18,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { formatIP, parseIPv4, parseIPv6 } from "../../../ffi/struct.ts";
+import type { DestinationMap } from "../destinations.ts";
 
 /**
  * `DefaultDeniedPortForwardingRemoteIPs` (agent/appconfig/constants.go), in its order: IMDS,
@@ -52,6 +53,8 @@ export interface InstanceFacts {
   vpcCidrs?: VpcCidrs;
   /** `Mgs.DeniedPortForwardingRemoteIPs` of its amazon-ssm-agent.json; absent = the default. */
   deniedPortForwardingRemoteIPs?: readonly string[];
+  /** Where its Port sessions really dial (its own "localhost"), over the emulator's map. */
+  destinations?: DestinationMap;
 }
 
 export const forbiddenMessage = (host: string) => `Forwarding to IP address ${host} is forbidden.`;

@@ -174,7 +174,11 @@ export class AgentSession extends EmulatedSessionCore<PortDocument> {
   #open(version: string): void {
     const doc = this.doc!;
     const asked = localhostToIpv4(doc.destination);
-    const destination = mapDestination(this.init.agent.destinations, asked);
+    const own = mapDestination(
+      this.init.agent.instanceFacts?.(this.init.target)?.destinations,
+      asked,
+    );
+    const destination = own !== asked ? own : mapDestination(this.init.agent.destinations, asked);
     if (destination !== asked) {
       this.init.log(
         `agent: ${this.init.sessionId}: destination ${formatHostPort(asked)} mapped to ${
