@@ -9,6 +9,9 @@ if (Deno.args.length === 1 && (Deno.args[0] === "--version" || Deno.args[0] === 
   Deno.exit(0);
 }
 
+// start's planning child (src/start/plan_child.ts): on start's critical path, so no commander.
+if (Deno.args[0] === "__plan") await (await import("./src/start/plan_child.ts")).runPlanChild();
+
 const { CommanderError } = await import("@commander-js/extra-typings");
 const { UserError, ExitCode } = await import("./src/errors.ts");
 

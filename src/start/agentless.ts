@@ -80,11 +80,12 @@ async function findResolver(
   target: ResolvedTarget,
   o: { wantDns: boolean; progress: (line: string) => void },
 ): Promise<string | undefined> {
-  const { vpcResolver } = await import("../aws/ec2.ts");
+  // Through the planning child: EC2's client must not load into the tunnel process (issue 13).
+  const { vpcResolverInChild } = await import("./plan_remote.ts");
   let found: string | undefined;
   let why = "";
   try {
-    found = await vpcResolver(aws, target.instanceId);
+    found = await vpcResolverInChild(aws, target.instanceId);
     if (!found) why = `found no VPC for ${target.instanceId}`;
   } catch (e) {
     why = (e as Error).message;

@@ -1,10 +1,10 @@
 /**
  * What `start` will route and which domains it will send to the VPC resolver, each with the
- * reason: given with --cidr/--dns-domain, or discovered from the instance's VPC. Asks AWS and
- * the routing table; changes nothing (this is all `--dry-run` does).
+ * reason: given with --cidr/--dns-domain, or discovered from the instance's VPC (by the planning
+ * child, plan_child.ts). Checks the routing table; changes nothing (this is all `--dry-run` does).
  */
-import type { AwsOptions } from "../aws/config.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
+import type { Discovery } from "../discover/discover.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
 import type { Routes } from "../net/types.ts";
@@ -28,25 +28,24 @@ export interface NetworkPlan {
 }
 
 export interface PlanContext {
-  aws: AwsOptions;
   target: ResolvedTarget;
-  region: string;
   force: boolean;
   routes: Routes;
   running: TunnelState[];
   mustReach: { what: string; address: string }[];
 }
 
-export async function planNetwork(c: CheckedStart, x: PlanContext): Promise<NetworkPlan> {
-  const wantRoutes = c.cidrs === undefined;
-  const wantDns = c.dns && c.domains === undefined;
-  const { discover } = await import("../discover/discover.ts");
-  const found = wantRoutes || wantDns
-    ? await discover(x.aws, { instanceId: x.target.instanceId, region: x.region }, {
-      routes: wantRoutes,
-      dns: wantDns,
-    })
-    : undefined;
+/** What is left to discover: routes unless given, DNS unless given or off. */
+export function wantDiscovery(c: CheckedStart): { routes: boolean; dns: boolean } {
+  return { routes: c.cidrs === undefined, dns: c.dns && c.domains === undefined };
+}
+
+/** The plan from what discovery `found` (undefined: nothing was to be discovered) and `c`. */
+export async function planNetwork(
+  c: CheckedStart,
+  found: Discovery | undefined,
+  x: PlanContext,
+): Promise<NetworkPlan> {
   const { planRoutes } = await import("../discover/plan.ts");
   let candidates: { cidr: string; reason: string }[];
   let conflicts;

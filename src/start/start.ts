@@ -2,9 +2,12 @@
  * `start` as steps: clean stale state, resolve the target, plan routes and DNS (discovered from
  * the VPC unless given) while connecting to the agent, fall back to agentless, bring the
  * interface up, then serve. The caller (cli/start.ts) presents; nothing here reads a terminal.
+ * Finding the target and discovery run in a child process (plan_child.ts): nothing reachable
+ * from here may load the EC2 or Route 53 clients (tests/start/plan_child_test.ts checks).
  */
 import type { AwsOptions } from "../aws/config.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
+import type { Discovery } from "../discover/discover.ts";
 import { NETWORK_UNDO_MS, raceAbort, within } from "../cli/signals.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { NetPlatform } from "../net/types.ts";
@@ -14,7 +17,9 @@ import { readState, type TunnelState } from "../tunnel/state.ts";
 import { bringUp, type Up } from "./apply.ts";
 import { connectAgent, type Link, openAgentlessLink, tryAgent } from "./link.ts";
 import type { CheckedStart, StartOptions } from "./options.ts";
-import { dropEndpointConflicts, type NetworkPlan, planNetwork } from "./plan.ts";
+import { dropEndpointConflicts, type NetworkPlan, planNetwork, wantDiscovery } from "./plan.ts";
+import { type PlanChild, planInChild } from "./plan_remote.ts";
+import type { Located } from "./plan_wire.ts";
 
 export interface StartHooks {
   progress(line: string): void;
@@ -52,56 +57,42 @@ export async function runningTunnels(name: string): Promise<TunnelState[]> {
   return running;
 }
 
-export async function resolveStartTarget(
-  aws: AwsOptions,
-  spec: string,
-  wake: boolean,
-  progress: (line: string) => void,
-): Promise<ResolvedTarget> {
-  progress(`resolving ${spec}`);
-  if (wake) return await (await import("../aws/wake.ts")).resolveTargetWaking(aws, spec, progress);
-  const { resolveTarget } = await import("../aws/targets.ts");
-  return await resolveTarget(aws, spec, { spreadHint: true });
-}
-
 /**
- * `--spread`: every online instance the target matches, the first being the one planning
- * (VPC, DNS) and the tun's address come from. One match is a tunnel like any other.
+ * The planning child (plan_child.ts) for this start: it resolves the target, then discovers what
+ * is left to discover, so the EC2 and Route 53 clients never load into this process.
  */
-export async function resolveSpreadTargets(
-  aws: AwsOptions,
-  spec: string,
+function askChild(
+  o: StartOptions,
+  c: CheckedStart,
   progress: (line: string) => void,
-): Promise<ResolvedTarget[]> {
-  progress(`resolving ${spec}, every online instance it matches`);
-  const { resolveTargets } = await import("../aws/targets.ts");
-  return await resolveTargets(aws, spec, progress);
+  signal?: AbortSignal,
+): PlanChild {
+  return planInChild({
+    kind: "plan",
+    aws: awsOf(o),
+    target: o.target,
+    spread: o.spread === true,
+    wake: o.wake === true,
+    discover: wantDiscovery(c),
+  }, { progress, ...(signal ? { signal } : {}) });
 }
 
-/** The target and where it is: what both planning and connecting start from. */
-async function locate(o: StartOptions, progress: (line: string) => void) {
-  const aws: AwsOptions = { profile: o.profile, region: o.region };
-  const all = o.spread ? await resolveSpreadTargets(aws, o.target, progress) : undefined;
-  const target = all?.[0] ?? await resolveStartTarget(aws, o.target, o.wake === true, progress);
-  const spread = all && all.length > 1 ? all : undefined;
-  return { aws, target, spread, region: await regionOf(aws) };
-}
-
+/** The plan once the child's discovery is in, checked against this host's routes and tunnels. */
 async function planFor(
   o: StartOptions,
   c: CheckedStart,
   net: NetPlatform,
   running: TunnelState[],
-  at: { aws: AwsOptions; target: ResolvedTarget; region: string },
+  at: Located,
+  discovered: Promise<Discovery | undefined>,
 ): Promise<NetworkPlan> {
-  return await planNetwork(c, {
-    aws: at.aws,
+  const [found, mustReach] = await Promise.all([discovered, ssmEndpoint(at.region)]);
+  return await planNetwork(c, found, {
     target: at.target,
-    region: at.region,
     force: o.force === true,
     routes: net.routes,
     running,
-    mustReach: await ssmEndpoint(at.region),
+    mustReach,
   });
 }
 
@@ -113,8 +104,9 @@ export async function planStart(
   running: TunnelState[],
   progress: (line: string) => void,
 ): Promise<Planned> {
-  const at = await locate(o, progress);
-  const plan = await planFor(o, c, net, running, at);
+  const child = askChild(o, c, progress);
+  const at = await child.located;
+  const plan = await planFor(o, c, net, running, at, child.discovered);
   return { target: at.target, region: at.region, plan, running };
 }
 
@@ -131,9 +123,13 @@ export async function bringUpStart(
 ): Promise<{ up: Up; link: Link; planned: Planned }> {
   const signal = hooks.signal;
   const guard = <T>(p: Promise<T>): Promise<T> => (signal ? raceAbort(p, signal) : p);
-  const at = await guard(locate(o, hooks.progress));
-  const { aws, target, spread, region } = at;
-  const planning = planFor(o, c, net, running, at);
+  const child = askChild(o, c, hooks.progress, signal);
+  // While the child finds the target, load the client every session is opened with (~0.3 s).
+  import("@aws-sdk/client-ssm").catch(() => {});
+  const at = await guard(child.located);
+  const { target, spread, region } = at;
+  const aws = awsOf(o);
+  const planning = planFor(o, c, net, running, at, child.discovered);
   planning.catch(() => {}); // awaited below; a rejection before then is not unhandled
   const connect = () =>
     connectAgent({
@@ -198,13 +194,8 @@ export async function bringUpStart(
   }
 }
 
-/** The region every call goes to: discovery names its internal domain and asks Route 53. */
-async function regionOf(aws: AwsOptions): Promise<string> {
-  const { resolvedRegion } = await import("../aws/region.ts");
-  const r = await resolvedRegion(aws);
-  if (r) return r.region;
-  const { missingRegion } = await import("../aws/config.ts");
-  throw missingRegion(aws);
+function awsOf(o: StartOptions): AwsOptions {
+  return { profile: o.profile, region: o.region };
 }
 
 /** The SSM endpoint's addresses: a range holding them would route the tunnel into itself. */
