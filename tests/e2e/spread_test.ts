@@ -101,9 +101,15 @@ e2eTest("e2e: spread — two instances, both carry flows, one lost and healed", 
       assert.match(inst[0].address, /^100\.64\./);
       assert.match(inst[1].address, /^100\.65\./);
       assert.equal(s.address, inst[0].address, "the tun has the first instance's address");
+      const base = inst.reduce((n, i) => n + i.bytesIn, 0);
       const { bytes } = await parallel(lab, 8, 2e6);
       assert.equal(bytes, 16e6);
-      const after = (await status(lab, "spread"))!.stats!.instances!;
+      // The state file's counters trail by up to a second: wait until they hold the download.
+      const after = await until("counters after the download", async () => {
+        const is = (await status(lab, "spread"))?.stats?.instances;
+        const sum = is?.reduce((n, i) => n + i.bytesIn, 0) ?? 0;
+        return is && sum - base >= 16e6 ? is : undefined;
+      }, 10_000);
       for (const i of after) {
         assert.equal(i.stripesUp, 2);
         assert.ok(i.bytesIn >= 4e6, `${i.instanceId} carried ${i.bytesIn} bytes`);
@@ -129,10 +135,19 @@ e2eTest("e2e: spread — two instances, both carry flows, one lost and healed", 
         const i = (await status(lab, "spread"))?.stats?.instances?.[1];
         return i && i.stripesUp === 2 ? true : undefined;
       }, 60_000);
-      const before = (await status(lab, "spread"))!.stats!.instances![1].bytesIn;
+      const bytesOf = async () => {
+        const is = (await status(lab, "spread"))?.stats?.instances;
+        return is ? { one: is[0].bytesIn, two: is[1].bytesIn } : undefined;
+      };
+      const before = (await until("counters", bytesOf))!;
       await parallel(lab, 8, 1e6);
-      const later = (await status(lab, "spread"))!.stats!.instances![1].bytesIn;
-      assert.ok(later - before >= 2e6, `healed instance2 carried ${later - before} new bytes`);
+      // Counters trail by up to a second: wait until both together hold the 8 MB.
+      const later = await until("counters after the download", async () => {
+        const b = await bytesOf();
+        return b && b.one - before.one + b.two - before.two >= 8e6 ? b : undefined;
+      }, 10_000);
+      const two = later.two - before.two;
+      assert.ok(two >= 2e6, `healed instance2 carried ${two} new bytes`);
     });
 
     await t.step("stop leaves the laptop clean", async () => {
