@@ -5,7 +5,7 @@
 import type { ClusterEntry } from "../config/clusters.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { Connection, ConnectOptions } from "./eks_connect.ts";
-import { exitStopped, NETWORK_UNDO_MS, Stopped, StopSignals, within } from "./signals.ts";
+import { exitStopped, NETWORK_UNDO_MS, Stopped, StopSignals, within } from "../signals.ts";
 import { logTo, spawnDetached } from "./background.ts";
 
 export interface EksConnectFlags extends ConnectOptions {

@@ -1,6 +1,6 @@
 /** `ssm-proxy emulator`: run the local AWS until Ctrl-C or SIGTERM (then exit 0 within 1 s). */
 import { ExitCode, UserError } from "../errors.ts";
-import { exitStopped, Stopped, StopSignals, within } from "./signals.ts";
+import { exitStopped, Stopped, StopSignals, within } from "../signals.ts";
 
 export interface EmulatorCliOptions {
   listen: string;

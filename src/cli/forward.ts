@@ -10,7 +10,7 @@ import { type PoolOptions, poolOptions } from "../ssm/forward_pool.ts";
 import { messageSize } from "../ssm/message_size.ts";
 import { PortSession, type PortSessionOptions } from "../ssm/session.ts";
 import { SessionPool } from "../ssm/session_pool.ts";
-import { exitStopped, NETWORK_UNDO_MS, Stopped, StopSignals, within } from "./signals.ts";
+import { exitStopped, NETWORK_UNDO_MS, Stopped, StopSignals, within } from "../signals.ts";
 
 export interface ForwardOptions extends AwsOptions {
   target: string;

@@ -10,7 +10,7 @@ import type { NetworkPlan } from "../start/plan.ts";
 import { readState } from "../tunnel/state.ts";
 import { logTo, spawnDetached } from "./background.ts";
 import { LiveLine } from "./live.ts";
-import { exitStopped, Stopped, StopSignals } from "./signals.ts";
+import { exitStopped, Stopped, StopSignals } from "../signals.ts";
 import { requireRoot, useInvokingUsersAwsConfig } from "./privileges.ts";
 
 export type { StartOptions } from "../start/options.ts";

@@ -3,7 +3,7 @@
  * `status` and the next run after a crash find all of it. Whatever fails half-way is undone
  * before the error goes up: the system is left as it was.
  */
-import { NETWORK_UNDO_MS, within } from "../cli/signals.ts";
+import { NETWORK_UNDO_MS, within } from "../signals.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
 import type { DnsState, NetPlatform, Tun } from "../net/types.ts";

@@ -8,7 +8,7 @@
 import type { AwsOptions } from "../aws/config.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
 import type { Discovery } from "../discover/discover.ts";
-import { NETWORK_UNDO_MS, raceAbort, within } from "../cli/signals.ts";
+import { NETWORK_UNDO_MS, raceAbort, within } from "../signals.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { NetPlatform } from "../net/types.ts";
 import { endpointAddresses } from "../tunnel/checks.ts";
