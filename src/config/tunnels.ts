@@ -3,6 +3,7 @@
  * snake_case like `clusters:`. Pure: a YAML node in, profiles or a ConfigError naming the place
  * out. Team entries (JSON in Parameter Store) are turned into nodes and meet the same rules.
  */
+import { domainName } from "../net/domain.ts";
 import { isMap, isScalar, isSeq, LineCounter, type Node } from "yaml";
 import { ConfigError } from "./clusters.ts";
 import { YamlWalker } from "./yaml_walk.ts";
@@ -191,16 +192,6 @@ export function parseTunnelEntry(
   return out;
 }
 
-/** A DNS domain, normalised as `start --dns-domain` does: no outer dots, lower case. */
-export function domainName(s: string): string {
-  const d = s.trim().replace(/^\.+|\.+$/g, "").toLowerCase();
-  const label = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
-  if (d === "" || d.length > 253 || !d.split(".").every((l) => label.test(l))) {
-    throw new Error(`${JSON.stringify(s)} is not a domain name like corp.internal`);
-  }
-  return d;
-}
-
 /** The entry as written in YAML and JSON: snake_case, no name, absent keys left out. */
 export function tunnelToEntry(p: TunnelProfile): Record<string, unknown> {
   const entry: Record<string, unknown> = {
@@ -217,3 +208,5 @@ export function tunnelToEntry(p: TunnelProfile): Record<string, unknown> {
   for (const k of Object.keys(entry)) if (entry[k] === undefined) delete entry[k];
   return entry;
 }
+
+export { domainName };

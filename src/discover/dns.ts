@@ -1,5 +1,6 @@
 /** Which DNS domains to send to the VPC resolver, each with its reason. Pure. */
 import type { HostedZoneSummary } from "../aws/route53.ts";
+import { isDomain, normalizeDomain } from "../net/domain.ts";
 
 export interface DomainCandidate {
   domain: string;
@@ -19,8 +20,6 @@ export function ec2InternalDomain(region: string): string {
   return region === "us-east-1" ? "ec2.internal" : `${region}.compute.internal`;
 }
 
-const DOMAIN = /^[a-z0-9-]+(\.[a-z0-9-]+)*$/;
-
 /**
  * Hosted zones, then DHCP domain names, then the region's EC2 domain: lowercase, without the
  * trailing dot, each once (the first reason wins). A name that is not a plain domain (Route 53
@@ -30,8 +29,8 @@ export function dnsCandidates(f: DnsFacts): { domains: DomainCandidate[]; notes:
   const domains: DomainCandidate[] = [];
   const notes: string[] = [];
   const add = (raw: string, reason: string) => {
-    const domain = raw.trim().replace(/^\.+|\.+$/g, "").toLowerCase();
-    if (!DOMAIN.test(domain)) {
+    const domain = normalizeDomain(raw);
+    if (!isDomain(domain)) {
       notes.push(`${JSON.stringify(raw)} (${reason}) is not a domain name --dns-domain takes`);
     } else if (!domains.some((d) => d.domain === domain)) {
       domains.push({ domain, reason });

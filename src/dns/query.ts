@@ -3,6 +3,7 @@
  * about, whether it lies in a tunnel zone, and what an answer says about itself. Inputs are
  * untrusted bytes, so nothing here throws.
  */
+import { normalizeDomain } from "../net/domain.ts";
 import { isRelayableQuery } from "../netstack/dns_message.ts";
 
 const HEADER = 12;
@@ -34,7 +35,7 @@ export function questionName(msg: Uint8Array): string | undefined {
 
 /** A domain as configured ("Corp.Example." → "corp.example"). */
 export function normalizeZone(zone: string): string {
-  return zone.trim().replace(/^\.+|\.+$/g, "").toLowerCase();
+  return normalizeDomain(zone);
 }
 
 /** Is `name` (from questionName) one of the zones or under one? The root zone "" holds all. */

@@ -5,7 +5,9 @@
  */
 import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { type Cidr, parseCidr } from "../net/cidr.ts";
+import type { Cidr } from "../net/cidr.ts";
+import { domainName } from "../net/domain.ts";
+import { parseExcludes } from "../discover/plan.ts";
 import { parseAddr } from "../netstack/packet.ts";
 import { parseCidrs } from "../tunnel/checks.ts";
 import { type HealSettings, healSettings } from "../tunnel/heal_options.ts";
@@ -93,14 +95,14 @@ export function parseUpstreams(values: string[]): string[] {
   return values;
 }
 
-const DOMAIN_RE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
-
 export function parseDomains(values: string[]): string[] {
   const out: string[] = [];
   for (const v of values) {
-    const d = v.replace(/^\.+|\.+$/g, "").toLowerCase();
-    if (!DOMAIN_RE.test(d)) {
-      throw new UserError(`--dns-domain ${JSON.stringify(v)} is not a domain name`, ExitCode.Usage);
+    let d: string;
+    try {
+      d = domainName(v);
+    } catch (e) {
+      throw new UserError(`--dns-domain ${(e as Error).message}`, ExitCode.Usage);
     }
     if (!out.includes(d)) out.push(d);
   }
@@ -147,13 +149,7 @@ export function checkStart(o: StartOptions): CheckedStart {
       ExitCode.Usage,
     );
   }
-  const exclude = (o.exclude ?? []).map((t) => {
-    try {
-      return parseCidr(t);
-    } catch (e) {
-      throw new UserError(`--exclude ${(e as Error).message}`, ExitCode.Usage);
-    }
-  });
+  const exclude = parseExcludes(o.exclude ?? []);
   return {
     ...(o.cidr.length > 0 ? { cidrs: parseCidrs(o.cidr) } : {}),
     exclude,

@@ -6,9 +6,14 @@
 import type { ResolvedTarget } from "../aws/targets.ts";
 import type { Discovery } from "../discover/discover.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
+import { parseCidr } from "../net/cidr.ts";
 import type { Routes } from "../net/types.ts";
-import { checkOtherTunnels, checkRouteConflicts, conflictChecker } from "../tunnel/checks.ts";
+import {
+  checkOtherTunnels,
+  checkRouteConflicts,
+  conflictChecker,
+  heldAddress,
+} from "../tunnel/checks.ts";
 import type { TunnelState } from "../tunnel/state.ts";
 import type { CheckedStart } from "./options.ts";
 
@@ -128,10 +133,7 @@ export function dropEndpointConflicts(
   const routes: NetworkPlan["routes"] = [];
   const skipped = [...plan.skipped];
   for (const r of plan.routes) {
-    const hit = endpoints.find((e) => {
-      const ip = parseIpv4(e.address);
-      return ip !== undefined && contains(parseCidr(r.cidr), ip);
-    });
+    const hit = heldAddress(parseCidr(r.cidr), endpoints);
     if (!hit) routes.push(r);
     else if (given) {
       throw new UserError(

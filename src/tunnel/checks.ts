@@ -133,13 +133,22 @@ export async function localConflict(
   if (lan) {
     return `overlaps ${lan.net.text}, the network of ${lan.ifname} (your LAN?): routing it into the tunnel would cut it off`;
   }
-  for (const m of mustReach) {
-    const n = parseIpv4(m.address);
-    if (n !== undefined && contains(c, n)) {
-      return `contains ${m.address}, the address of ${m.what}: the tunnel would route its own traffic into itself`;
-    }
+  const m = heldAddress(c, mustReach);
+  if (m) {
+    return `contains ${m.address}, the address of ${m.what}: the tunnel would route its own traffic into itself`;
   }
   return undefined;
+}
+
+/** The first address `c` holds of those the tunnel must reach directly (AWS endpoints). */
+export function heldAddress(
+  c: Cidr,
+  mustReach: { what: string; address: string }[],
+): { what: string; address: string } | undefined {
+  return mustReach.find((m) => {
+    const n = parseIpv4(m.address);
+    return n !== undefined && contains(c, n);
+  });
 }
 
 /** Default route, LAN, and addresses we must keep reaching directly (AWS endpoints). */
