@@ -5,125 +5,70 @@
  * (paced like the real agent), spreads the flows, and retires stripes once idle.
  */
 import assert from "node:assert/strict";
-import { startEmulator } from "../../src/emulator/server.ts";
-import { PortSession } from "../../src/ssm/session.ts";
-import * as ssm from "../../src/aws/ssm.ts";
-import { Tunnel, type TunnelOptions } from "../../src/tunnel/client.ts";
-import { awsEnv, withEnv } from "../support/aws_env.ts";
-import { withAgent } from "../agent/harness.ts";
-import { FakeTun, udpPacket } from "../agent/helpers.ts";
-import type { Agent } from "../../agent/server.ts";
+import { udpPacket } from "../agent/helpers.ts";
+import { until, withTunnel } from "./harness.ts";
+
+/** The send window start gives each session (src/start/link.ts). */
+const WINDOW = { messages: 512, bytes: 512 * 1024 };
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
-
-interface Ctx {
-  emu: Awaited<ReturnType<typeof startEmulator>>;
-  agentTun: FakeTun;
-  clientTun: FakeTun;
-  agent: Agent;
-  logs: string[];
-}
-
-async function withTunnel(
-  o: Partial<TunnelOptions> & { pacing?: boolean },
-  fn: (t: Tunnel, ctx: Ctx) => Promise<void>,
-): Promise<void> {
-  const emu = await startEmulator({ port: 0, pacing: o.pacing ?? false });
-  const logs: string[] = [];
-  try {
-    await withAgent({ config: { leaseGraceSeconds: 30 } }, async (agent, agentTun) => {
-      await withEnv(awsEnv(emu.url), async () => {
-        const aws = {};
-        const port = agent.addr.port;
-        const t = await Tunnel.connect({
-          stripes: 2,
-          agentPort: port,
-          mtu: 1400,
-          log: (l) => logs.push(l),
-          openSession: async () =>
-            PortSession.open({
-              grant: await ssm.startSession(aws, {
-                target: "i-0123456789abcdef0",
-                documentName: "AWS-StartPortForwardingSession",
-                parameters: { portNumber: [String(port)] },
-              }),
-              api: ssm.sessionApi(aws),
-              window: 512,
-              windowBytes: 512 * 1024,
-            }),
-          ...o,
-        });
-        const clientTun = new FakeTun({ name: "c", mtu: 1400 } as never);
-        const running = t.run(clientTun);
-        try {
-          await fn(t, { emu, agentTun, clientTun, agent, logs });
-        } finally {
-          await t.close();
-          clientTun.close();
-          await running;
-        }
-      });
-    });
-  } finally {
-    await emu.close();
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<number> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return Date.now() - t0;
-}
 
 const VPC = "10.0.0.9";
 
 test("stripes: a silently dead stripe is declared dead; its flows move; a new session", async () => {
   const liveness = { probeAfterMs: 300, probeEveryMs: 200, deadAfterMs: 1_500 };
-  await withTunnel({ liveness, pingMs: 60_000 }, async (t, { emu, agentTun, clientTun, logs }) => {
-    const me = t.welcome.address;
-    const flows = Array.from({ length: 8 }, (_, i) => udpPacket(me, VPC, 2000 + i, 7));
-    clientTun.inject(...flows);
-    await until("the flows at the agent", () => agentTun.written.length >= 8);
-    const on0 = flows.filter((p) => t.stripeOf(p) === 0);
-    assert.equal(on0.length, 4, "8 flows over 2 stripes: 4 each");
-    const dead = t.stripes[0].session.sessionId;
-    // The session stays open but nothing gets through either way: the agent side is gone.
-    emu.mgs.faults.stall(60_000, dead);
-    const t0 = Date.now();
-    const before = agentTun.written.length;
-    // Keep the dead stripe's flows talking, as TCP would retransmit.
-    const talk = setInterval(() => clientTun.inject(...on0), 100);
-    try {
-      const ms = await until(
-        "the dead stripe's flows at the agent again",
-        () => agentTun.written.length >= before + 4,
-      );
-      assert.ok(ms < 4_000, `flows moved after ${ms} ms`);
-      assert.ok(on0.every((p) => t.stripeOf(p) === 1), "they moved to the live stripe");
-      await until(
-        "a new session on stripe 0",
-        () => t.stripes[0].session.sessionId !== dead && t.health().state === "up",
-      );
-    } finally {
-      clearInterval(talk);
-    }
-    assert.ok(Date.now() - t0 < 10_000);
-    assert.ok(logs.some((l) => /no answer on stripe 0/.test(l)), logs.join("\n"));
-    // New flows use the healed stripe again.
-    const fresh = Array.from({ length: 4 }, (_, i) => udpPacket(me, VPC, 3000 + i, 7));
-    clientTun.inject(...fresh);
-    await until("fresh flows placed", () => fresh.every((p) => t.stripeOf(p) !== undefined));
-    assert.ok(fresh.some((p) => t.stripeOf(p) === 0), "the healed stripe takes new flows");
-  });
+  await withTunnel(
+    { liveness, pingMs: 60_000, window: WINDOW },
+    async (t, { emu, agentTun, clientTun, logs }) => {
+      const me = t.welcome.address;
+      const flows = Array.from({ length: 8 }, (_, i) => udpPacket(me, VPC, 2000 + i, 7));
+      clientTun.inject(...flows);
+      await until("the flows at the agent", () => agentTun.written.length >= 8);
+      const on0 = flows.filter((p) => t.stripeOf(p) === 0);
+      assert.equal(on0.length, 4, "8 flows over 2 stripes: 4 each");
+      const dead = t.stripes[0].session.sessionId;
+      // The session stays open but nothing gets through either way: the agent side is gone.
+      emu.mgs.faults.stall(60_000, dead);
+      const t0 = Date.now();
+      const before = agentTun.written.length;
+      // Keep the dead stripe's flows talking, as TCP would retransmit.
+      const talk = setInterval(() => clientTun.inject(...on0), 100);
+      try {
+        const ms = await until(
+          "the dead stripe's flows at the agent again",
+          () => agentTun.written.length >= before + 4,
+        );
+        assert.ok(ms < 4_000, `flows moved after ${ms} ms`);
+        assert.ok(on0.every((p) => t.stripeOf(p) === 1), "they moved to the live stripe");
+        await until(
+          "a new session on stripe 0",
+          () => t.stripes[0].session.sessionId !== dead && t.health().state === "up",
+        );
+      } finally {
+        clearInterval(talk);
+      }
+      assert.ok(Date.now() - t0 < 10_000);
+      assert.ok(logs.some((l) => /no answer on stripe 0/.test(l)), logs.join("\n"));
+      // New flows use the healed stripe again.
+      const fresh = Array.from({ length: 4 }, (_, i) => udpPacket(me, VPC, 3000 + i, 7));
+      clientTun.inject(...fresh);
+      await until("fresh flows placed", () => fresh.every((p) => t.stripeOf(p) !== undefined));
+      assert.ok(fresh.some((p) => t.stripeOf(p) === 0), "the healed stripe takes new flows");
+    },
+  );
 });
 
 test("stripes: auto grows under a sustained paced download, spreads flows, then retires", async () => {
   await withTunnel(
-    { stripes: "auto", maxStripes: 4, pacing: true, growAfterMs: 500, retireIdleMs: 2_000 },
+    {
+      stripes: "auto",
+      maxStripes: 4,
+      pacing: true,
+      growAfterMs: 500,
+      retireIdleMs: 2_000,
+      window: WINDOW,
+    },
     async (t, { agentTun, clientTun, logs }) => {
       assert.equal(t.stripes.length, 1, "auto starts with one stripe");
       const me = t.welcome.address;

@@ -5,76 +5,15 @@
  * roll over before the end; a stripe that cannot heal ends the tunnel only after giveUpMs.
  */
 import assert from "node:assert/strict";
-import { startEmulator } from "../../src/emulator/server.ts";
-import { PortSession } from "../../src/ssm/session.ts";
-import * as ssm from "../../src/aws/ssm.ts";
-import { Tunnel, type TunnelOptions } from "../../src/tunnel/client.ts";
-import { awsEnv, withEnv } from "../support/aws_env.ts";
-import { withAgent } from "../agent/harness.ts";
+import type { Tunnel } from "../../src/tunnel/client.ts";
 import { defaultConfig } from "../../agent/config.ts";
 import { startAgent } from "../../agent/server.ts";
 import { FakeTun, udpPacket } from "../agent/helpers.ts";
+import { until, withTunnel } from "./harness.ts";
 import type { FakeTun as AgentTun } from "../agent/helpers.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
-
-async function withTunnel(
-  o: Partial<TunnelOptions>,
-  fn: (
-    t: Tunnel,
-    ctx: {
-      emu: Awaited<ReturnType<typeof startEmulator>>;
-      agentTun: AgentTun;
-      clientTun: FakeTun;
-      agent: Parameters<Parameters<typeof withAgent>[1]>[0];
-    },
-  ) => Promise<void>,
-): Promise<void> {
-  const emu = await startEmulator({ port: 0, pacing: false });
-  try {
-    await withAgent({ config: { leaseGraceSeconds: 30 } }, async (agent, agentTun) => {
-      await withEnv(awsEnv(emu.url), async () => {
-        const aws = {};
-        const port = agent.addr.port;
-        const t = await Tunnel.connect({
-          stripes: 2,
-          agentPort: port,
-          mtu: 1400,
-          openSession: async () =>
-            PortSession.open({
-              grant: await ssm.startSession(aws, {
-                target: "i-0123456789abcdef0",
-                documentName: "AWS-StartPortForwardingSession",
-                parameters: { portNumber: [String(port)] },
-              }),
-              api: ssm.sessionApi(aws),
-            }),
-          ...o,
-        });
-        const clientTun = new FakeTun({ name: "c", mtu: 1400 } as never);
-        const running = t.run(clientTun);
-        try {
-          await fn(t, { emu, agentTun, clientTun, agent });
-        } finally {
-          await t.close();
-          clientTun.close();
-          await running;
-        }
-      });
-    });
-  } finally {
-    await emu.close();
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Sends one UDP packet per stripe flow until the agent's tun saw one more than before. */
 async function carries(t: Tunnel, clientTun: FakeTun, agentTun: AgentTun): Promise<void> {
