@@ -8,6 +8,7 @@
  * them, so the quoted header is rewritten too (otherwise the laptop's kernel could not match a
  * "fragmentation needed" to its socket, and path MTU discovery would stall). Pure; in place.
  */
+import { parseIpv4 } from "../net/cidr.ts";
 
 const TCP = 6;
 const UDP = 17;
@@ -152,8 +153,9 @@ export function fromInstance(p: Uint8Array, instanceAddress: number, tunAddress:
   return rewriteAddress(p, 16, instanceAddress, tunAddress);
 }
 
-/** Dotted quad → 32-bit unsigned. */
+/** Dotted quad → 32-bit unsigned; an agent's address that is not one is a protocol error. */
 export function ipv4Number(text: string): number {
-  const b = text.split(".").map(Number);
-  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  const n = parseIpv4(text);
+  if (n === undefined) throw new Error(`${JSON.stringify(text)} is not an IPv4 address`);
+  return n;
 }
