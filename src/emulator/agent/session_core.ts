@@ -7,7 +7,8 @@
 import { PayloadType } from "../../ssm/message.ts";
 import { DocumentError } from "./document.ts";
 import { AgentEngine, ENGINE_DEFAULTS, type EngineConfig } from "./engine.ts";
-import { OutputPump, PACED, UNPACED } from "./pump.ts";
+import { InputGate } from "./input_gate.ts";
+import { MAX_CATCH_UP_MS, OutputPump, PACED, UNPACED } from "./pump.ts";
 import type { AgentSessionInit, EmulatedAgentSession } from "./session.ts";
 
 const TICK_MS = 100;
@@ -28,6 +29,8 @@ export abstract class EmulatedSessionCore<D> implements EmulatedAgentSession {
   readonly engine: AgentEngine;
   protected readonly doc?: D;
   protected readonly pump: OutputPump;
+  /** Paced sessions take input at the same budget as output (input_gate.ts). */
+  readonly #gate?: InputGate;
   #docError?: string;
   #sink?: (frame: Uint8Array) => void;
   #tick?: ReturnType<typeof setInterval>;
@@ -68,6 +71,13 @@ export abstract class EmulatedSessionCore<D> implements EmulatedAgentSession {
         this.engine.unackedBytes < init.agent.maxUnackedBytes,
       emit: (chunk) => this.engine.send(PayloadType.Output, chunk, Date.now()),
     });
+    if (init.pacing) {
+      this.#gate = new InputGate({
+        bytesPerMs: PACED.chunkSize / PACED.pacingMs,
+        maxCatchUpMs: MAX_CATCH_UP_MS,
+        deliver: (frame) => this.#take(frame),
+      });
+    }
   }
 
   /**
@@ -118,6 +128,12 @@ export abstract class EmulatedSessionCore<D> implements EmulatedAgentSession {
 
   receive(frame: Uint8Array): void {
     if (this.#ended) return;
+    if (this.#gate) this.#gate.push(frame);
+    else this.#take(frame);
+  }
+
+  #take(frame: Uint8Array): void {
+    if (this.#ended) return;
     this.engine.receive(frame, Date.now());
     this.pump.kick();
     this.afterStep();
@@ -135,6 +151,7 @@ export abstract class EmulatedSessionCore<D> implements EmulatedAgentSession {
   async close(): Promise<void> {
     this.#ended = true;
     clearInterval(this.#tick);
+    this.#gate?.close();
     this.#sink = undefined;
     // The pump first: it releases a reader waiting for room, so the reading loops can finish.
     await this.pump.close();
