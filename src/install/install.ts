@@ -6,7 +6,7 @@
 import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { DEFAULT_PARALLEL, planParts, sliceParts } from "./parts.ts";
-import { archFromUname, readAgentBinary } from "./payload.ts";
+import { archFromUname, gzip, readAgentBinary } from "./payload.ts";
 import { RemoteScript } from "./remote.ts";
 import { CLEANUP_SCRIPT, INSTALL_SCRIPT, STATUS_SCRIPT, UNINSTALL_SCRIPT } from "./scripts.ts";
 import { uploadParts } from "./upload.ts";
@@ -77,8 +77,12 @@ export async function installAgent(
         retries: 0,
       };
     }
+    // The count follows the binary's size; the parts are equal slices of its one gzip stream, so
+    // every session carries the same number of bytes and none is left finishing alone.
     const plans = planParts(binary.size, o.parallel ?? DEFAULT_PARALLEL);
-    const sources = sliceParts(binary.bytes, plans);
+    const sources = gzip(binary.bytes).then((gz) =>
+      sliceParts(gz, planParts(gz.length, plans.length, 1))
+    );
     // Set when the control session fails us (rejects its line, or ends): the parts stop.
     const halt = Promise.withResolvers<never>();
     halt.promise.catch(() => {});

@@ -58,7 +58,7 @@ export function planParts(size: number, parallel: number, minPart = MIN_PART_BYT
 }
 
 export interface PartSource extends PartPlan {
-  /** SHA-256 of the slice itself (what the instance checks after unpacking it). */
+  /** SHA-256 of the slice itself (what the instance checks when it has arrived). */
   sha256: string;
   bytes: Uint8Array<ArrayBuffer>;
 }

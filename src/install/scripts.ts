@@ -50,7 +50,8 @@ case "$D" in /*/ssm-proxy.*) ;; *) die "bad directory line";; esac
  * version, DIR: its temporary directory, where PART_SCRIPT sessions put the parts), then READY,
  * and reads one line: `skip`, or `<sha256> <bytes> <part sha256>…` (one digest per part, in
  * order), acknowledged with PARTS. Then it reads `join` or `abort`. On `join` it checks each part's SHA-256
- * again, concatenates them in order, checks the whole, stages both files next to their targets,
+ * again, concatenates them in order (the parts are slices of one gzip stream), unpacks that and
+ * checks the whole, stages both files next to their targets,
  * renames them into place, and (re)starts the unit. Any failure before the renames, and `abort`,
  * leave nothing behind: the directory is removed before the answer is printed.
  */
@@ -107,8 +108,10 @@ for h in $L; do
   [ "$g" = "$h" ] || die "part $i of $P changed after it arrived (SHA-256 $g, expected $h); nothing was installed"
   set -- "$@" "$f"
 done
-cat "$@" >"$t/agent" || die "cannot join the parts in $t (is the disk full?); nothing was installed"
+cat "$@" >"$t/agent.gz" || die "cannot join the parts in $t (is the disk full?); nothing was installed"
 rm -f "$@"
+gzip -dc <"$t/agent.gz" >"$t/agent" 2>"$t/gz.err" || die "the upload arrived corrupted (gzip: $(head -c 200 "$t/gz.err" | tr '\\n' ' ')); nothing was installed"
+rm -f "$t/agent.gz"
 got=$(sha256sum "$t/agent" | cut -d' ' -f1)
 size=$(wc -c <"$t/agent" | tr -d ' ')
 if [ "$got" != "$H" ]; then
@@ -143,14 +146,14 @@ say() { printf '__SSMP_%s__ %s\\n' "$1" "$2"; }
 /**
  * One part of an upload, in a session of its own. Protocol: READY, then one line
  * `<dir> <index> <count> <sha256>` (the directory the control session printed, validated here
- * like every value), SEND, then base64 of the gzip'd slice ended by ^D. The slice is unpacked to
- * `part.<index>.tmp`, checked, and only then renamed to `part.<index>`, so a part file that
+ * like every value), SEND, then base64 of its slice of the gzip'd binary ended by ^D. The slice is
+ * decoded to `part.<index>.tmp`, checked, and only then renamed to `part.<index>`, so a part file that
  * exists is a good one. Prints PART with the digest; a bad part is removed before FAIL. Needs no
  * root: the directory belongs to the same Session Manager user.
  */
 export const PART_SCRIPT = BARE_PRELUDE + `f=
 die() { [ -n "$f" ] && rm -f "$f.tmp" "$f.err"; say FAIL "$1"; exit 1; }
-for c in base64 gzip sha256sum; do
+for c in base64 sha256sum; do
   command -v "$c" >/dev/null 2>&1 || die "$c is not installed on the instance"
 done
 stty -echo 2>/dev/null
@@ -163,7 +166,7 @@ case "$H" in *[!0-9a-f]*|"") die "bad part line";; esac
 [ -f "$D/.ssm-proxy-install" ] || die "the install's temporary directory $D is gone (its session ended)"
 f="$D/part.$I"
 say SEND ""
-base64 -d 2>"$f.err" | gzip -dc >"$f.tmp" 2>>"$f.err"
+base64 -d >"$f.tmp" 2>"$f.err"
 got=$(sha256sum "$f.tmp" | cut -d' ' -f1)
 size=$(wc -c <"$f.tmp" | tr -d ' ')
 [ "$got" = "$H" ] || die "the upload arrived corrupted (part $I of $P: $size bytes, SHA-256 $got, expected $H; $(head -c 200 "$f.err" | tr '\\n' ' '))"

@@ -7,7 +7,7 @@
 import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { PartPlan, PartSource } from "./parts.ts";
-import { base64Chunks, encodedLength, gzip } from "./payload.ts";
+import { base64Chunks, encodedLength } from "./payload.ts";
 import { RemoteScript } from "./remote.ts";
 import { PART_SCRIPT } from "./scripts.ts";
 
@@ -37,8 +37,8 @@ interface Live {
 }
 
 /**
- * Opens the parts' sessions at once; `sources` (the slices and their digests) may still be being
- * computed meanwhile, and are compressed while the sessions start.
+ * Opens the parts' sessions at once; `sources` (the slices of the gzip'd binary and their digests)
+ * may still be being computed meanwhile.
  */
 export async function uploadParts(
   t: UploadTarget,
@@ -47,8 +47,8 @@ export async function uploadParts(
 ): Promise<UploadOutcome> {
   const count = parts.length;
   const source = (p: PartPlan) => sources.then((s) => s[p.index - 1]);
-  // Kept for a retry.
-  const packed = parts.map((p) => source(p).then((s) => gzip(s.bytes)));
+  // Slices of the binary's gzip stream, kept for a retry.
+  const packed = parts.map((p) => source(p).then((s) => s.bytes));
   const sizes = new Array<number | undefined>(count);
   packed.forEach((g, i) => g.then((b) => (sizes[i] = encodedLength(b.length)), () => {}));
   const live = new Map<number, Live>();

@@ -75,13 +75,35 @@ Deno.test("loadPayload: wrong architecture and non-executables are refused befor
   }
 });
 
-Deno.test("gzip output is what gzip -dc reads", async () => {
-  const data = new TextEncoder().encode("ssm-proxy ".repeat(1000));
-  const gz = await gzip(data);
+async function gunzip(gz: Uint8Array): Promise<Uint8Array> {
   const p = new Deno.Command("gzip", { args: ["-dc"], stdin: "piped", stdout: "piped" }).spawn();
+  // Read while writing: the output outgrows the pipe long before the input is all in.
+  const out = p.output();
   const w = p.stdin.getWriter();
   await w.write(gz);
   await w.close();
-  const r = await p.output();
-  assert.deepEqual(r.stdout, data);
+  const r = await out;
+  assert.ok(r.success, "gzip -dc failed");
+  return r.stdout;
+}
+
+Deno.test("gzip output is what gzip -dc reads", async () => {
+  const data = new TextEncoder().encode("ssm-proxy ".repeat(1000));
+  assert.deepEqual(await gunzip(await gzip(data)), data);
+  assert.deepEqual(await gunzip(await gzip(new Uint8Array(0))), new Uint8Array(0));
+});
+
+Deno.test("gzip of a large binary is several members that gzip -dc reads as one stream", async () => {
+  // 20 MB: three members of up to 8 MB, with the member boundaries inside repeated content.
+  const data = new Uint8Array(20_000_003);
+  for (let i = 0; i < data.length; i += 65536) {
+    crypto.getRandomValues(data.subarray(i, Math.min(data.length, i + 1024)));
+  }
+  const gz = await gzip(data);
+  let members = 0;
+  for (let i = 0; i + 2 < gz.length; i++) {
+    if (gz[i] === 0x1f && gz[i + 1] === 0x8b && gz[i + 2] === 8) members++;
+  }
+  assert.ok(members >= 3, `${members} gzip headers`);
+  assert.deepEqual(await gunzip(gz), data);
 });

@@ -232,7 +232,7 @@ async function sendPart(
   await s.expect("READY");
   await s.write(`${line}\n`);
   await s.expect("SEND");
-  const b64 = Buffer.from(await gzip(slice)).toString("base64").replace(/(.{76})/g, "$1\n");
+  const b64 = Buffer.from(slice).toString("base64").replace(/(.{76})/g, "$1\n");
   await s.write(b64 + "\n");
   return s;
 }
@@ -241,8 +241,10 @@ Deno.test("install and part scripts: parts joined in order, each and the whole c
   const { dir, env } = await world();
   try {
     const bin = fakeAgent(300_001);
-    const cuts = [0, 100_000, 200_000, bin.length];
-    const slices = [0, 1, 2].map((i) => bin.slice(cuts[i], cuts[i + 1]));
+    // The parts are slices of the binary's one gzip stream.
+    const gz = await gzip(bin);
+    const cuts = [0, 100_000, 200_000, gz.length];
+    const slices = [0, 1, 2].map((i) => gz.slice(cuts[i], cuts[i + 1]));
     const hashes = await Promise.all(slices.map(sha256Hex));
     const c = new Script(INSTALL_SCRIPT, env);
     for (const w of ["ARCH", "CURRENT", "VERSION", "SYSTEMD"]) await c.expect(w);
@@ -273,19 +275,22 @@ Deno.test("part script: a corrupted part is refused and removed; abort leaves no
   const { dir, env } = await world();
   try {
     const bin = fakeAgent(50_000);
+    const gz = await gzip(bin);
     const c = new Script(INSTALL_SCRIPT, env);
     const t = await c.expect("DIR");
     await c.expect("READY");
-    const h = await sha256Hex(bin);
-    await c.write(`${h} ${bin.length} ${h}\n`);
+    const h = await sha256Hex(gz);
+    await c.write(`${await sha256Hex(bin)} ${bin.length} ${h}\n`);
     await c.expect("PARTS");
-    const bad = bin.slice();
+    const bad = gz.slice();
     bad[40_000] ^= 1;
     const p = await sendPart(env, `${t} 1 1 ${h}`, bad);
     await p.end();
     assert.match(
       p.out.join("\n"),
-      /__SSMP_FAIL__ the upload arrived corrupted \(part 1 of 1: 50000 bytes, SHA-256 [0-9a-f]{64}, expected/,
+      new RegExp(
+        `__SSMP_FAIL__ the upload arrived corrupted \\(part 1 of 1: ${gz.length} bytes, SHA-256 [0-9a-f]{64}, expected`,
+      ),
     );
     assert.deepEqual([...Deno.readDirSync(t)].map((e) => e.name), [".ssm-proxy-install"]);
     await c.write("abort\n");
@@ -302,7 +307,8 @@ Deno.test("install script: a join with a part missing installs nothing", async (
   const { dir, env } = await world();
   try {
     const bin = fakeAgent(20_000);
-    const [a, b] = [bin.slice(0, 10_000), bin.slice(10_000)];
+    const gz = await gzip(bin);
+    const [a, b] = [gz.slice(0, 10_000), gz.slice(10_000)];
     const c = new Script(INSTALL_SCRIPT, env);
     const t = await c.expect("DIR");
     await c.expect("READY");
@@ -315,6 +321,33 @@ Deno.test("install script: a join with a part missing installs nothing", async (
     await assert.rejects(
       c.expect("INSTALLED"),
       /FAIL part 2 of 2 never arrived; nothing was installed/,
+    );
+    await c.end();
+    assert.deepEqual([...Deno.readDirSync(`${dir}/tmp`)], []);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/root`)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("install script: parts that each check out but do not unpack install nothing", async () => {
+  const { dir, env } = await world();
+  try {
+    const bin = fakeAgent(20_000);
+    const gz = await gzip(bin);
+    // The digests the client sent match what arrives, but the stream is cut short: only the
+    // unpacking can tell.
+    const short = gz.slice(0, gz.length - 100);
+    const c = new Script(INSTALL_SCRIPT, env);
+    const t = await c.expect("DIR");
+    await c.expect("READY");
+    await c.write(`${await sha256Hex(bin)} ${bin.length} ${await sha256Hex(short)}\n`);
+    await c.expect("PARTS");
+    await (await sendPart(env, `${t} 1 1 ${await sha256Hex(short)}`, short)).end();
+    await c.write("join\n");
+    await assert.rejects(
+      c.expect("INSTALLED"),
+      /FAIL the upload arrived corrupted \(gzip: .*\); nothing was installed/,
     );
     await c.end();
     assert.deepEqual([...Deno.readDirSync(`${dir}/tmp`)], []);
