@@ -15,21 +15,29 @@
  *   instance ctl0 10.98.X.1/30  ⇄  instance2 ctl0 10.98.X.2/30   (its agent listens here)
  *   instance2 vpc0 10.99.X.2/24  ⇄  vpc lab1 (10.99.X.2/32 routed there)
  *
+ * With `internet: true` (full-tunnel tests), an `inet` namespace behind the vpc holds a public
+ * host, `lab.internetAddress` (203.0.113.10: whoami HTTP :80, UDP echo :7, ping); instances route
+ * by default via the vpc, laptops via lab0 (a home router). Documentation ranges only, no NAT but
+ * the agent's: scripts/lab/internet.ts. scripts/lab/leaks.ts counts what a laptop leaks.
+ *
  *   deno run -A scripts/lab.ts up     build a lab, print its names, keep it until Ctrl-C
  *   deno run -A scripts/lab.ts sweep  remove labs whose creating process is gone
  */
 import { type ExecResult, LabProcess, must, run } from "./lab/proc.ts";
 import { buildInstance2 } from "./lab/instance2.ts";
+import { buildInternet, INTERNET_ADDRESS, startInternet } from "./lab/internet.ts";
 
 export { type ExecResult, LabProcess } from "./lab/proc.ts";
 
-export type Role = "laptop" | "instance" | "instance2" | "vpc" | `laptop${number}`;
+export type Role = "laptop" | "instance" | "instance2" | "vpc" | "inet" | `laptop${number}`;
 
 export interface LabOptions {
   /** How many laptop namespaces (laptop, laptop2, …). Default 1. */
   laptops?: number;
   /** 2: a second instance namespace, `instance2` (see above). Default 1. */
   instances?: 1 | 2;
+  /** An `inet` namespace behind the vpc and default routes towards it (see above). Default off. */
+  internet?: boolean;
   /** The X in 10.97.X.0 / 10.99.X.0; default random (addresses never leave the lab anyway). */
   x?: number;
   /** Start the vpc services (default true). */
@@ -65,6 +73,8 @@ export class Lab {
   /** `instances: 2`: where the emulator reaches instance2 (its agent listens there). */
   readonly instance2Address?: string;
   readonly instance2VpcAddress?: string;
+  /** `internet: true`: the public host's address (whoami HTTP :80, echo :7 UDP, ping). */
+  readonly internetAddress?: string;
   #procs: LabProcess[] = [];
   #destroyed = false;
   #onSignal?: () => void;
@@ -75,6 +85,7 @@ export class Lab {
     laptops: number,
     readonly dir: string,
     readonly instances: 1 | 2 = 1,
+    readonly internet = false,
   ) {
     this.laptops = Array.from({ length: laptops }, (_, i) => ({
       role: (i === 0 ? "laptop" : `laptop${i + 1}`) as Role,
@@ -91,6 +102,7 @@ export class Lab {
       this.instance2Address = `10.98.${x}.2`;
       this.instance2VpcAddress = `10.99.${x}.2`;
     }
+    if (internet) this.internetAddress = INTERNET_ADDRESS;
     this.dnsTable = {
       "db.lab.internal": this.serviceAddress,
       "web.lab.internal": this.serviceAddress,
@@ -109,6 +121,7 @@ export class Lab {
       "instance",
       ...(this.instances === 2 ? ["instance2" as const] : []),
       "vpc",
+      ...(this.internet ? ["inet" as const] : []),
     ];
   }
 
@@ -191,11 +204,13 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   await Deno.mkdir(dir, { recursive: true });
   // The owner file lets a later run remove this lab if we die without cleaning up.
   await Deno.writeTextFile(`${dir}/owner`, String(Deno.pid));
-  const lab = new Lab(id, x, opts.laptops ?? 1, dir, opts.instances ?? 1);
+  const lab = new Lab(id, x, opts.laptops ?? 1, dir, opts.instances ?? 1, opts.internet);
   if (opts.handleSignals ?? true) lab.handleSignals();
   try {
     await build(lab);
-    if (opts.services ?? true) await startServices(lab);
+    if (opts.services ?? true) {
+      await Promise.all([startServices(lab), lab.internet ? startInternet(lab) : undefined]);
+    }
     return lab;
   } catch (e) {
     await lab.destroy();
@@ -261,6 +276,7 @@ async function build(lab: Lab): Promise<void> {
   await inNs("instance", "link", "set", lab.instanceUplink, "up");
   await inNs("vpc", "link", "set", "lab0", "up");
   if (lab.instances === 2) await buildInstance2(lab);
+  if (lab.internet) await buildInternet(lab);
 }
 
 async function startServices(lab: Lab): Promise<LabProcess> {
