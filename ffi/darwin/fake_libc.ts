@@ -273,6 +273,15 @@ export class FakeDarwinLibc implements DarwinSys {
     const key = `${formatIP(r.dst.ip)}/${host ? 32 : prefixOf(r.netmask!.ip!)}`;
     if (m.type === C.RTM_ADD) {
       if (this.routes.has(key)) return this.#err(DARWIN_E.EEXIST);
+      if (r.gateway?.ip) {
+        // A gateway must be on a directly connected network: an on-link route, not a gateway's.
+        const via = this.#lookup(r.gateway.ip);
+        const on = via === undefined ? undefined : this.routes.get(via);
+        if (!on || on.gateway) return this.#err(DARWIN_E.ENETUNREACH);
+        const gateway = m.flags & C.RTF_GATEWAY ? formatIP(r.gateway.ip) : undefined;
+        this.routes.set(key, { ifname: on.ifname, index: on.index, gateway, flags: m.flags });
+        return bytes.length;
+      }
       const idx = r.gateway?.link?.index ?? 0;
       const ifname = [...this.ifs].find(([, i]) => i.index === idx)?.[0];
       if (!ifname) return this.#err(DARWIN_E.ENETUNREACH);
@@ -299,11 +308,12 @@ export class FakeDarwinLibc implements DarwinSys {
       seq: m.seq,
       pid: this.pid,
       index: rt.index,
-      // DST, GATEWAY, NETMASK, no GENMASK, IFP (named sockaddr_dl), IFA (source address).
+      // DST, GATEWAY, NETMASK (none for a host route), no GENMASK, IFP (named sockaddr_dl),
+      // IFA (source address).
       addrs: [
         a(net),
         rt.gateway ? a(rt.gateway) : sockaddrDl(rt.index),
-        a(formatIP(mask)),
+        rt.flags & C.RTF_HOST ? undefined : a(formatIP(mask)),
         undefined,
         sockaddrDl(rt.index, rt.ifname),
         a(src),

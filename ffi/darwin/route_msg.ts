@@ -116,6 +116,36 @@ export function encodeRouteChange(type: typeof RTM_ADD | typeof RTM_DELETE, t: R
 export const encodeRouteAdd = (t: RouteTarget) => encodeRouteChange(RTM_ADD, t);
 export const encodeRouteDelete = (t: RouteTarget) => encodeRouteChange(RTM_DELETE, t);
 
+export interface PinTarget extends RouteTarget {
+  /** Next hop (4 or 16 bytes, the family of `dst`); absent = on-link on the interface. */
+  gateway?: Uint8Array;
+}
+
+/**
+ * A full tunnel's endpoint pin (macos-dns-routes §5.3). With a gateway: `route -n add -host DST
+ * GW`, RTF_UP|RTF_GATEWAY|RTF_HOST|RTF_STATIC (0x807), DST|GATEWAY with GATEWAY a sockaddr_in; the
+ * kernel finds the interface from the gateway. Never RTF_IFSCOPE: unbound sockets skip scoped
+ * routes (§1 trap 12). Without a gateway it is the interface form of encodeRouteChange. A prefix
+ * that is not a host drops RTF_HOST and adds its netmask.
+ */
+export function encodePinChange(type: typeof RTM_ADD | typeof RTM_DELETE, t: PinTarget) {
+  if (!t.gateway) return encodeRouteChange(type, t);
+  if (t.gateway.length !== t.dst.address.length) {
+    throw new StructError("destination and gateway are of different families");
+  }
+  const [dst, mask] = dstAndMask(t.dst);
+  const host = t.dst.prefixLength === t.dst.address.length * 8;
+  return encodeRtMsg({
+    type,
+    flags: RTF_UP | RTF_GATEWAY | RTF_STATIC | (host ? RTF_HOST : 0),
+    seq: t.seq,
+    addrs: [dst, sockaddrIp(t.gateway), host ? undefined : mask],
+  });
+}
+
+export const encodePinAdd = (t: PinTarget) => encodePinChange(RTM_ADD, t);
+export const encodePinDelete = (t: PinTarget) => encodePinChange(RTM_DELETE, t);
+
 /**
  * RTM_GET. With a prefix (`route -n get -net CIDR`) it is an exact-prefix lookup: ESRCH unless
  * that very prefix is in the table. With a host address it is a longest-prefix match. Either way

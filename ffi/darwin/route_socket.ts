@@ -9,6 +9,8 @@ import { DARWIN_E, OsError } from "../libc.ts";
 import { F_GETFL, F_SETFL, O_NONBLOCK, PF_ROUTE, POLLIN, RTM_GET, SOCK_RAW } from "./constants.ts";
 import {
   decodeRouteReply,
+  encodePinAdd,
+  encodePinDelete,
   encodeRouteAdd,
   encodeRouteDelete,
   encodeRouteGet,
@@ -47,15 +49,19 @@ function send(sys: DarwinSys, fd: number, msg: Uint8Array<ArrayBuffer>, what: st
   if (n !== msg.length) throw new Error(`${what}: short write (${n} of ${msg.length} bytes)`);
 }
 
-/** `route -n add -net CIDR -interface IFNAME`. EEXIST when that prefix is already routed. */
-export function routeAdd(sys: DarwinSys, r: RouteSpec): void {
+/** One add or delete on a fresh socket; the kernel's errno is the whole answer. */
+function change(sys: DarwinSys, msg: Uint8Array<ArrayBuffer>, what: string): void {
   const fd = openRouteSocket(sys);
   try {
-    const msg = encodeRouteAdd({ ...r, seq: nextRouteSeq() });
-    send(sys, fd, msg, `RTM_ADD ${cidrText(r.dst)}`);
+    send(sys, fd, msg, what);
   } finally {
     sys.close(fd);
   }
+}
+
+/** `route -n add -net CIDR -interface IFNAME`. EEXIST when that prefix is already routed. */
+export function routeAdd(sys: DarwinSys, r: RouteSpec): void {
+  change(sys, encodeRouteAdd({ ...r, seq: nextRouteSeq() }), `RTM_ADD ${cidrText(r.dst)}`);
 }
 
 /**
@@ -63,13 +69,28 @@ export function routeAdd(sys: DarwinSys, r: RouteSpec): void {
  * caller who must not remove someone else's route checks with routeGet first. ESRCH when absent.
  */
 export function routeDelete(sys: DarwinSys, r: RouteSpec): void {
-  const fd = openRouteSocket(sys);
-  try {
-    const msg = encodeRouteDelete({ ...r, seq: nextRouteSeq() });
-    send(sys, fd, msg, `RTM_DELETE ${cidrText(r.dst)}`);
-  } finally {
-    sys.close(fd);
-  }
+  change(sys, encodeRouteDelete({ ...r, seq: nextRouteSeq() }), `RTM_DELETE ${cidrText(r.dst)}`);
+}
+
+export interface PinSpec extends RouteSpec {
+  /** Next hop; absent = on-link on `ifname` (the interface form of routeAdd). */
+  gateway?: Uint8Array;
+}
+
+const pinText = (r: PinSpec) =>
+  `${cidrText(r.dst)}${r.gateway ? ` via ${formatIP(r.gateway)}` : ` -interface ${r.ifname}`}`;
+
+/**
+ * `route -n add -host DST GW` (macos-dns-routes §5.3). EEXIST when DST is already routed,
+ * ENETUNREACH when GW is not on a directly connected network.
+ */
+export function routePinAdd(sys: DarwinSys, r: PinSpec): void {
+  change(sys, encodePinAdd({ ...r, seq: nextRouteSeq() }), `RTM_ADD ${pinText(r)}`);
+}
+
+/** Like routeDelete, the kernel matches DST (and mask) only: check ownership with routeGet. */
+export function routePinDelete(sys: DarwinSys, r: PinSpec): void {
+  change(sys, encodePinDelete({ ...r, seq: nextRouteSeq() }), `RTM_DELETE ${pinText(r)}`);
 }
 
 /**

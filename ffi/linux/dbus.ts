@@ -167,6 +167,11 @@ export interface Incoming {
   serial: number;
   replySerial?: number;
   errorName?: string;
+  /** Header fields of a method call or signal (a peer serving calls needs them). */
+  path?: string;
+  iface?: string;
+  member?: string;
+  sender?: string;
   signature: string;
   /** First string argument, when the body starts with one (error text, Hello's name). */
   firstString?: string;
@@ -203,6 +208,10 @@ export function decodeMessage(b: Uint8Array): Incoming | undefined {
     if (t === "s" || t === "o") {
       const [v, next] = readStr(off);
       if (code === 4) m.errorName = v;
+      else if (code === 1) m.path = v;
+      else if (code === 2) m.iface = v;
+      else if (code === 3) m.member = v;
+      else if (code === 7) m.sender = v;
       off = next;
     } else if (t === "g") {
       const n = b[off];

@@ -171,6 +171,49 @@ export function encodeDelRoute(r: RouteSpec): Uint8Array<ArrayBuffer> {
   );
 }
 
+export interface GatewayRouteSpec extends RouteSpec {
+  /** Next hop, same family as `dst`. */
+  gateway: Uint8Array;
+}
+
+function gatewayAttrs(r: GatewayRouteSpec): Attr[] {
+  if (family(r.gateway) !== family(r.dst)) {
+    throw new StructError("destination and gateway are of different families");
+  }
+  // iproute2's order: DST, GATEWAY, OIF.
+  return [[RTA_DST, r.dst], [RTA_GATEWAY, r.gateway], [RTA_OIF, u32le(r.index)]];
+}
+
+/**
+ * `ip route add DST/LEN via GW dev IDX`: scope UNIVERSE (the next hop is not on-link), EEXIST if a
+ * route to DST/LEN exists, ENETUNREACH if GW is not reachable on IDX.
+ */
+export function encodeNewGatewayRoute(r: GatewayRouteSpec): Uint8Array<ArrayBuffer> {
+  const attrs = gatewayAttrs(r);
+  return encodeMessage(
+    RTM_NEWROUTE,
+    NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE,
+    r.seq,
+    rtmsg(family(r.dst), r.dstLen, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST),
+    attrs,
+  );
+}
+
+/**
+ * `ip route del DST/LEN via GW dev IDX`: the kernel deletes only a route through that very next
+ * hop, ESRCH otherwise, so a route someone else put there since is left alone.
+ */
+export function encodeDelGatewayRoute(r: GatewayRouteSpec): Uint8Array<ArrayBuffer> {
+  const attrs = gatewayAttrs(r);
+  return encodeMessage(
+    RTM_DELROUTE,
+    NLM_F_REQUEST | NLM_F_ACK,
+    r.seq,
+    rtmsg(family(r.dst), r.dstLen, RT_TABLE_MAIN, 0, RT_SCOPE_NOWHERE, 0),
+    attrs,
+  );
+}
+
 /** `ip route get ADDR`: the kernel answers with one RTM_NEWROUTE (or an error). */
 export function encodeGetRoute(a: { seq: number; dst: Uint8Array }): Uint8Array<ArrayBuffer> {
   const fam = family(a.dst);

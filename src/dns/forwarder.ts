@@ -17,6 +17,7 @@ export interface ForwarderOptions {
   address: string;
   /** Listen port: 53 unless a test says otherwise (resolv.conf cannot name a port). */
   port?: number;
+  /** Tunnel zones; the root "." holds every name (full tunnel: upstreams are never asked). */
   zones: string[];
   /** The tunnel's resolver(s), for names in the zones. */
   zoneServers: Server[];

@@ -7,6 +7,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { coversAll } from "../net/domain.ts";
 import type { Original } from "./resolv_file.ts";
 
 export interface ResolvConf {
@@ -66,10 +67,22 @@ export interface RenderInput {
   note?: string;
 }
 
+/**
+ * No `search` line of ours, only the old ones: the domains are routes for names, not suffixes to
+ * try (as systemd-resolved's "~domain"), and "." could not be one anyway.
+ */
 export function renderResolvConf(r: RenderInput): string {
+  const what = coversAll(r.domains)
+    ? [
+      `${MARKER} (pid ${r.pid}) for full-tunnel DNS: every name goes to`,
+      `# ${r.server} through the tunnel; the nameservers this file had before are not used.`,
+    ]
+    : [
+      `${MARKER} (pid ${r.pid}) for split DNS: names in ${r.domains.join(", ")} go to`,
+      `# ${r.server} through the tunnel, all others to the nameservers this file had before.`,
+    ];
   const lines = [
-    `${MARKER} (pid ${r.pid}) for split DNS: names in ${r.domains.join(", ")} go to`,
-    `# ${r.server} through the tunnel, all others to the nameservers this file had before.`,
+    ...what,
     "# `ssm-proxy stop` restores the original, saved in",
     `#   ${r.backup}`,
     "# and in the ssm-proxy-original lines below, which any ssm-proxy command puts back after",

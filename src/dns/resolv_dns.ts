@@ -1,12 +1,14 @@
 /**
  * Split DNS without systemd-resolved: a forwarder on 127.0.0.153:53 becomes the only nameserver
  * in /etc/resolv.conf; it sends tunnel zones to the tunnel's resolver and the rest to the
- * nameservers the file had. The original is backed up in the state dir before anything changes,
- * and put back exactly by revert: from this process (stop, Ctrl-C) or from the next command
- * after a crash (cleanupStale, with the recorded DnsState). After a reboot, which clears the
- * state dir, from the copy inside our file (restore.ts).
+ * nameservers the file had; with the root domain "." (full tunnel) it sends every name to the
+ * tunnel's resolver and never asks the previous nameservers. The original is backed up in the
+ * state dir before anything changes, and put back exactly by revert: from this process (stop,
+ * Ctrl-C) or from the next command after a crash (cleanupStale, with the recorded DnsState).
+ * After a reboot, which clears the state dir, from the copy inside our file (restore.ts).
  */
 import { UserError } from "../errors.ts";
+import { coversAll } from "../net/domain.ts";
 import type { Dns, DnsConfig, DnsState } from "../net/types.ts";
 import { alive } from "../tunnel/state.ts";
 import { type Backup, readBackup, saveBackup } from "./backup.ts";
@@ -107,7 +109,13 @@ export function resolvConfDns(o: ResolvConfDnsOptions): Dns {
       }
       const previous = parseResolvConf(text);
       const boot = bootId();
-      const upstreams = previous.nameservers.length ? previous.nameservers : [IMPLICIT_NAMESERVER];
+      // A full tunnel has no upstreams at all, so not even a bug in zone matching could send a
+      // name past the tunnel: a VPC resolver that fails gives SERVFAIL, never a fallback.
+      const upstreams = coversAll(cfg.domains)
+        ? []
+        : previous.nameservers.length
+        ? previous.nameservers
+        : [IMPLICIT_NAMESERVER];
 
       let forwarder: DnsForwarder;
       try {
@@ -120,8 +128,8 @@ export function resolvConfDns(o: ResolvConfDnsOptions): Dns {
         });
       } catch (e) {
         throw new UserError(
-          `split DNS needs a local DNS forwarder on ${address}:53, which cannot listen ` +
-            `(${(e as Error).message}): free that address, or run without --dns-domain`,
+          `DNS through the tunnel needs a local DNS forwarder on ${address}:53, which cannot ` +
+            `listen (${(e as Error).message}): free that address, or run without --dns-domain`,
         );
       }
 

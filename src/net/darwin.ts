@@ -16,17 +16,30 @@ import {
   writeResolverFiles,
 } from "../../ffi/darwin/resolver.ts";
 import type { RouteReply } from "../../ffi/darwin/route_msg.ts";
-import { routeAdd, routeDelete, routeGet } from "../../ffi/darwin/route_socket.ts";
+import {
+  routeAdd,
+  routeDelete,
+  routeGet,
+  routePinAdd,
+  routePinDelete,
+} from "../../ffi/darwin/route_socket.ts";
 import { type DarwinSys, darwinSys, indexToName, nameToIndex } from "../../ffi/darwin/sys.ts";
 import { UtunDevice } from "../../ffi/darwin/utun.ts";
-import { RTF_GATEWAY } from "../../ffi/darwin/constants.ts";
-import { formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
+import { RTF_GATEWAY, RTF_HOST } from "../../ffi/darwin/constants.ts";
+import { type Cidr, formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
 import { UserError } from "../errors.ts";
+import {
+  type FullTunnelDns,
+  fullTunnelDns,
+  type FullTunnelDnsDeps,
+} from "../dns/darwin_full_tunnel.ts";
+import { coversAll } from "./domain.ts";
 import { alive } from "../tunnel/state.ts";
 import {
   type Dns,
   type DnsState,
   type NetPlatform,
+  type PinRoute,
   RouteExistsError,
   type RouteInfo,
   type Routes,
@@ -44,6 +57,10 @@ export interface DarwinPlatformOptions {
   isAlive?: (owner: Partial<ResolverOwner>) => boolean;
   /** How long RTM_GET waits for the kernel's reply. */
   routeTimeoutMs?: number;
+  /** CoreFoundation + SystemConfiguration for full-tunnel DNS, or a fake in tests. */
+  sc?: FullTunnelDnsDeps["sc"];
+  /** Full-tunnel DNS tuning (convergence wait, watchdog, ExcludedRoutes). */
+  fullTunnelDns?: FullTunnelDnsDeps["options"];
 }
 
 export type { Step };
@@ -138,6 +155,47 @@ function openTunWith(sys: () => DarwinSys) {
   };
 }
 
+/** EEXIST → RouteExistsError saying where the existing route points: ours or another way. */
+async function existsError(
+  s: DarwinSys,
+  cidr: string,
+  dst: Cidr,
+  ifname: string,
+  timeoutMs: number,
+): Promise<RouteExistsError> {
+  const r = await routeGet(s, dst, timeoutMs).catch(() => undefined);
+  const via = r ? replyInterface(s, r) : undefined;
+  return new RouteExistsError(
+    via && via !== ifname
+      ? `a route to ${cidr} already exists via ${via}`
+      : `a route to ${cidr} already exists`,
+  );
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Is the route RTM_GET found the pin itself? Same destination (a host pin must be a host route,
+ * not a wider one the longest match fell back to), interface and next hop.
+ */
+function isPin(r: RouteReply, dst: Cidr, ifindex: number, ifname: string, gw?: Uint8Array) {
+  if (r.index !== ifindex && r.ifp?.link?.name !== ifname) return false;
+  if (!r.dst?.ip || !sameBytes(r.dst.ip, dst.address)) return false;
+  if (dst.prefixLength === dst.address.length * 8 && !(r.flags & RTF_HOST)) return false;
+  const hop = r.flags & RTF_GATEWAY ? r.gateway?.ip : undefined;
+  return gw ? hop !== undefined && sameBytes(hop, gw) : hop === undefined;
+}
+
+function pinOf(s: DarwinSys, p: PinRoute) {
+  const dst = cidrOf(p.cidr);
+  const gateway = p.gateway === undefined ? undefined : ip(p.gateway, `gateway of ${p.cidr}`);
+  if (gateway && gateway.length !== dst.address.length) {
+    throw new UserError(`cannot pin ${p.cidr} via ${p.gateway}: not the same address family`);
+  }
+  return { dst, gateway, ifindex: nameToIndex(s, p.ifname), ifname: p.ifname };
+}
+
 function darwinRoutes(sys: () => DarwinSys, timeoutMs: number): Routes {
   return {
     async add(cidr, ifname) {
@@ -149,14 +207,7 @@ function darwinRoutes(sys: () => DarwinSys, timeoutMs: number): Routes {
         routeAdd(s, { dst, ifindex, ifname });
       } catch (e) {
         if (e instanceof OsError && e.code === "EEXIST") {
-          // Say where the existing route points: ours (a leftover) or another interface/VPN.
-          const r = await routeGet(s, dst, timeoutMs).catch(() => undefined);
-          const via = r ? replyInterface(s, r) : undefined;
-          throw new RouteExistsError(
-            via && via !== ifname
-              ? `a route to ${cidr} already exists via ${via}`
-              : `a route to ${cidr} already exists`,
-          );
+          throw await existsError(s, cidr, dst, ifname, timeoutMs);
         }
         throw toUserError({ op: "route", cidr, ifname }, e);
       }
@@ -176,6 +227,40 @@ function darwinRoutes(sys: () => DarwinSys, timeoutMs: number): Routes {
       } catch (e) {
         if (e instanceof OsError && e.code === "ESRCH") return;
         throw toUserError({ op: "route", cidr, ifname }, e);
+      }
+    },
+
+    async addPin(p) {
+      const s = sys();
+      const pin = pinOf(s, p);
+      if (pin.ifindex === 0) throw new UserError(`cannot pin ${p.cidr}: no interface ${p.ifname}`);
+      try {
+        routePinAdd(s, pin);
+      } catch (e) {
+        if (e instanceof OsError && e.code === "EEXIST") {
+          throw await existsError(s, p.cidr, pin.dst, p.ifname, timeoutMs);
+        }
+        if (e instanceof OsError && e.code === "ENETUNREACH" && p.gateway) {
+          throw new UserError(
+            `cannot pin ${p.cidr} via ${p.gateway}: the gateway is not reachable on ${p.ifname} (did the network change?)`,
+          );
+        }
+        throw toUserError({ op: "route", cidr: p.cidr, ifname: p.ifname }, e);
+      }
+    },
+
+    async deletePin(p) {
+      const s = sys();
+      const pin = pinOf(s, p);
+      if (pin.ifindex === 0) return; // the interface is gone, and its routes with it
+      // The kernel deletes by destination and mask only: delete nothing but the pin itself.
+      const r = await routeGet(s, pin.dst, timeoutMs);
+      if (!r || !isPin(r, pin.dst, pin.ifindex, p.ifname, pin.gateway)) return;
+      try {
+        routePinDelete(s, pin);
+      } catch (e) {
+        if (e instanceof OsError && e.code === "ESRCH") return;
+        throw toUserError({ op: "route", cidr: p.cidr, ifname: p.ifname }, e);
       }
     },
 
@@ -215,10 +300,12 @@ function userErrorFromFs(e: unknown, dir: string): unknown {
   return e;
 }
 
-function darwinDns(fs: ResolverFs): Dns {
+function darwinDns(fs: ResolverFs, full: FullTunnelDns): Dns {
   return {
     async apply(cfg): Promise<DnsState> {
       if (cfg.domains.length === 0) return { kind: "none", items: [] };
+      // Every name: the tunnel becomes the primary service in configd (macos-dns-routes §3).
+      if (coversAll(cfg.domains)) return await full.apply(cfg);
       try {
         // Files a crashed run left would otherwise block these domains (or linger forever).
         await removeStaleResolverFiles(fs);
@@ -233,6 +320,7 @@ function darwinDns(fs: ResolverFs): Dns {
     },
 
     async revert(state) {
+      if (state.kind === "sc-dynamic-store") return await full.revert(state);
       if (state.kind !== "resolver-files") return;
       try {
         await removeResolverFiles(fs, state.items);
@@ -256,9 +344,22 @@ function lazySys(opts: DarwinPlatformOptions): () => DarwinSys {
 
 export function darwinPlatform(opts: DarwinPlatformOptions = {}): NetPlatform {
   const sys = lazySys(opts);
+  // Full-tunnel DNS publishes the utun's address and peer: remember how each was opened.
+  const tuns = new Map<string, TunConfig>();
+  const openTun = openTunWith(sys);
+  const full = fullTunnelDns({
+    ...(opts.sc ? { sc: opts.sc } : {}),
+    tun: (ifname) => tuns.get(ifname),
+    interfaceExists: (name) => nameToIndex(sys(), name) !== 0,
+    ...(opts.fullTunnelDns ? { options: opts.fullTunnelDns } : {}),
+  });
   return {
-    openTun: openTunWith(sys),
+    openTun: async (cfg) => {
+      const tun = await openTun(cfg);
+      tuns.set(tun.name, cfg);
+      return tun;
+    },
     routes: darwinRoutes(sys, opts.routeTimeoutMs ?? 1000),
-    dns: darwinDns(resolverFs(sys, opts)),
+    dns: darwinDns(resolverFs(sys, opts), full),
   };
 }

@@ -3,6 +3,18 @@
  * (lowercase, no leading or trailing dots) and one rule for what counts as a domain. Pure.
  */
 
+/**
+ * The root domain: in `DnsConfig.domains` it stands for every name (full-tunnel DNS). Not a
+ * domain by `isDomain`, and `normalizeDomain` would make it "" (which the forwarder reads as the
+ * root zone too): code that builds or checks a domain list passes this one through as it is.
+ */
+export const ALL_DOMAINS = ".";
+
+/** Does the list send every name through the tunnel (it holds the root)? */
+export function coversAll(domains: readonly string[]): boolean {
+  return domains.includes(ALL_DOMAINS);
+}
+
 /** "Corp.Example." → "corp.example". */
 export function normalizeDomain(s: string): string {
   return s.trim().replace(/^\.+|\.+$/g, "").toLowerCase();

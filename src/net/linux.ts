@@ -8,9 +8,11 @@ import { OsError } from "../../ffi/libc.ts";
 import { dbus, DBusConnection, DBusError } from "../../ffi/linux/dbus.ts";
 import {
   decodeRoute,
+  encodeDelGatewayRoute,
   encodeDelRoute,
   encodeGetRoute,
   encodeNewAddr,
+  encodeNewGatewayRoute,
   encodeNewLink,
   encodeNewRoute,
 } from "../../ffi/linux/netlink.ts";
@@ -20,12 +22,14 @@ import { formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
 import { UserError } from "../errors.ts";
 import { recoverResolvConf, type Recovery } from "../dns/restore.ts";
 import { resolvConfDns } from "../dns/resolv_dns.ts";
+import { coversAll } from "./domain.ts";
 import { stateDir } from "../tunnel/state.ts";
 import {
   type Dns,
   type DnsConfig,
   type DnsState,
   type NetPlatform,
+  type PinRoute,
   RouteExistsError,
   type Routes,
   type Tun,
@@ -133,42 +137,71 @@ function cidrOf(cidr: string) {
   }
 }
 
-const routes: Routes = {
-  async add(cidr, ifname) {
-    const { address, prefixLength } = cidrOf(cidr);
-    const index = nameToIndex(ifname);
-    if (index === 0) throw new UserError(`cannot route ${cidr}: no interface ${ifname}`);
-    const seq = nextSeq();
-    try {
-      await transact(
-        encodeNewRoute({ seq, dst: address, dstLen: prefixLength, index }),
-        seq,
-        `add route ${cidr} dev ${ifname}`,
-      );
-    } catch (e) {
-      if (e instanceof OsError && e.code === "EEXIST") {
-        throw new RouteExistsError(`a route to ${cidr} already exists`);
-      }
-      throw toUserError({ op: "route", cidr, ifname }, e);
+/**
+ * `ip route add CIDR [via GW] dev IF`: a tunnel route (no gateway) or a pin. `verb` words the
+ * error lines ("cannot route", "cannot pin").
+ */
+async function addRoute(r: PinRoute, verb: "route" | "pin"): Promise<void> {
+  const { spec, what } = routeSpec(r, "add");
+  if (spec.index === 0) throw new UserError(`cannot ${verb} ${r.cidr}: no interface ${r.ifname}`);
+  const seq = nextSeq();
+  const { gateway } = spec;
+  try {
+    await transact(
+      gateway ? encodeNewGatewayRoute({ ...spec, seq, gateway }) : encodeNewRoute({ ...spec, seq }),
+      seq,
+      what,
+    );
+  } catch (e) {
+    if (e instanceof OsError && e.code === "EEXIST") {
+      throw new RouteExistsError(`a route to ${r.cidr} already exists`);
     }
-  },
+    if (e instanceof OsError && e.code === "ENETUNREACH" && r.gateway) {
+      throw new UserError(
+        `cannot ${verb} ${r.cidr} via ${r.gateway}: the gateway is not reachable on ${r.ifname} (did the network change?)`,
+      );
+    }
+    throw toUserError({ op: "route", cidr: r.cidr, ifname: r.ifname }, e);
+  }
+}
 
-  async delete(cidr, ifname) {
-    const { address, prefixLength } = cidrOf(cidr);
-    const index = nameToIndex(ifname);
-    if (index === 0) return; // the interface is gone, and its routes with it
-    const seq = nextSeq();
-    try {
-      await transact(
-        encodeDelRoute({ seq, dst: address, dstLen: prefixLength, index }),
-        seq,
-        `delete route ${cidr} dev ${ifname}`,
-      );
-    } catch (e) {
-      if (e instanceof OsError && (e.code === "ESRCH" || e.code === "ENODEV")) return;
-      throw toUserError({ op: "route", cidr, ifname }, e);
-    }
-  },
+/** `ip route del CIDR [via GW] dev IF`; a route already gone is not an error. */
+async function deleteRoute(r: PinRoute): Promise<void> {
+  const { spec, what } = routeSpec(r, "delete");
+  if (spec.index === 0) return; // the interface is gone, and its routes with it
+  const seq = nextSeq();
+  const { gateway } = spec;
+  try {
+    // With a gateway the kernel matches it too: a route through another hop is not ours.
+    await transact(
+      gateway ? encodeDelGatewayRoute({ ...spec, seq, gateway }) : encodeDelRoute({ ...spec, seq }),
+      seq,
+      what,
+    );
+  } catch (e) {
+    if (e instanceof OsError && (e.code === "ESRCH" || e.code === "ENODEV")) return;
+    throw toUserError({ op: "route", cidr: r.cidr, ifname: r.ifname }, e);
+  }
+}
+
+/** Destination, next hop and interface index (0 when the interface is gone) of a route. */
+function routeSpec(r: PinRoute, op: string) {
+  const { address, prefixLength } = cidrOf(r.cidr);
+  const gateway = r.gateway === undefined ? undefined : ip(r.gateway, `gateway of ${r.cidr}`);
+  if (gateway && gateway.length !== address.length) {
+    throw new UserError(`cannot pin ${r.cidr} via ${r.gateway}: not the same address family`);
+  }
+  return {
+    spec: { dst: address, dstLen: prefixLength, index: nameToIndex(r.ifname), gateway },
+    what: `${op} route ${r.cidr}${r.gateway ? ` via ${r.gateway}` : ""} dev ${r.ifname}`,
+  };
+}
+
+const routes: Routes = {
+  add: (cidr, ifname) => addRoute({ cidr, ifname }, "route"),
+  delete: (cidr, ifname) => deleteRoute({ cidr, ifname }),
+  addPin: (r) => addRoute(r, "pin"),
+  deletePin: (r) => deleteRoute(r),
 
   async get(address) {
     const dst = ip(address, "route lookup");
@@ -212,7 +245,9 @@ function exists(path: string): boolean {
 /** The commands that do by hand what apply() would have done. */
 export function resolvectlHint(cfg: DnsConfig): string {
   const domains = cfg.domains.map((d) => `~${d}`).join(" ");
-  return `resolvectl dns ${cfg.ifname} ${cfg.server}; resolvectl domain ${cfg.ifname} ${domains}`;
+  const hint =
+    `resolvectl dns ${cfg.ifname} ${cfg.server}; resolvectl domain ${cfg.ifname} ${domains}`;
+  return coversAll(cfg.domains) ? `${hint}; resolvectl default-route ${cfg.ifname} true` : hint;
 }
 
 /**
@@ -274,12 +309,28 @@ function resolvedDns(busPath: string, resolvedDir: string): Dns {
           ...RESOLVE1,
           member: "SetLinkDomains",
           // true = routing-only ("~domain"): used to pick this link, never as a search suffix.
+          // "." becomes "~.", which every name matches: resolved picks this link for all of
+          // them (over other links' default route), save names under another link's domains.
           args: [
             dbus.i(index),
             dbus.array("(sb)", cfg.domains.map((d) => dbus.struct(dbus.s(d), dbus.b(true)))),
           ],
         });
+        if (coversAll(cfg.domains)) {
+          // Also the link for names no domain matches, as `resolvectl default-route` says.
+          await bus.call({
+            ...RESOLVE1,
+            member: "SetLinkDefaultRoute",
+            args: [dbus.i(index), dbus.b(true)],
+          });
+        }
       } catch (e) {
+        // Half a configuration is not left behind: a full tunnel that failed could still send
+        // every name to a resolver the user was told is not in use.
+        if (bus) {
+          await bus.call({ ...RESOLVE1, member: "RevertLink", args: [dbus.i(index)] })
+            .catch(() => {});
+        }
         if (e instanceof DBusError || e instanceof Deno.errors.PermissionDenied) {
           throw new UserError(
             `could not configure systemd-resolved (${e.message}); run instead: ${

@@ -42,12 +42,33 @@ export interface RouteInfo {
   source?: string;
 }
 
+/**
+ * A route that keeps one destination on the original path (full tunnel): through `gateway` on
+ * `ifname`, or on-link on `ifname` when the lookup had no gateway. Taken from `Routes.get` before
+ * the half-default routes go in, so the tunnel's own traffic never loops into the tunnel.
+ */
+export interface PinRoute {
+  cidr: string;
+  gateway?: string;
+  ifname: string;
+}
+
 export interface Routes {
   /** Route `cidr` to the interface. Throws RouteExistsError if an identical route exists. */
   add(cidr: string, ifname: string): Promise<void>;
   /** Remove a route we added; a route already gone is not an error. */
   delete(cidr: string, ifname: string): Promise<void>;
-  /** Which way would the kernel send a packet to `address` (for conflict checks)? */
+  /** Add a pin (unscoped, main table). Throws RouteExistsError if a route to `cidr` exists. */
+  addPin(r: PinRoute): Promise<void>;
+  /**
+   * Remove a pin we added; a route already gone is not an error, and a route to the same
+   * destination that now goes another way (another gateway or interface) is left alone.
+   */
+  deletePin(r: PinRoute): Promise<void>;
+  /**
+   * Which way would the kernel send a packet to `address`: the interface, and the next hop when
+   * it is not on-link (for conflict checks and for pins).
+   */
   get(address: string): Promise<RouteInfo | undefined>;
 }
 
@@ -55,13 +76,17 @@ export interface DnsConfig {
   ifname: string;
   /** Resolver reached through the tunnel. */
   server: string;
-  /** Private domains routed to it, e.g. ["ec2.internal", "corp.example"]. */
+  /**
+   * Private domains routed to it, e.g. ["ec2.internal", "corp.example"]. The root "."
+   * (ALL_DOMAINS in domain.ts) means every name: full-tunnel DNS, where no query may reach the
+   * machine's own nameservers while the tunnel is up.
+   */
   domains: string[];
 }
 
 export interface DnsState {
   /** What was changed, recorded in the state file so a later run can undo it after a crash. */
-  kind: "systemd-resolved" | "resolver-files" | "resolv-conf" | "none";
+  kind: "systemd-resolved" | "resolver-files" | "resolv-conf" | "sc-dynamic-store" | "none";
   /**
    * Files written (macOS), the link configured (systemd-resolved), or the backup of the replaced
    * /etc/resolv.conf in the state dir (resolv-conf: Linux without systemd-resolved).

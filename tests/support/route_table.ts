@@ -9,6 +9,8 @@ export function routeTable(entries: [string, RouteInfo][]): Routes {
   return {
     add: () => Promise.resolve(),
     delete: () => Promise.resolve(),
+    addPin: () => Promise.resolve(),
+    deletePin: () => Promise.resolve(),
     get(address: string) {
       const hit = entries.find(([prefix]) => prefix === "default" || address.startsWith(prefix));
       return Promise.resolve(hit?.[1]);
