@@ -61,6 +61,10 @@ export function buildProgram() {
     )
     .option("--exclude <cidr>", "leave this range out of the routes (repeatable)", collect, [])
     .option(
+      "--all-traffic",
+      "route everything through the VPC (also --cidr 0.0.0.0/0): every DNS name to its resolver, the LAN and the tunnel's own AWS endpoints stay outside",
+    )
+    .option(
       "--dns-domain <domain>",
       "private DNS domain resolved by the VPC resolver (repeatable; default: discovered)",
       collect,

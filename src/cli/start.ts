@@ -121,6 +121,9 @@ export function formatPlan(
     }, mode ${o.mode}`,
   );
   for (const r of plan.routes) lines.push(`  route   ${pad(r.cidr)}${r.reason}`);
+  for (const p of plan.pins ?? []) {
+    lines.push(`  keep    ${pad(p.cidr)}${p.what}, via ${p.gateway ?? "on-link"} on ${p.ifname}`);
+  }
   for (const r of plan.skipped) lines.push(`  skip    ${r.cidr ? pad(r.cidr) : ""}${r.reason}`);
   for (const d of plan.domains) lines.push(`  dns     ${pad(d.domain)}${d.reason}`);
   if (plan.domains.length && o.resolver) lines.push(`          -> VPC resolver ${o.resolver}`);

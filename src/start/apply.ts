@@ -6,7 +6,7 @@
 import { NETWORK_UNDO_MS, within } from "../signals.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
-import type { DnsState, NetPlatform, Tun } from "../net/types.ts";
+import type { DnsState, NetPlatform, PinRoute, Tun } from "../net/types.ts";
 import { removeState, type TunnelState, writeState } from "../tunnel/state.ts";
 import type { Link } from "./link.ts";
 import type { NetworkPlan } from "./plan.ts";
@@ -37,12 +37,15 @@ export async function bringUp(
   const tunnel = link.tunnel;
   let tun: Tun | undefined;
   const added: string[] = [];
+  const pinned: PinRoute[] = [];
   let dns: DnsState = { kind: "none", items: [] };
   let undone = false;
   const undo = async () => {
     if (undone) return;
     undone = true;
     for (const r of [...added].reverse()) await net.routes.delete(r, tun!.name).catch(() => {});
+    // After the half-defaults: until they are gone the pins keep the session's path.
+    for (const p of pinned) await net.routes.deletePin(p).catch(() => {});
     await net.dns.revert(dns).catch((e) => o.progress((e as Error).message));
     // The tunnel first: agentless mode resets every open connection through the interface, so
     // apps learn at once instead of retransmitting into a device that is gone.
@@ -60,6 +63,21 @@ export async function bringUp(
       peer: link.peer,
       prefixLength: 32,
     });
+    if (plan.pins?.length) {
+      // Recorded before the first change, so a crash from here on is undone by the next run.
+      await writeState(
+        stateOf(o, link, plan, tun.name, [], plan.pins, dnsNone(), [], "connecting"),
+      );
+      for (const p of plan.pins) {
+        const pin = {
+          cidr: p.cidr,
+          ifname: p.ifname,
+          ...(p.gateway ? { gateway: p.gateway } : {}),
+        };
+        await net.routes.addPin(pin);
+        pinned.push(pin);
+      }
+    }
     for (const r of linkRoutes(plan, link.resolver)) {
       await net.routes.add(r, tun.name);
       added.push(r);
@@ -69,24 +87,7 @@ export async function bringUp(
     await undo();
     throw e;
   }
-  const now = new Date().toISOString();
-  const state: TunnelState = {
-    name: o.name,
-    pid: Deno.pid,
-    startedAt: now,
-    updatedAt: now,
-    status: "up",
-    mode: link.mode,
-    target: o.target,
-    interface: tun.name,
-    address: link.address,
-    peer: link.peer,
-    cidrs: plan.routes.map((r) => r.cidr),
-    routes: added,
-    dns,
-    ...(domains.length ? { domains, resolver: link.resolver } : {}),
-    sessions: link.sessionIds,
-  };
+  const state = stateOf(o, link, plan, tun.name, added, pinned, dns, domains, "up");
   try {
     await writeState(state);
   } catch (e) {
@@ -94,6 +95,42 @@ export async function bringUp(
     throw e;
   }
   return { tun, state, undo };
+}
+
+function dnsNone(): DnsState {
+  return { kind: "none", items: [] };
+}
+
+function stateOf(
+  o: { name: string; target: ResolvedTarget },
+  link: Link,
+  plan: NetworkPlan,
+  ifname: string,
+  routes: string[],
+  pins: PinRoute[],
+  dns: DnsState,
+  domains: string[],
+  status: TunnelState["status"],
+): TunnelState {
+  const now = new Date().toISOString();
+  return {
+    name: o.name,
+    pid: Deno.pid,
+    startedAt: now,
+    updatedAt: now,
+    status,
+    mode: link.mode,
+    target: o.target,
+    interface: ifname,
+    address: link.address,
+    peer: link.peer,
+    cidrs: plan.routes.map((r) => r.cidr),
+    routes,
+    ...(pins.length ? { pins: pins.map((p) => ({ ...p })) } : {}),
+    dns,
+    ...(domains.length ? { domains, resolver: link.resolver } : {}),
+    sessions: link.sessionIds,
+  };
 }
 
 /**

@@ -10,6 +10,7 @@ import { domainName } from "../net/domain.ts";
 import { parseExcludes } from "../discover/plan.ts";
 import { parseAddr } from "../netstack/packet.ts";
 import { parseCidrs } from "../tunnel/checks.ts";
+import { splitAllTraffic } from "./full_tunnel.ts";
 import { type HealSettings, healSettings } from "../tunnel/heal_options.ts";
 import { validName } from "../tunnel/state.ts";
 
@@ -21,6 +22,8 @@ export interface StartOptions extends AwsOptions {
   cidr: string[];
   /** Ranges taken out of the routes (discovered or given). */
   exclude?: string[];
+  /** Everything through the VPC (also: 0.0.0.0/0 among `cidr`). */
+  allTraffic?: boolean;
   /** Private domains; none = discovered. */
   dnsDomain?: string[];
   /** false (`--no-dns`): leave DNS alone. */
@@ -60,8 +63,10 @@ export interface StartOptions extends AwsOptions {
 
 /** The options once checked: parsed ranges and domains, settled mode and healing. */
 export interface CheckedStart {
-  /** Given with --cidr; undefined = discover. */
+  /** Given with --cidr; undefined = discover (or everything, with allTraffic). */
   cidrs?: Cidr[];
+  /** Full tunnel (full_tunnel.ts): half-default routes, every name to the VPC resolver. */
+  allTraffic: boolean;
   exclude: Cidr[];
   /** Given with --dns-domain; undefined = discover (unless `dns` is false). */
   domains?: string[];
@@ -150,12 +155,30 @@ export function checkStart(o: StartOptions): CheckedStart {
     );
   }
   const exclude = parseExcludes(o.exclude ?? []);
+  const all = splitAllTraffic(
+    o.allTraffic === true,
+    o.cidr.length > 0 ? parseCidrs(o.cidr) : undefined,
+  );
+  if (all.all && o.mode === "agentless") {
+    throw new UserError(
+      "--all-traffic needs ssm-proxy-agent on the instance (agentless mode carries only TCP and DNS): drop --mode agentless",
+      ExitCode.Usage,
+    );
+  }
+  if (all.all && !dns) {
+    throw new UserError(
+      "--all-traffic sends every DNS query to the VPC resolver (anything else would leak names outside the tunnel): drop --no-dns",
+      ExitCode.Usage,
+    );
+  }
   return {
-    ...(o.cidr.length > 0 ? { cidrs: parseCidrs(o.cidr) } : {}),
+    ...(all.cidrs ? { cidrs: all.cidrs } : {}),
+    allTraffic: all.all,
     exclude,
     ...((o.dnsDomain ?? []).length > 0 ? { domains: parseDomains(o.dnsDomain!) } : {}),
     dns,
-    mode: o.mode ?? "auto",
+    // A full tunnel carries UDP and ICMP too: only the agent can.
+    mode: all.all ? "agent" : o.mode ?? "auto",
     heal: healSettings(o),
     upstreams: parseUpstreams(o.dnsUpstream ?? []),
     ...(idle !== undefined ? { idleSessionMs: idle * 1000 } : {}),

@@ -16,6 +16,8 @@ import {
 } from "../tunnel/checks.ts";
 import type { TunnelState } from "../tunnel/state.ts";
 import type { CheckedStart } from "./options.ts";
+import { HALF_DEFAULTS, type PlannedPin } from "./full_tunnel.ts";
+import { ALL_DOMAINS } from "../net/domain.ts";
 
 export interface NetworkPlan {
   routes: { cidr: string; reason: string }[];
@@ -30,6 +32,9 @@ export interface NetworkPlan {
   vpcId?: string;
   /** Sources that could not be read, one line each. */
   notes: string[];
+  /** Full tunnel: what keeps its own path (the tunnel's AWS endpoints), set once connected. */
+  pins?: PlannedPin[];
+  allTraffic?: boolean;
 }
 
 export interface PlanContext {
@@ -42,6 +47,8 @@ export interface PlanContext {
 
 /** What is left to discover: routes unless given, DNS unless given or off. */
 export function wantDiscovery(c: CheckedStart): { routes: boolean; dns: boolean } {
+  // A full tunnel routes everything and sends every name to the resolver the agent names.
+  if (c.allTraffic) return { routes: false, dns: false };
   return { routes: c.cidrs === undefined, dns: c.dns && c.domains === undefined };
 }
 
@@ -54,7 +61,10 @@ export async function planNetwork(
   const { planRoutes } = await import("../discover/plan.ts");
   let candidates: { cidr: string; reason: string }[];
   let conflicts;
-  if (c.cidrs) {
+  if (c.allTraffic) {
+    // More specific routes (another tunnel's, the LAN's) keep winning over the half-defaults.
+    candidates = HALF_DEFAULTS.map((cidr) => ({ cidr, reason: "all traffic (half of 0.0.0.0/0)" }));
+  } else if (c.cidrs) {
     // Asked for by name: a conflict is the user's mistake, said at once (--force overrides).
     checkOtherTunnels(c.cidrs, x.running);
     if (!x.force) await checkRouteConflicts(c.cidrs, x.routes, x.mustReach);
@@ -88,7 +98,11 @@ export async function planNetwork(
     ...(found?.vpcId ? { vpcId: found.vpcId } : {}),
     ...(found?.resolver ? { resolver: found.resolver } : {}),
   };
-  if (!c.dns) plan.dnsOff = "--no-dns";
+  if (c.allTraffic) {
+    plan.allTraffic = true;
+    plan.domains = [{ domain: ALL_DOMAINS, reason: "every name (--all-traffic)" }];
+    plan.dnsRequired = true;
+  } else if (!c.dns) plan.dnsOff = "--no-dns";
   else if (c.domains) {
     plan.domains = c.domains.map((d) => ({ domain: d, reason: "--dns-domain" }));
     plan.dnsRequired = true;

@@ -15,6 +15,7 @@ import { endpointAddresses } from "../tunnel/checks.ts";
 import { cleanupStale, liveStates, recoverLeftovers } from "../tunnel/stale.ts";
 import { readState, type TunnelState } from "../tunnel/state.ts";
 import { bringUp, type Up } from "./apply.ts";
+import { planPins, tunnelEndpoints } from "./full_tunnel.ts";
 import { connectAgent, type Link, openAgentlessLink, tryAgent } from "./link.ts";
 import type { CheckedStart, StartOptions } from "./options.ts";
 import { dropEndpointConflicts, type NetworkPlan, planNetwork, wantDiscovery } from "./plan.ts";
@@ -106,7 +107,9 @@ export async function planStart(
 ): Promise<Planned> {
   const child = askChild(o, c, progress);
   const at = await child.located;
-  const plan = await planFor(o, c, net, running, at, child.discovered);
+  let plan = await planFor(o, c, net, running, at, child.discovered);
+  // Without a session yet its stream's address is unknown: the API endpoints show what is pinned.
+  if (plan.allTraffic) plan = await withPins(plan, net, running, at.region, []);
   return { target: at.target, region: at.region, plan, running };
 }
 
@@ -159,7 +162,9 @@ export async function bringUpStart(
       target.instanceId,
     ));
     let plan = await guard(planning);
-    if (link && !o.force) {
+    if (plan.allTraffic && link) {
+      plan = await guard(withPins(plan, net, running, region, link.streamUrls));
+    } else if (link && !o.force) {
       plan = dropEndpointConflicts(plan, await guard(endpointAddresses(link.streamUrls)), c.cidrs);
     }
     link ??= await made(openAgentlessLink({
@@ -192,6 +197,19 @@ export async function bringUpStart(
     else await undo;
     throw e;
   }
+}
+
+/** A full tunnel's plan with its pins: the tunnel's own endpoints, through today's path. */
+async function withPins(
+  plan: NetworkPlan,
+  net: NetPlatform,
+  running: TunnelState[],
+  region: string,
+  streamUrls: string[],
+): Promise<NetworkPlan> {
+  const endpoints = await tunnelEndpoints(region, streamUrls);
+  const { pins, notes } = await planPins(net.routes, endpoints, running.map((r) => r.interface));
+  return { ...plan, pins, notes: [...plan.notes, ...notes] };
 }
 
 function awsOf(o: StartOptions): AwsOptions {

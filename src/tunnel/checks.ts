@@ -24,13 +24,8 @@ export function parseCidrs(texts: string[]): Cidr[] {
   const out: Cidr[] = [];
   for (const t of texts) {
     const c = parseCidr(t);
-    if (c.prefix === 0) {
-      throw new UserError(
-        `${c.text} would send all traffic through the tunnel; a full-tunnel mode is not supported yet: list the VPC CIDRs instead`,
-        ExitCode.Usage,
-      );
-    }
-    const dup = out.find((o) => overlaps(o, c));
+    // 0.0.0.0/0 is a full tunnel (start/full_tunnel.ts): it holds every other range by design.
+    const dup = c.prefix === 0 ? undefined : out.find((o) => o.prefix !== 0 && overlaps(o, c));
     if (dup) {
       throw new UserError(
         `--cidr ${c.text} overlaps --cidr ${dup.text}: give each range once`,

@@ -12,6 +12,8 @@ export async function cleanupStale(s: TunnelState): Promise<boolean> {
   // With the process gone its tun is gone, and the kernel removed the routes with it; delete
   // anyway in case the interface outlived it (idempotent).
   for (const r of s.routes) await net.routes.delete(r, s.interface).catch(() => {});
+  // Pins outlive the interface (they go through the real gateway): only we remove them.
+  for (const p of s.pins ?? []) await net.routes.deletePin(p).catch(() => {});
   await net.dns.revert(s.dns).catch(() => {});
   await removeState(s.name);
   console.error(

@@ -2,7 +2,7 @@
  * State files of running tunnels (DESIGN §4 "State"): one JSON file per tunnel name, so
  * `status` and `stop` work across processes and a crashed run is cleaned up by the next command.
  */
-import type { DnsState } from "../net/types.ts";
+import type { DnsState, PinRoute } from "../net/types.ts";
 import type { TunnelStats } from "./client.ts";
 import type { AgentlessState } from "../netstack/tunnel.ts";
 
@@ -21,6 +21,8 @@ export interface TunnelState {
   cidrs: string[];
   /** Routes this process added (removed on stop). */
   routes: string[];
+  /** Full tunnel: the routes that keep its own endpoints off the tunnel (removed after `routes`). */
+  pins?: PinRoute[];
   dns: DnsState;
   /** Domains sent to the VPC resolver, and that resolver (absent: DNS untouched). */
   domains?: string[];

@@ -14,9 +14,12 @@ const laptop = table([
   ["default", { interface: "en0", gateway: "192.168.1.1", source: "192.168.1.23" }],
 ]);
 
-Deno.test("checks: parseCidrs refuses the default route, duplicates and overlaps", () => {
+Deno.test("checks: parseCidrs refuses duplicates and overlaps; 0.0.0.0/0 (a full tunnel) holds all", () => {
   assert.throws(() => parseCidrs([]), /at least one --cidr/);
-  assert.throws(() => parseCidrs(["0.0.0.0/0"]), /full-tunnel mode is not supported/);
+  assert.deepEqual(parseCidrs(["10.0.0.0/16", "0.0.0.0/0"]).map((c) => c.text), [
+    "10.0.0.0/16",
+    "0.0.0.0/0",
+  ]);
   assert.throws(() => parseCidrs(["10.0.0.0/16", "10.0.5.0/24"]), /overlaps --cidr 10.0.0.0\/16/);
   assert.deepEqual(parseCidrs(["10.0.0.0/16", "172.16.0.0/12"]).map((c) => c.text), [
     "10.0.0.0/16",

@@ -1,0 +1,81 @@
+/**
+ * Full tunnel (`--all-traffic`, or 0.0.0.0/0 among the --cidr ranges): everything goes through
+ * the VPC by two half-default routes, which win over the system's default route without
+ * replacing it (specs/os-ffi.md §7, macos-dns-routes.md §5.2), so stopping, or a crash, gives the
+ * old path back by removing only what we added. What must not go through the tunnel keeps its
+ * path by a more specific route, a "pin", taken from the kernel's answer *before* the
+ * half-defaults go in: the AWS endpoints the tunnel itself talks to (else healing would have to
+ * go through the tunnel it is healing). --exclude ranges are cut out of the half-defaults, and
+ * the laptop's own LAN needs nothing: its on-link route is more specific than /1.
+ */
+import { parseIpv4 } from "../net/cidr.ts";
+import type { PinRoute, Routes } from "../net/types.ts";
+import type { Cidr } from "../net/cidr.ts";
+
+/** 0.0.0.0/0 as two routes that are more specific than any default route. */
+export const HALF_DEFAULTS = ["0.0.0.0/1", "128.0.0.0/1"] as const;
+
+/** --all-traffic, or a --cidr range of 0.0.0.0/0 (which is taken out of the ranges). */
+export function splitAllTraffic(
+  allTraffic: boolean,
+  cidrs: Cidr[] | undefined,
+): { all: boolean; cidrs?: Cidr[] } {
+  // With everything routed, every other range is inside the half-defaults already.
+  if (allTraffic || (cidrs ?? []).some((c) => c.prefix === 0)) return { all: true };
+  return cidrs ? { all: false, cidrs } : { all: false };
+}
+
+export interface PlannedPin extends PinRoute {
+  what: string;
+}
+
+/**
+ * A pin per endpoint address and per excluded range, each through the way the kernel sends it
+ * now. A destination already on one of our tunnels (another tunnel's range) gets no pin: its
+ * route is more specific than /1 and stays with that tunnel.
+ */
+export async function planPins(
+  routes: Routes,
+  endpoints: { what: string; address: string }[],
+  tunnelInterfaces: string[],
+): Promise<{ pins: PlannedPin[]; notes: string[] }> {
+  const pins: PlannedPin[] = [];
+  const notes: string[] = [];
+  const seen = new Set<string>();
+  for (const e of endpoints) {
+    if (parseIpv4(e.address) === undefined) continue; // IPv6 is not routed through the tunnel yet
+    const cidr = `${e.address}/32`;
+    if (seen.has(cidr)) continue;
+    seen.add(cidr);
+    const via = await routes.get(e.address);
+    if (!via) {
+      notes.push(`${e.what} (${e.address}): no route to it now; not pinned`);
+      continue;
+    }
+    if (tunnelInterfaces.includes(via.interface)) {
+      notes.push(`${e.what} (${e.address}): already routed through ${via.interface}; left there`);
+      continue;
+    }
+    pins.push({
+      cidr,
+      ifname: via.interface,
+      ...(via.gateway ? { gateway: via.gateway } : {}),
+      what: e.what,
+    });
+  }
+  return { pins, notes };
+}
+
+/**
+ * The addresses a tunnel's own traffic goes to: the session streams, and the APIs healing calls
+ * (SSM for sessions, STS and the credential chain behind it, EC2 for a target by name).
+ */
+export async function tunnelEndpoints(
+  region: string,
+  streamUrls: string[],
+): Promise<{ what: string; address: string }[]> {
+  const { endpointFor } = await import("../aws/config.ts");
+  const { endpointAddresses } = await import("../tunnel/checks.ts");
+  const apis = (["ssm", "sts", "ec2"] as const).map((s) => endpointFor(s, region));
+  return await endpointAddresses([...new Set([...streamUrls, ...apis])]);
+}
