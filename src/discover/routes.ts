@@ -94,7 +94,7 @@ function classify(r: RouteEntry): { range?: Range; skip?: Skipped } {
     return {
       skip: {
         cidr: c.text,
-        reason: `${what} ${via ?? `via ${r.target}`}: a full tunnel is not supported yet`,
+        reason: `${what} ${via ?? `via ${r.target}`}: --all-traffic routes everything`,
       },
     };
   }

@@ -36,7 +36,7 @@ Deno.test("discover: VPC blocks, peering/TGW/VPN/Cloud WAN routes, zones and DHC
     assert.deepEqual(skipped, [
       "10.30.0.0/16  blackhole route via pcx-0dead0 (its target is gone)",
       "-  prefix list pl-0f0f0f via tgw-0b0b0b (transit gateway) is not expanded: add its ranges with --cidr",
-      "0.0.0.0/0  the default route via tgw-0b0b0b (transit gateway): a full tunnel is not supported yet",
+      "0.0.0.0/0  the default route via tgw-0b0b0b (transit gateway): --all-traffic routes everything",
       "10.40.0.0/16  via eni-0a0a0a (a network interface, e.g. an appliance): not followed",
       "203.0.113.0/24  via igw-0a0a0a (internet gateway): the internet",
       "2600:1f18::/56  IPv6 destinations are not supported yet",
