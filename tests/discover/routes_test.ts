@@ -63,7 +63,7 @@ Deno.test("routes: everything left out says why", () => {
   ]);
   assert.match(
     why("0.0.0.0/0")[0],
-    /^the default route via tgw-0b0b.*full tunnel is not supported yet/,
+    /^the default route via tgw-0b0b.*--all-traffic routes everything/,
   );
   assert.match(why("0.0.0.0/1")[0], /a \/1, most of the internet, via tgw-0b0b/);
   assert.match(why("10.40.0.0/16")[0], /eni-0a0a \(a network interface/);
