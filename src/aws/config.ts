@@ -3,6 +3,7 @@
  * loading it costs nothing; the SDK itself is imported lazily by each service module.
  */
 
+import { pinnedAgents } from "../net/pinned_names.ts";
 import { UserError } from "../errors.ts";
 
 export interface AwsOptions {
@@ -36,9 +37,17 @@ export function explicitRegion(o: AwsOptions, env: Env = processEnv()): string |
 export function clientConfig(o: AwsOptions, env: Env = processEnv()): {
   region?: string;
   profile?: string;
+  // deno-lint-ignore no-explicit-any
+  requestHandler?: any;
 } {
   const region = explicitRegion(o, env);
-  return { ...(region ? { region } : {}), ...(o.profile ? { profile: o.profile } : {}) };
+  // A full tunnel's process resolves its own endpoints from what it pinned (net/pinned_names.ts).
+  const agents = pinnedAgents();
+  return {
+    ...(region ? { region } : {}),
+    ...(o.profile ? { profile: o.profile } : {}),
+    ...(agents ? { requestHandler: agents } : {}),
+  };
 }
 
 export function missingRegion(o: AwsOptions): UserError {

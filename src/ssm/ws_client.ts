@@ -8,6 +8,7 @@
  * by itself (checked on Deno 2.9), so nothing is read here; `caCerts` adds roots for tests.
  * Proxy: HTTPS_PROXY (wss) / HTTP_PROXY (ws), minus NO_PROXY, via a plain-http CONNECT tunnel.
  */
+import { pinnedAddress } from "../net/pinned_names.ts";
 import { concat } from "../bytequeue.ts";
 import {
   CloseCode,
@@ -92,8 +93,10 @@ export class WsClient {
     };
     const dial = async () => {
       const via = proxy ? parseProxy(proxy) : undefined;
+      // A full tunnel dials its stream's host at an address it pinned (net/pinned_names.ts).
+      const host = unbracket(via?.hostname ?? target.hostname);
       const tcp = await Deno.connect({
-        hostname: unbracket(via?.hostname ?? target.hostname),
+        hostname: pinnedAddress(host) ?? host,
         port: via ? Number(via.port || 80) : target.port,
       });
       conn = tcp;

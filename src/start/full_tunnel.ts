@@ -68,14 +68,34 @@ export async function planPins(
 
 /**
  * The addresses a tunnel's own traffic goes to: the session streams, and the APIs healing calls
- * (SSM for sessions, STS and the credential chain behind it, EC2 for a target by name).
+ * (SSM for sessions, STS and the credential chain behind it, EC2 for a target by name). Looked
+ * up now, with the DNS the laptop had: `names` is what net/pinned_names.ts answers from later.
  */
 export async function tunnelEndpoints(
   region: string,
   streamUrls: string[],
-): Promise<{ what: string; address: string }[]> {
+): Promise<{ endpoints: { what: string; address: string }[]; names: Map<string, string[]> }> {
   const { endpointFor } = await import("../aws/config.ts");
-  const { endpointAddresses } = await import("../tunnel/checks.ts");
   const apis = (["ssm", "sts", "ec2"] as const).map((s) => endpointFor(s, region));
-  return await endpointAddresses([...new Set([...streamUrls, ...apis])]);
+  const endpoints: { what: string; address: string }[] = [];
+  const names = new Map<string, string[]>();
+  for (const u of new Set([...streamUrls, ...apis])) {
+    let host: string;
+    try {
+      host = new URL(u).hostname.replace(/^\[|\]$/g, "");
+    } catch {
+      continue;
+    }
+    const what = `the AWS endpoint ${host}`;
+    if (parseIpv4(host) !== undefined) {
+      endpoints.push({ what, address: host });
+      continue;
+    }
+    if (names.has(host)) continue;
+    // Unresolvable here means the SDK would fail first, with its own message.
+    const addrs = await Deno.resolveDns(host, "A").catch(() => [] as string[]);
+    names.set(host, addrs);
+    for (const address of addrs) endpoints.push({ what, address });
+  }
+  return { endpoints, names };
 }

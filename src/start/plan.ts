@@ -34,6 +34,8 @@ export interface NetworkPlan {
   notes: string[];
   /** Full tunnel: what keeps its own path (the tunnel's AWS endpoints), set once connected. */
   pins?: PlannedPin[];
+  /** Full tunnel: the endpoints' names and the addresses they had before DNS was switched. */
+  pinnedNames?: Map<string, string[]>;
   allTraffic?: boolean;
 }
 

@@ -126,6 +126,8 @@ export async function bringUpStart(
 ): Promise<{ up: Up; link: Link; planned: Planned }> {
   const signal = hooks.signal;
   const guard = <T>(p: Promise<T>): Promise<T> => (signal ? raceAbort(p, signal) : p);
+  // Before any AWS client exists: a full tunnel's clients resolve its endpoints from the pins.
+  if (c.allTraffic) await (await import("../net/pinned_names.ts")).usePinnedNames();
   const child = askChild(o, c, hooks.progress, signal);
   // While the child finds the target, load the client every session is opened with (~0.3 s).
   import("@aws-sdk/client-ssm").catch(() => {});
@@ -164,6 +166,7 @@ export async function bringUpStart(
     let plan = await guard(planning);
     if (plan.allTraffic && link) {
       plan = await guard(withPins(plan, net, running, region, link.streamUrls));
+      (await import("../net/pinned_names.ts")).pinNames(plan.pinnedNames ?? new Map());
     } else if (link && !o.force) {
       plan = dropEndpointConflicts(plan, await guard(endpointAddresses(link.streamUrls)), c.cidrs);
     }
@@ -207,9 +210,9 @@ async function withPins(
   region: string,
   streamUrls: string[],
 ): Promise<NetworkPlan> {
-  const endpoints = await tunnelEndpoints(region, streamUrls);
+  const { endpoints, names } = await tunnelEndpoints(region, streamUrls);
   const { pins, notes } = await planPins(net.routes, endpoints, running.map((r) => r.interface));
-  return { ...plan, pins, notes: [...plan.notes, ...notes] };
+  return { ...plan, pins, pinnedNames: names, notes: [...plan.notes, ...notes] };
 }
 
 function awsOf(o: StartOptions): AwsOptions {
