@@ -65,7 +65,7 @@ export function fullTunnelDns(deps: FullTunnelDnsDeps): FullTunnelDns {
         prefixLength: t.prefixLength,
         server: cfg.server,
         domains: cfg.domains,
-        excluded: excluded?.() ?? [],
+        excluded: cfg.excluded ?? excluded?.() ?? [],
       }, { ...options, interfaceExists: deps.interfaceExists });
       return { kind: SC_KIND, items: [...live.keys] };
     },

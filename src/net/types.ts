@@ -82,6 +82,11 @@ export interface DnsConfig {
    * machine's own nameservers while the tunnel is up.
    */
   domains: string[];
+  /**
+   * Full tunnel: destinations kept outside it (the pinned endpoints), which macOS's configd is
+   * told as ExcludedRoutes so its own route finalising keeps them off the tunnel too.
+   */
+  excluded?: string[];
 }
 
 export interface DnsState {

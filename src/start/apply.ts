@@ -155,7 +155,9 @@ async function applyDns(
     return none;
   }
   try {
-    return { dns: await net.dns.apply({ ifname, server: link.resolver, domains }), domains };
+    const excluded = plan.pins?.map((p) => p.cidr);
+    const cfg = { ifname, server: link.resolver, domains, ...(excluded ? { excluded } : {}) };
+    return { dns: await net.dns.apply(cfg), domains };
   } catch (e) {
     if (plan.dnsRequired || !(e instanceof UserError)) throw e;
     progress(`private DNS is off: ${e.message} (routes work; --no-dns silences this)`);

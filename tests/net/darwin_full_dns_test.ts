@@ -340,3 +340,23 @@ Deno.test({
     tun.close();
   },
 });
+
+Deno.test("the full tunnel's pinned endpoints are published as ExcludedRoutes", async () => {
+  const { sc, net } = setup();
+  const tun = await net.openTun(CFG);
+  sc.calls.length = 0;
+  const state = await net.dns.apply({
+    ifname: tun.name,
+    server: "10.0.0.2",
+    domains: ["."],
+    excluded: ["52.94.0.10/32", "203.0.113.0/24"],
+  });
+  const set = sc.calls.find((c) => c.name === "SCDynamicStoreSetMultiple")?.set as
+    | Record<string, Record<string, unknown>>
+    | undefined;
+  assert.deepEqual(set?.[SERVICE_KEYS.ipv4].ExcludedRoutes, [
+    { DestinationAddress: "52.94.0.10", SubnetMask: "255.255.255.255" },
+    { DestinationAddress: "203.0.113.0", SubnetMask: "255.255.255.0" },
+  ]);
+  await net.dns.revert(state);
+});
