@@ -37,6 +37,9 @@ export function clientEnv(lab: Lab, role: Role): Record<string, string> {
     AWS_PROFILE: "",
     SSM_PROXY_STATE_DIR: stateDir(lab, role),
     NO_COLOR: "1",
+    // `deno run`'s own update check would look up dl.deno.land through the laptop's DNS (a
+    // compiled ssm-proxy has none): tests that count what the laptop asks would see it.
+    DENO_NO_UPDATE_CHECK: "1",
   };
 }
 

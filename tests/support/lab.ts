@@ -84,7 +84,9 @@ export async function assertLaptopClean(lab: Lab, role: Role = "laptop"): Promis
   assert.deepEqual(fp.links, ["lab0", "lo"], `interfaces left in ${role}`);
   const laptop = lab.laptops.find((l) => l.role === role)!;
   const extra = fp.routes.filter((r) =>
-    !r.startsWith(laptop.network) && !r.startsWith(`${lab.instanceAddress} via`)
+    !r.startsWith(laptop.network) && !r.startsWith(`${lab.instanceAddress} via`) &&
+    // The internet lab's own "home router" route (scripts/lab/internet.ts).
+    !(lab.internet && r.trim() === `default via ${laptop.gateway} dev lab0`)
   );
   assert.deepEqual(extra, [], `routes left in ${role}`);
   assert.deepEqual(fp.nft, "", `nft rules left in ${role}`);
