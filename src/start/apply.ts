@@ -10,6 +10,7 @@ import type { DnsState, NetPlatform, PinRoute, Tun } from "../net/types.ts";
 import { removeState, type TunnelState, writeState } from "../tunnel/state.ts";
 import type { Link } from "./link.ts";
 import type { NetworkPlan } from "./plan.ts";
+import { isIpv6Text } from "../net/cidr6.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
 
 export interface Up {
@@ -19,9 +20,21 @@ export interface Up {
   undo(): Promise<void>;
 }
 
-/** The routes to add: the plan's, plus the resolver's own when no planned range holds it. */
-export function linkRoutes(plan: NetworkPlan, resolver: string | undefined): string[] {
-  const routes = plan.routes.map((r) => r.cidr);
+/**
+ * The routes to add: the plan's (IPv6 ones only when the link carries IPv6, said in one line
+ * otherwise), plus the resolver's own when no planned range holds it.
+ */
+export function linkRoutes(
+  plan: NetworkPlan,
+  resolver: string | undefined,
+  ipv6 = false,
+  progress: (line: string) => void = () => {},
+): string[] {
+  const all = plan.routes.map((r) => r.cidr);
+  const routes = ipv6 ? all : all.filter((r) => !isIpv6Text(r));
+  if (routes.length < all.length) {
+    progress(`IPv6 is not carried: ${all.filter(isIpv6Text).join(", ")} left out`);
+  }
   if (plan.domains.length === 0 || !resolver) return routes;
   const ip = parseIpv4(resolver);
   if (ip === undefined) return routes;
@@ -78,7 +91,7 @@ export async function bringUp(
         pinned.push(pin);
       }
     }
-    for (const r of linkRoutes(plan, link.resolver)) {
+    for (const r of linkRoutes(plan, link.resolver, link.address6 !== undefined, o.progress)) {
       await net.routes.add(r, tun.name);
       added.push(r);
     }

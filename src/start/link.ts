@@ -26,6 +26,11 @@ export interface Link {
   mode: "agent" | "agentless";
   address: string;
   peer: string;
+  /** The tunnel's IPv6 address and the agent's, when the agent hands out IPv6. */
+  address6?: string;
+  peer6?: string;
+  /** Why there is no IPv6 through this link (one line), when there is none. */
+  noIpv6?: string;
   mtu: number;
   resolver?: string;
   /** Why DNS cannot work without a resolver, in this mode. */
@@ -106,6 +111,7 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
     mode: "agent",
     address: w.address,
     peer: w.peer,
+    ...ipv6Of(w as { address6?: string; peer6?: string; ipv6Off?: string }),
     mtu: w.mtu,
     ...(w.resolver ? { resolver: w.resolver } : {}),
     noResolver:
@@ -116,6 +122,17 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
         : `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}${each}`) + spreadSummary(tunnel),
     sessionIds,
     streamUrls,
+  };
+}
+
+/** The Welcome's IPv6 half: both addresses, or the agent's reason (an old agent says nothing). */
+function ipv6Of(
+  w: { address6?: string; peer6?: string; ipv6Off?: string },
+): Pick<Link, "address6" | "peer6" | "noIpv6"> {
+  if (w.address6 && w.peer6) return { address6: w.address6, peer6: w.peer6 };
+  return {
+    noIpv6: w.ipv6Off ??
+      "the agent hands out no IPv6 address (it is older than IPv6 support: ssm-proxy agent install updates it)",
   };
 }
 
@@ -155,6 +172,7 @@ export async function openAgentlessLink(o: AgentlessOpen): Promise<Link> {
     mode: "agentless",
     address: AGENTLESS_ADDRESS,
     peer: AGENTLESS_PEER,
+    noIpv6: "agentless mode carries IPv4 only",
     mtu: AGENTLESS_MTU,
     ...(a.resolver ? { resolver: a.resolver } : {}),
     noResolver: "the VPC resolver is unknown",

@@ -11,6 +11,7 @@ import { parseExcludes } from "../discover/plan.ts";
 import { parseAddr } from "../netstack/packet.ts";
 import { parseCidrs } from "../tunnel/checks.ts";
 import { splitAllTraffic } from "./full_tunnel.ts";
+import { type Cidr6, isIpv6Text, overlaps6, parseCidr6 } from "../net/cidr6.ts";
 import { type HealSettings, healSettings } from "../tunnel/heal_options.ts";
 import { validName } from "../tunnel/state.ts";
 
@@ -65,6 +66,8 @@ export interface StartOptions extends AwsOptions {
 export interface CheckedStart {
   /** Given with --cidr; undefined = discover (or everything, with allTraffic). */
   cidrs?: Cidr[];
+  /** IPv6 ranges given with --cidr (carried when the agent hands out IPv6). */
+  cidrs6: Cidr6[];
   /** Full tunnel (full_tunnel.ts): half-default routes, every name to the VPC resolver. */
   allTraffic: boolean;
   exclude: Cidr[];
@@ -114,6 +117,23 @@ export function parseDomains(values: string[]): string[] {
   return out;
 }
 
+/** --cidr's IPv6 ranges: each once, none inside another. */
+export function parseCidrs6(texts: string[]): Cidr6[] {
+  const out: Cidr6[] = [];
+  for (const t of texts) {
+    const c = parseCidr6(t);
+    const dup = c.prefix === 0 ? undefined : out.find((o) => o.prefix !== 0 && overlaps6(o, c));
+    if (dup) {
+      throw new UserError(
+        `--cidr ${c.text} overlaps --cidr ${dup.text}: give each range once`,
+        ExitCode.Usage,
+      );
+    }
+    out.push(c);
+  }
+  return out;
+}
+
 export function checkStart(o: StartOptions): CheckedStart {
   if (!validName(o.name)) {
     throw new UserError(
@@ -155,9 +175,13 @@ export function checkStart(o: StartOptions): CheckedStart {
     );
   }
   const exclude = parseExcludes(o.exclude ?? []);
+  const texts4 = o.cidr.filter((t) => !isIpv6Text(t));
+  const cidrs6 = parseCidrs6(o.cidr.filter(isIpv6Text));
+  // IPv6 ranges alone replace discovery too: then no IPv4 range is routed.
+  const given4 = texts4.length > 0 ? parseCidrs(texts4) : cidrs6.length > 0 ? [] : undefined;
   const all = splitAllTraffic(
-    o.allTraffic === true,
-    o.cidr.length > 0 ? parseCidrs(o.cidr) : undefined,
+    o.allTraffic === true || cidrs6.some((c) => c.prefix === 0),
+    given4,
   );
   if (all.all && o.mode === "agentless") {
     throw new UserError(
@@ -174,6 +198,7 @@ export function checkStart(o: StartOptions): CheckedStart {
   return {
     ...(all.cidrs ? { cidrs: all.cidrs } : {}),
     allTraffic: all.all,
+    cidrs6: all.all ? [] : cidrs6,
     exclude,
     ...((o.dnsDomain ?? []).length > 0 ? { domains: parseDomains(o.dnsDomain!) } : {}),
     dns,

@@ -17,6 +17,7 @@ import {
 import type { TunnelState } from "../tunnel/state.ts";
 import type { CheckedStart } from "./options.ts";
 import { HALF_DEFAULTS, type PlannedPin } from "./full_tunnel.ts";
+import { HALF_DEFAULTS6 } from "../net/cidr6.ts";
 import { ALL_DOMAINS } from "../net/domain.ts";
 
 export interface NetworkPlan {
@@ -82,6 +83,11 @@ export async function planNetwork(
   });
   const skipped = [...(found?.skipped ?? []), ...planned.skipped];
   const notes = [...(found?.notes ?? []), ...planned.notes];
+  // IPv6 goes in only if the agent hands out an IPv6 address (apply.ts drops it otherwise).
+  planned.routes.push(
+    ...(c.allTraffic ? HALF_DEFAULTS6.map((cidr) => ({ cidr, reason: "all IPv6 traffic" })) : []),
+    ...c.cidrs6.map((r) => ({ cidr: r.text, reason: "--cidr" })),
+  );
   if (planned.routes.length === 0) {
     const why = [...skipped.map((s) => `${s.cidr ?? ""} ${s.reason}`.trim()), ...notes];
     throw new UserError(

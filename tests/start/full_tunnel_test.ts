@@ -4,6 +4,7 @@ import { checkStart, type StartOptions } from "../../src/start/options.ts";
 import { planNetwork, wantDiscovery } from "../../src/start/plan.ts";
 import { planPins } from "../../src/start/full_tunnel.ts";
 import { formatPlan } from "../../src/cli/start.ts";
+import { linkRoutes } from "../../src/start/apply.ts";
 import { routeTable } from "../support/route_table.ts";
 
 const base: StartOptions = {
@@ -101,4 +102,38 @@ Deno.test("pins: each endpoint through today's path, once; tunnels' and unroutab
     /keep +52\.94\.1\.1\/32 +the Session Manager stream, via 192\.168\.1\.1 on wlan0/,
   );
   assert.match(text, /keep +192\.168\.1\.20\/32 +the AWS endpoint sts, via on-link on wlan0/);
+});
+
+Deno.test("IPv6 ranges: --cidr takes them beside IPv4 (alone they replace discovery); ::/0 is all", () => {
+  const both = checkStart({ ...base, cidr: ["10.0.0.0/16", "2001:db8:10::/56"] });
+  assert.deepEqual(both.cidrs?.map((c) => c.text), ["10.0.0.0/16"]);
+  assert.deepEqual(both.cidrs6.map((c) => c.text), ["2001:db8:10::/56"]);
+  const only6 = checkStart({ ...base, cidr: ["2001:db8:10::/56"] });
+  assert.deepEqual(only6.cidrs, [], "no IPv4 discovery when ranges were given");
+  assert.equal(wantDiscovery(only6).routes, false);
+  assert.equal(checkStart({ ...base, cidr: ["::/0"] }).allTraffic, true);
+  assert.throws(
+    () => checkStart({ ...base, cidr: ["2001:db8::/32", "2001:db8:10::/56"] }),
+    /overlaps --cidr 2001:db8::\/32/,
+  );
+});
+
+Deno.test("a full tunnel's plan carries the IPv6 half-defaults; the apply step keeps them only with IPv6", async () => {
+  const c = checkStart({ ...base, allTraffic: true });
+  const plan = await planNetwork(c, undefined, {
+    target,
+    force: false,
+    routes: routeTable([["default", { interface: "wlan0", gateway: "192.168.1.1" }]]),
+    running: [],
+    mustReach: [],
+  });
+  const cidrs = plan.routes.map((r) => r.cidr);
+  assert.deepEqual(cidrs, ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]);
+  const said: string[] = [];
+  assert.deepEqual(linkRoutes(plan, "10.0.0.2", false, (l) => said.push(l)), [
+    "0.0.0.0/1",
+    "128.0.0.0/1",
+  ]);
+  assert.deepEqual(said, ["IPv6 is not carried: ::/1, 8000::/1 left out"]);
+  assert.deepEqual(linkRoutes(plan, "10.0.0.2", true), cidrs);
 });
