@@ -20,12 +20,19 @@
  * by default via the vpc, laptops via lab0 (a home router). Documentation ranges only, no NAT but
  * the agent's: scripts/lab/internet.ts. scripts/lab/leaks.ts counts what a laptop leaks.
  *
- *   deno run -A scripts/lab.ts up     build a lab, print its names, keep it until Ctrl-C
+ * With `ipv6: true` (combinable with the above), the vpc is dual-stack (2001:db8:X::/64, the
+ * instance routing by default via the vpc), holds an IPv6-only host, and the DNS has AAAA
+ * records; with `internet: true` too, inet has 2001:db8:ffff::10: scripts/lab/ipv6.ts.
+ *
+ *   deno run -A scripts/lab.ts up [LAPTOPS] [--internet] [--ipv6]
+ *                                     build a lab, print its names, keep it until Ctrl-C
  *   deno run -A scripts/lab.ts sweep  remove labs whose creating process is gone
  */
 import { type ExecResult, LabProcess, must, run } from "./lab/proc.ts";
 import { buildInstance2 } from "./lab/instance2.ts";
 import { buildInternet, INTERNET_ADDRESS, startInternet } from "./lab/internet.ts";
+import { buildIpv6, ipv6Plan, prepareIpv6 } from "./lab/ipv6.ts";
+import { startServices } from "./lab/services.ts";
 
 export { type ExecResult, LabProcess } from "./lab/proc.ts";
 
@@ -38,6 +45,8 @@ export interface LabOptions {
   instances?: 1 | 2;
   /** An `inet` namespace behind the vpc and default routes towards it (see above). Default off. */
   internet?: boolean;
+  /** Dual-stack vpc, IPv6-only host, AAAA records (see above). Default off. */
+  ipv6?: boolean;
   /** The X in 10.97.X.0 / 10.99.X.0; default random (addresses never leave the lab anyway). */
   x?: number;
   /** Start the vpc services (default true). */
@@ -75,6 +84,20 @@ export class Lab {
   readonly instance2VpcAddress?: string;
   /** `internet: true`: the public host's address (whoami HTTP :80, echo :7 UDP, ping). */
   readonly internetAddress?: string;
+  /** `ipv6: true` (scripts/lab/ipv6.ts has the plan): the vpc's IPv6 subnet, uplink addresses. */
+  readonly vpcNetwork6?: string;
+  readonly instanceVpcAddress6?: string;
+  readonly instance2VpcAddress6?: string;
+  /** HTTP, DNS and echo over IPv6, as on serviceAddress. */
+  readonly serviceAddress6?: string;
+  /** No IPv4 at all: whoami HTTP :80 (the client's address), echo :7 UDP, ping. */
+  readonly ipv6OnlyAddress?: string;
+  /** `ipv6` and `internet`: the public host's IPv6 address (whoami :80, echo :7, ping). */
+  readonly internetAddress6?: string;
+  /** AAAA records: dualStackName (also in dnsTable) and ipv6OnlyName (AAAA only). */
+  readonly dnsTable6: Record<string, string> = {};
+  readonly dualStackName?: string;
+  readonly ipv6OnlyName?: string;
   #procs: LabProcess[] = [];
   #destroyed = false;
   #onSignal?: () => void;
@@ -86,6 +109,7 @@ export class Lab {
     readonly dir: string,
     readonly instances: 1 | 2 = 1,
     readonly internet = false,
+    readonly ipv6 = false,
   ) {
     this.laptops = Array.from({ length: laptops }, (_, i) => ({
       role: (i === 0 ? "laptop" : `laptop${i + 1}`) as Role,
@@ -103,6 +127,7 @@ export class Lab {
       this.instance2VpcAddress = `10.99.${x}.2`;
     }
     if (internet) this.internetAddress = INTERNET_ADDRESS;
+    if (ipv6) Object.assign(this, ipv6Plan(x, { instances, internet }));
     this.dnsTable = {
       "db.lab.internal": this.serviceAddress,
       "web.lab.internal": this.serviceAddress,
@@ -204,7 +229,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   await Deno.mkdir(dir, { recursive: true });
   // The owner file lets a later run remove this lab if we die without cleaning up.
   await Deno.writeTextFile(`${dir}/owner`, String(Deno.pid));
-  const lab = new Lab(id, x, opts.laptops ?? 1, dir, opts.instances ?? 1, opts.internet);
+  const lab = new Lab(id, x, opts.laptops ?? 1, dir, opts.instances, opts.internet, opts.ipv6);
   if (opts.handleSignals ?? true) lab.handleSignals();
   try {
     await build(lab);
@@ -224,6 +249,7 @@ async function build(lab: Lab): Promise<void> {
   for (const role of lab.roles) {
     await ip("netns", "add", lab.ns(role));
     await inNs(role, "link", "set", "lo", "up");
+    if (lab.ipv6) await prepareIpv6(lab, role);
     // `ip netns exec` bind-mounts /etc/netns/NS/* over /etc: each namespace gets its own
     // resolv.conf, so what the product does to DNS never reaches this machine's.
     await Deno.mkdir(`/etc/netns/${lab.ns(role)}`, { recursive: true });
@@ -277,26 +303,7 @@ async function build(lab: Lab): Promise<void> {
   await inNs("vpc", "link", "set", "lab0", "up");
   if (lab.instances === 2) await buildInstance2(lab);
   if (lab.internet) await buildInternet(lab);
-}
-
-async function startServices(lab: Lab): Promise<LabProcess> {
-  const records = Object.entries(lab.dnsTable).flatMap(([n, a]) => ["--record", `${n}=${a}`]);
-  const p = lab.spawn(
-    "vpc",
-    [
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${SCRIPT_DIR}services.ts`,
-      "--addr",
-      lab.serviceAddress,
-      ...records,
-    ],
-    {},
-    "vpc services",
-  );
-  await p.waitForLine(/^ready$/, 20_000);
-  return p;
+  if (lab.ipv6) await buildIpv6(lab);
 }
 
 /** Poll until something in `role` listens on TCP `port` (any address). */
@@ -397,7 +404,11 @@ if (import.meta.main) {
     const ids = await sweepStaleLabs();
     console.log(ids.length ? `removed labs ${ids.join(", ")}` : "no stale labs");
   } else if (cmd === "up") {
-    const lab = await createLab({ laptops: Number(Deno.args[1] ?? "1") });
+    const lab = await createLab({
+      laptops: Number(Deno.args.find((a) => /^\d+$/.test(a)) ?? "1"),
+      internet: Deno.args.includes("--internet"),
+      ipv6: Deno.args.includes("--ipv6"),
+    });
     console.log(`lab ${lab.id} up: namespaces ${lab.roles.map((r) => lab.ns(r)).join(", ")}`);
     console.log(
       `services at ${lab.serviceAddress}; emulator address would be ${lab.instanceAddress}`,
@@ -406,7 +417,7 @@ if (import.meta.main) {
     console.log("Ctrl-C removes it.");
     await new Promise(() => {});
   } else {
-    console.error("usage: lab.ts [up [LAPTOPS] | sweep]");
+    console.error("usage: lab.ts [up [LAPTOPS] [--internet] [--ipv6] | sweep]");
     Deno.exit(2);
   }
 }

@@ -1,9 +1,12 @@
 /**
- * A tiny DNS message codec (RFC 1035 §4) for the lab: enough to ask for and answer A records.
- * Written here so neither the lab's resolver nor the demo's query depends on dig or a library.
+ * A tiny DNS message codec (RFC 1035 §4) for the lab: enough to ask for and answer A and AAAA
+ * (RFC 3596) records. Written here so neither the lab's resolver nor the demo's query depends on
+ * dig or a library.
  */
+import { formatIP, parseIPv4, parseIPv6 } from "../../ffi/struct.ts";
 
 export const TYPE_A = 1;
+export const TYPE_AAAA = 28;
 export const CLASS_IN = 1;
 export const RCODE_NOERROR = 0;
 export const RCODE_FORMERR = 1;
@@ -27,7 +30,7 @@ export interface Answer {
   type: number;
   class: number;
   ttl: number;
-  /** Dotted quad for A records; undefined for other types (skipped, not decoded). */
+  /** Dotted quad for A, RFC 5952 text for AAAA; undefined for other types (skipped). */
   address?: string;
 }
 
@@ -61,8 +64,8 @@ export function encodeQuery(id: number, name: string, type = TYPE_A): Uint8Array
 }
 
 /**
- * The answer to `query`: the question echoed, then one A record per address. An rcode other
- * than NOERROR carries no answers.
+ * The answer to `query`: the question echoed, then one record per address, A for IPv4 and AAAA
+ * for IPv6. An rcode other than NOERROR carries no answers.
  */
 export function encodeResponse(
   query: Message,
@@ -72,9 +75,9 @@ export function encodeResponse(
 ): Uint8Array {
   const q = query.questions[0];
   const qname = q ? encodeName(q.name) : new Uint8Array(0);
-  const answers = rcode === RCODE_NOERROR && q ? addresses : [];
+  const answers = rcode === RCODE_NOERROR && q ? addresses.map(addressBytes) : [];
   const qlen = q ? qname.length + 4 : 0;
-  const out = new Uint8Array(12 + qlen + answers.length * 16);
+  const out = new Uint8Array(12 + qlen + answers.reduce((n, a) => n + 12 + a.length, 0));
   const v = new DataView(out.buffer);
   v.setUint16(0, query.id);
   v.setUint16(2, FLAG_QR | FLAG_AA | FLAG_RA | (query.flags & (OPCODE_MASK | FLAG_RD)) | rcode);
@@ -90,12 +93,12 @@ export function encodeResponse(
   }
   for (const a of answers) {
     v.setUint16(o, 0xc00c); // name: pointer to the question's name at offset 12
-    v.setUint16(o + 2, TYPE_A);
+    v.setUint16(o + 2, a.length === 4 ? TYPE_A : TYPE_AAAA);
     v.setUint16(o + 4, CLASS_IN);
     v.setUint32(o + 6, ttl);
-    v.setUint16(o + 10, 4);
-    out.set(parseIpv4(a), o + 12);
-    o += 16;
+    v.setUint16(o + 10, a.length);
+    out.set(a, o + 12);
+    o += 12 + a.length;
   }
   return out;
 }
@@ -131,8 +134,8 @@ export function decodeMessage(buf: Uint8Array): Message {
     const rdlen = v.getUint16(o + 8);
     o += 10;
     need(rdlen);
-    const address = type === TYPE_A && rdlen === 4
-      ? [...buf.subarray(o, o + 4)].join(".")
+    const address = (type === TYPE_A && rdlen === 4) || (type === TYPE_AAAA && rdlen === 16)
+      ? formatIP(buf.subarray(o, o + rdlen))
       : undefined;
     answers.push({ name, type, class: cls, ttl, address });
     o += rdlen;
@@ -198,31 +201,35 @@ export function decodeName(buf: Uint8Array, start: number): [string, number] {
   return [labels.join(".").toLowerCase(), end];
 }
 
-function parseIpv4(a: string): Uint8Array {
-  const parts = a.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
-    throw new DnsFormatError(`${a} is not an IPv4 address`);
-  }
-  return new Uint8Array(parts);
+/** An address's record data: 4 bytes (A) or 16 (AAAA). */
+function addressBytes(a: string): Uint8Array {
+  const b = a.includes(":") ? parseIPv6(a) : parseIPv4(a);
+  if (!b) throw new DnsFormatError(`${a} is not an IPv4 or IPv6 address`);
+  return b;
 }
 
 /**
- * What the lab resolver answers from a table of exact names. Any other name is NXDOMAIN: the lab
- * has no upstream to ask.
+ * What the lab resolver answers from a table of exact names, each with one or more addresses of
+ * either family: an A question gets the IPv4 ones, AAAA the IPv6 ones. Any other name is
+ * NXDOMAIN: the lab has no upstream to ask.
  */
 export function answerFor(
-  table: Record<string, string>,
+  table: Record<string, string | string[]>,
   query: Message,
 ): { rcode: number; addresses: string[] } {
   if (query.response || query.opcode !== 0 || query.questions.length !== 1) {
     return { rcode: query.opcode !== 0 ? RCODE_NOTIMP : RCODE_FORMERR, addresses: [] };
   }
   const q = query.questions[0];
-  const address = table[q.name];
-  if (address === undefined) return { rcode: RCODE_NXDOMAIN, addresses: [] };
-  // The name exists; a non-A question gets an empty NOERROR answer (NODATA).
+  const entry = table[q.name];
+  if (entry === undefined) return { rcode: RCODE_NXDOMAIN, addresses: [] };
+  const all = typeof entry === "string" ? [entry] : entry;
+  // The name exists; a question for a type it has no records of gets NOERROR, empty (NODATA).
+  const v6 = q.type === TYPE_AAAA;
   return {
     rcode: RCODE_NOERROR,
-    addresses: q.type === TYPE_A && q.class === CLASS_IN ? [address] : [],
+    addresses: q.class === CLASS_IN && (v6 || q.type === TYPE_A)
+      ? all.filter((a) => a.includes(":") === v6)
+      : [],
   };
 }

@@ -12,14 +12,18 @@
  * gave it (from the instance: its vpc address), and the vpc has no route back to a laptop's
  * lab0 network, so a laptop request that leaks past the tunnel never gets an answer.
  *
- * Run as a program (inside inet), it is that host's services:
+ * With `ipv6: true` too, inet also has an IPv6 address and routes (scripts/lab/ipv6.ts).
+ *
+ * Run as a program (inside inet), it is that host's services, on each --addr:
  *   HTTP :80   any GET: the client's source address as seen here, one line of plain text
  *   echo :7    UDP, each datagram sent back as is
  * and prints "ready" once both listen.
  */
 import type { Lab, LabProcess, Role } from "../lab.ts";
 import { must } from "./proc.ts";
-import { udp } from "./services.ts";
+import { echo, http, udp, whoami } from "./services.ts";
+
+export { whoami };
 
 /** The public host's address (on inet's lo). */
 export const INTERNET_ADDRESS = "203.0.113.10";
@@ -28,12 +32,6 @@ export const INTERNET_NETWORK = "203.0.113.0/24";
 /** vpc ⇄ inet link: the vpc's end (its source address towards the internet) and inet's. */
 export const INET_LINK_VPC = "198.51.100.1";
 export const INET_LINK_INET = "198.51.100.2";
-
-/** The whoami answer: who the client is, as this host sees it. */
-export function whoami(remote: Deno.Addr): Response {
-  const who = remote.transport === "tcp" || remote.transport === "udp" ? remote.hostname : "?";
-  return new Response(`${who}\n`, { headers: { "content-type": "text/plain" } });
-}
 
 /** Create the inet namespace's links, addresses and routes; `lab.roles` already made it. */
 export async function buildInternet(lab: Lab): Promise<void> {
@@ -84,9 +82,10 @@ export async function buildInternet(lab: Lab): Promise<void> {
 /** Start the whoami and echo services in inet; resolves once they listen. */
 export async function startInternet(lab: Lab): Promise<LabProcess> {
   const self = new URL(import.meta.url).pathname;
+  const v6 = lab.internetAddress6 ? ["--addr", lab.internetAddress6] : [];
   const p = lab.spawn(
     "inet",
-    [Deno.execPath(), "run", "-A", self, "--addr", INTERNET_ADDRESS],
+    [Deno.execPath(), "run", "-A", self, "--addr", INTERNET_ADDRESS, ...v6],
     {},
     "inet services",
   );
@@ -95,13 +94,12 @@ export async function startInternet(lab: Lab): Promise<LabProcess> {
 }
 
 if (import.meta.main) {
-  const i = Deno.args.indexOf("--addr");
-  const addr = i >= 0 ? Deno.args[i + 1] : INTERNET_ADDRESS;
-  const served = Promise.withResolvers<void>();
-  Deno.serve(
-    { hostname: addr, port: 80, onListen: () => served.resolve() },
-    (_req, info) => whoami(info.remoteAddr),
+  const addrs = Deno.args.flatMap((a, i) => Deno.args[i - 1] === "--addr" ? [a] : []);
+  await Promise.all(
+    (addrs.length ? addrs : [INTERNET_ADDRESS]).flatMap((addr) => [
+      http(addr, (_req, info) => whoami(info.remoteAddr)),
+      udp(addr, 7, echo),
+    ]),
   );
-  await Promise.all([served.promise, udp(addr, 7, (msg) => msg)]);
   console.log("ready");
 }

@@ -1,15 +1,21 @@
 /**
- * The "VPC" services, run as one process inside the lab's vpc namespace:
+ * The "VPC" services, run as one process inside the lab's vpc namespace, on each --addr (IPv4
+ * or IPv6; repeat it for a dual-stack host):
  *   HTTP :80   /  (a short page), /blob?size=N (deterministic bytes, x-sha256 header),
  *              /blob.sha256?size=N (the digest alone)
- *   DNS  :53   UDP and TCP, A records from --record name=address; NXDOMAIN otherwise
+ *   DNS  :53   UDP and TCP, A and AAAA records from --record name=address (repeatable per
+ *              name); NXDOMAIN otherwise
  *   echo :7    UDP, each datagram sent back as is
+ * and on each --whoami address (the lab's IPv6-only host):
+ *   HTTP :80   any GET: the client's source address as seen here, one line of plain text
+ *   echo :7    UDP, as above
  *
  *   deno run -A scripts/lab/services.ts --addr 10.99.1.10 --record db.lab.internal=10.99.1.10
  *
  * Prints "ready" on stdout once every socket listens, so the lab can wait on one line.
  */
 import dgram from "node:dgram";
+import type { Lab, LabProcess } from "../lab.ts";
 import { frame, FrameReader } from "../../src/netstack/dns_framing.ts";
 import { blobChunks, blobSha256 } from "./blob.ts";
 import { answerFor, decodeMessage, encodeResponse } from "./dns.ts";
@@ -18,17 +24,24 @@ export const PAGE_MARKER = "ssm-proxy lab";
 /** Largest blob served: keeps a typo from making the server stream forever. */
 const MAX_BLOB = 1 << 30;
 
-function parseArgs(args: string[]): { addr: string; records: Record<string, string> } {
-  let addr = "0.0.0.0";
-  const records: Record<string, string> = {};
+interface Args {
+  addrs: string[];
+  whoami: string[];
+  records: Record<string, string[]>;
+}
+
+function parseArgs(args: string[]): Args {
+  const out: Args = { addrs: [], whoami: [], records: {} };
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--addr") addr = args[++i];
+    if (args[i] === "--addr") out.addrs.push(args[++i]);
+    else if (args[i] === "--whoami") out.whoami.push(args[++i]);
     else if (args[i] === "--record") {
       const [name, ip] = args[++i].split("=");
-      records[name.toLowerCase()] = ip;
+      (out.records[name.toLowerCase()] ??= []).push(ip);
     } else throw new Error(`unknown argument ${args[i]}`);
   }
-  return { addr, records };
+  if (out.addrs.length === 0 && out.whoami.length === 0) out.addrs.push("0.0.0.0");
+  return out;
 }
 
 const digests = new Map<number, string>();
@@ -77,14 +90,30 @@ export function handle(req: Request): Response {
   return new Response("not found\n", { status: 404 });
 }
 
-/** A UDP responder on addr:port; resolves with the bound socket once it listens. */
+/** The whoami answer: who the client is, as this host sees it. */
+export function whoami(remote: Deno.Addr): Response {
+  const who = remote.transport === "tcp" || remote.transport === "udp" ? remote.hostname : "?";
+  return new Response(`${who}\n`, { headers: { "content-type": "text/plain" } });
+}
+
+/** HTTP on addr:80; resolves once it listens. */
+export function http(addr: string, handler: Deno.ServeHandler): Promise<void> {
+  const served = Promise.withResolvers<void>();
+  Deno.serve({ hostname: addr, port: 80, onListen: () => served.resolve() }, handler);
+  return served.promise;
+}
+
+/** Each datagram back as is. */
+export const echo = (msg: Uint8Array): Uint8Array => msg;
+
+/** A UDP responder on addr:port (IPv4 or IPv6); resolves with the bound socket once it listens. */
 export function udp(
   addr: string,
   port: number,
   reply: (msg: Uint8Array) => Uint8Array | undefined,
 ): Promise<dgram.Socket> {
   const { promise, resolve, reject } = Promise.withResolvers<dgram.Socket>();
-  const sock = dgram.createSocket("udp4");
+  const sock = dgram.createSocket(addr.includes(":") ? "udp6" : "udp4");
   sock.on("error", reject);
   sock.on("message", (msg, rinfo) => {
     const out = reply(new Uint8Array(msg));
@@ -154,9 +183,9 @@ async function serveDns(c: Deno.Conn, reply: (msg: Uint8Array) => Uint8Array | u
   } catch { /* reset */ }
 }
 
-/** The DNS side: A records from `records` (lower-case names), NXDOMAIN otherwise. */
+/** The DNS side: A and AAAA records from `records` (lower-case names), NXDOMAIN otherwise. */
 export function dnsResponder(
-  records: Record<string, string>,
+  records: Record<string, string | string[]>,
 ): (msg: Uint8Array) => Uint8Array | undefined {
   return (msg) => {
     try {
@@ -169,16 +198,36 @@ export function dnsResponder(
   };
 }
 
+/** Start the services in the lab's vpc (both families with `ipv6`); resolves once they listen. */
+export async function startServices(lab: Lab): Promise<LabProcess> {
+  const records = [...Object.entries(lab.dnsTable), ...Object.entries(lab.dnsTable6)]
+    .flatMap(([n, a]) => ["--record", `${n}=${a}`]);
+  const v6 = lab.serviceAddress6 && lab.ipv6OnlyAddress
+    ? ["--addr", lab.serviceAddress6, "--whoami", lab.ipv6OnlyAddress]
+    : [];
+  const self = new URL(import.meta.url).pathname;
+  const p = lab.spawn(
+    "vpc",
+    [Deno.execPath(), "run", "-A", self, "--addr", lab.serviceAddress, ...v6, ...records],
+    {},
+    "vpc services",
+  );
+  await p.waitForLine(/^ready$/, 20_000);
+  return p;
+}
+
 if (import.meta.main) {
-  const { addr, records } = parseArgs(Deno.args);
-  const served = Promise.withResolvers<void>();
+  const { addrs, whoami: whoamiAddrs, records } = parseArgs(Deno.args);
   const dnsReply = dnsResponder(records);
-  tcpDns(addr, 53, dnsReply);
-  Deno.serve({ hostname: addr, port: 80, onListen: () => served.resolve() }, handle);
   await Promise.all([
-    served.promise,
-    udp(addr, 53, dnsReply),
-    udp(addr, 7, (msg) => msg),
+    ...addrs.flatMap((addr) => {
+      tcpDns(addr, 53, dnsReply);
+      return [http(addr, handle), udp(addr, 53, dnsReply), udp(addr, 7, echo)];
+    }),
+    ...whoamiAddrs.flatMap((addr) => [
+      http(addr, (_req, info) => whoami(info.remoteAddr)),
+      udp(addr, 7, echo),
+    ]),
   ]);
   // Pre-compute digests of the sizes the demo and tests ask for, off the first request's path.
   for (const size of [5 << 20, 20 << 20]) digest(size);
