@@ -6,13 +6,19 @@
  *
  * `--agentless`: no agent on the instance; the same checks, with UDP and ping shown refused at
  * once (agentless mode carries TCP and DNS only).
+ *
+ * `--all-traffic`: the lab gets an "internet" host and the tunnel is a full tunnel; the same
+ * checks, plus the laptop's routes, what the internet sees, the system's DNS, and the routes
+ * given back after stop (demo_full.ts).
  */
 import { ExitCode, UserError } from "../errors.ts";
 import type { Lab, LabProcess } from "../../scripts/lab.ts";
+import * as full from "./demo_full.ts";
 
 export interface DemoOptions {
   pacing?: boolean;
   agentless?: boolean;
+  allTraffic?: boolean;
 }
 
 /** The default emulator VPC is 10.99.0.0/16: base+2 is the resolver agentless apps query. */
@@ -24,6 +30,12 @@ const NAME = "demo";
 const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 
 export async function runDemo(o: DemoOptions): Promise<void> {
+  if (o.agentless && o.allTraffic) {
+    throw new UserError(
+      "demo --all-traffic needs the agent (agentless mode carries TCP and DNS only, a full tunnel carries everything): drop --agentless",
+      ExitCode.Usage,
+    );
+  }
   if (Deno.build.os !== "linux") {
     throw new UserError(
       "ssm-proxy demo uses Linux network namespaces: run it on Linux",
@@ -42,7 +54,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
 
   let passed = 0;
   let failed = 0;
-  const line = (ok: boolean, what: string, detail: string, ms?: number) => {
+  const line: full.Line = (ok: boolean, what: string, detail: string, ms?: number) => {
     ok ? passed++ : failed++;
     const time = ms === undefined ? "" : `  (${fmtMs(ms)})`;
     console.log(`  ${ok ? "✓" : "✗"} ${what}${detail ? `: ${detail}` : ""}${time}`);
@@ -66,15 +78,17 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   };
 
   console.log(
-    "ssm-proxy demo: a laptop, an instance and a VPC as network namespaces on this machine",
+    `ssm-proxy demo: a laptop, an instance${
+      o.allTraffic ? ", a VPC and a host on the internet" : " and a VPC"
+    } as network namespaces on this machine`,
   );
   const lab: Lab = await step(
     "lab",
-    () => createLab(),
+    () => createLab({ internet: o.allTraffic }),
     (l) =>
       `namespaces ${
-        l.ns("laptop").replace(/laptop$/, "{laptop,instance,vpc}")
-      }, VPC ${l.vpcNetwork}`,
+        l.ns("laptop").replace(/laptop$/, `{${l.roles.join(",")}}`)
+      }, VPC ${l.vpcNetwork}${l.internetAddress ? `, internet host ${l.internetAddress}` : ""}`,
   );
   const procs: [string, LabProcess][] = [];
   try {
@@ -100,18 +114,28 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       );
       procs.push(["agent", agent]);
     }
+    const before = o.allTraffic
+      ? await step(
+        "laptop routes before the tunnel",
+        () => full.laptopSnapshot(lab),
+        full.describeBefore,
+      )
+      : undefined;
     const mode = o.agentless ? ["--mode", "agentless"] : [];
+    // A full tunnel routes everything, the VPC included: it needs no --cidr.
+    const [cidrs, extra] = o.allTraffic ? [[], ["--all-traffic"]] : [[lab.vpcNetwork], mode];
     const tunnel = await step(
-      `ssm-proxy start --target name:bastion --cidr ${lab.vpcNetwork} --name ${NAME}${
-        o.agentless ? " --mode agentless" : ""
-      }`,
-      () => stack.startTunnel(lab, "laptop", { name: NAME, cidrs: [lab.vpcNetwork], extra: mode }),
+      `ssm-proxy start --target name:bastion ${
+        o.allTraffic ? "--all-traffic" : `--cidr ${lab.vpcNetwork}`
+      } --name ${NAME}${o.agentless ? " --mode agentless" : ""}`,
+      () => stack.startTunnel(lab, "laptop", { name: NAME, cidrs, extra }),
       (t) =>
         `up${
           o.agentless ? " (agentless: nothing installed on the instance)" : ""
         }, ${t.status.address} on ${t.status.interface} -> ${t.status.target.instanceId}`,
     );
     procs.push(["ssm-proxy start", tunnel.proc]);
+    if (o.allTraffic) await full.showRoutes(lab, tunnel.status.interface, line);
 
     console.log(`From the laptop, through the tunnel:`);
     const svc = lab.serviceAddress;
@@ -132,6 +156,10 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       await probe(`UDP echo ${svc}:7`, ["udp", svc, "7"]);
       await ping(lab, svc, line);
     }
+    if (o.allTraffic) {
+      await full.showInternet(lab, line);
+      await full.showSystemDns(lab, line);
+    }
 
     const t0 = performance.now();
     const stopped = await stack.ssmProxy(lab, "laptop", ["stop", NAME]);
@@ -144,6 +172,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         : (stopped.stderr || stopped.stdout).trim(),
       performance.now() - t0,
     );
+    if (before) await full.showRestored(lab, before, line);
   } catch (e) {
     // A failed setup step was already counted and shown; anything else is a bug.
     if (!(e instanceof UserError)) throw e;
@@ -175,7 +204,7 @@ async function agentlessFixtures(lab: Lab): Promise<string> {
 async function notCarried(
   lab: Lab,
   address: string,
-  line: (ok: boolean, what: string, detail: string, ms?: number) => void,
+  line: full.Line,
 ): Promise<void> {
   const udp = await lab.probe("laptop", ["udp", address, "7"], 1000);
   line(!udp.ok, `UDP echo ${address}:7`, "not carried in agentless mode (needs the agent)");
@@ -194,7 +223,7 @@ async function notCarried(
 async function ping(
   lab: Lab,
   address: string,
-  line: (ok: boolean, what: string, detail: string, ms?: number) => void,
+  line: full.Line,
 ): Promise<void> {
   const what = `ping ${address}`;
   if (!onPath("ping")) {

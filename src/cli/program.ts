@@ -349,6 +349,10 @@ export function buildProgram() {
       "--agentless",
       "nothing installed on the instance: TCP and DNS through remote-host sessions",
     )
+    .option(
+      "--all-traffic",
+      "a full tunnel: everything, and every DNS name, through the VPC (with an internet host)",
+    )
     .action(async (opts) => {
       const { runDemo } = await import("../cli/demo.ts");
       await runDemo(opts);
