@@ -270,7 +270,10 @@ export class FakeDarwinLibc implements DarwinSys {
     const r = decodeRouteReply(m);
     if (!r.dst?.ip || r.dst.ip.length !== 4) return this.#err(DARWIN_E.EINVAL);
     const host = r.netmask?.ip === undefined;
-    const key = `${formatIP(r.dst.ip)}/${host ? 32 : prefixOf(r.netmask!.ip!)}`;
+    const prefix = `${formatIP(r.dst.ip)}/${host ? 32 : prefixOf(r.netmask!.ip!)}`;
+    // RTF_IFSCOPE: the route of that interface only, kept as "prefix%ifindex" (netstat's `I`).
+    const scope = m.flags & C.RTF_IFSCOPE ? m.index : 0;
+    const key = scope ? `${prefix}%${scope}` : prefix;
     if (m.type === C.RTM_ADD) {
       if (this.routes.has(key)) return this.#err(DARWIN_E.EEXIST);
       if (r.gateway?.ip) {
@@ -293,10 +296,16 @@ export class FakeDarwinLibc implements DarwinSys {
       return bytes.length;
     }
     if (m.type !== C.RTM_GET) return this.#err(DARWIN_E.EINVAL);
-    const found = host ? this.#lookup(r.dst.ip) : this.routes.has(key) ? key : undefined;
+    // A scoped exact lookup falls back to the unscoped route when that one is on the interface.
+    const exact = this.routes.has(key)
+      ? key
+      : scope && this.routes.get(prefix)?.index === scope
+      ? prefix
+      : undefined;
+    const found = host ? this.#lookup(r.dst.ip) : exact;
     if (!found) return this.#err(DARWIN_E.ESRCH);
     const rt = this.routes.get(found)!;
-    const [net, len] = found.split("/");
+    const [net, len] = found.split("%")[0].split("/");
     const mask = new Uint8Array(4).map((_, i) =>
       (0xff00 >> Math.min(8, Math.max(0, +len - 8 * i))) & 0xff
     );
@@ -327,6 +336,7 @@ export class FakeDarwinLibc implements DarwinSys {
     const n = ip.reduce((acc, b) => acc * 256 + b, 0);
     let best: string | undefined, bestLen = -1;
     for (const key of this.routes.keys()) {
+      if (key.includes("%")) continue; // scoped: only for lookups that name the interface
       const [net, len] = key.split("/");
       const base = net.split(".").reduce((acc, b) => acc * 256 + Number(b), 0);
       const size = 2 ** (32 - Number(len));

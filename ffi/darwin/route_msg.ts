@@ -16,6 +16,7 @@ import {
   RTAX_NETMASK,
   RTF_GATEWAY,
   RTF_HOST,
+  RTF_IFSCOPE,
   RTF_STATIC,
   RTF_UP,
   RTM_ADD,
@@ -162,6 +163,28 @@ export function encodeRouteGet(dst: Cidr, seq: number): Uint8Array<ArrayBuffer> 
     type: RTM_GET,
     flags: RTF_UP | RTF_GATEWAY | RTF_STATIC | (host ? RTF_HOST : 0),
     seq,
+    addrs,
+  });
+}
+
+/**
+ * RTM_GET of exactly 0.0.0.0/0 (DST|NETMASK|IFP), asking for the default route itself rather than
+ * the longest match, which our half-defaults would win. With `scope` (an ifindex) it is the
+ * scoped lookup of macos-dns-routes §5.3: RTF_IFSCOPE and `rtm_index` = scope find that
+ * interface's own default, which configd keeps (scoped) for the physical service while the utun
+ * is primary. The mask is a full 16-byte zero sockaddr_in: a trimmed one would be zero-length
+ * and end the kernel's parse before IFP.
+ */
+export function encodeDefaultGet(seq: number, scope?: number): Uint8Array<ArrayBuffer> {
+  const addrs: (Uint8Array | undefined)[] = [];
+  addrs[RTAX_DST] = sockaddrIp(new Uint8Array(4));
+  addrs[RTAX_NETMASK] = sockaddrMask(0, 4);
+  addrs[RTAX_IFP] = sockaddrDl();
+  return encodeRtMsg({
+    type: RTM_GET,
+    flags: RTF_UP | RTF_GATEWAY | (scope ? RTF_IFSCOPE : 0),
+    seq,
+    index: scope ?? 0,
     addrs,
   });
 }

@@ -9,6 +9,7 @@ import { DARWIN_E, OsError } from "../libc.ts";
 import { F_GETFL, F_SETFL, O_NONBLOCK, PF_ROUTE, POLLIN, RTM_GET, SOCK_RAW } from "./constants.ts";
 import {
   decodeRouteReply,
+  encodeDefaultGet,
   encodePinAdd,
   encodePinDelete,
   encodeRouteAdd,
@@ -18,7 +19,7 @@ import {
   type RouteReply,
   splitRtMessages,
 } from "./route_msg.ts";
-import { type DarwinSys, fcntl, sysCheck, sysError } from "./sys.ts";
+import { type DarwinSys, fcntl, indexToName, sysCheck, sysError } from "./sys.ts";
 import { errnoName } from "../libc.ts";
 
 /** Large enough for any single routing message (route(8) uses 2 KiB). */
@@ -102,14 +103,80 @@ export async function routeGet(
   dst: Cidr,
   timeoutMs = 1000,
 ): Promise<RouteReply | undefined> {
+  const s = nextRouteSeq();
+  return await get(sys, encodeRouteGet(dst, s), s, `RTM_GET ${cidrText(dst)}`, timeoutMs);
+}
+
+/**
+ * The default route 0.0.0.0/0 itself (exact prefix, so half-defaults do not answer), or with
+ * `scope` the default scoped to that ifindex (macos-dns-routes §5.3). Undefined when absent.
+ */
+export async function routeGetDefault(
+  sys: DarwinSys,
+  scope?: number,
+  timeoutMs = 1000,
+): Promise<RouteReply | undefined> {
+  const s = nextRouteSeq();
+  const what = `RTM_GET 0.0.0.0/0${scope ? ` scoped to ifindex ${scope}` : ""}`;
+  return await get(sys, encodeDefaultGet(s, scope), s, what, timeoutMs);
+}
+
+/** Loopback and tunnels (ours, another VPN's): never the physical uplink. */
+const isTunnel = (ifname: string) => /^(lo|utun|ipsec)\d/.test(ifname);
+
+/**
+ * The physical uplink's default route, also while a utun is primary. Not primary (no full-tunnel
+ * DNS): the unscoped default is it. Primary: configd keeps each physical service's default scoped
+ * to its interface (macos-dns-routes §5.3), so each interface but loopback and tunnels is asked,
+ * `prefer` first. Undefined when no interface has one.
+ */
+export async function routeGetUplinkDefault(
+  sys: DarwinSys,
+  prefer: number | undefined,
+  timeoutMs = 1000,
+): Promise<RouteReply | undefined> {
+  const name = (r: RouteReply) => r.ifp?.link?.name || indexToName(sys, r.index) || "";
+  const unscoped = await routeGetDefault(sys, undefined, timeoutMs);
+  if (unscoped && !isTunnel(name(unscoped))) return unscoped;
+  for (const index of scopeCandidates(sys, prefer)) {
+    // An interface the kernel will not scope a lookup to (no IPv4, going away) has no default.
+    const r = await routeGetDefault(sys, index, timeoutMs).catch((e) => {
+      if (e instanceof OsError) return undefined;
+      throw e;
+    });
+    // Without a route of its own the kernel may answer another interface's: only its own counts.
+    if (r && r.index === index && !isTunnel(name(r))) return r;
+  }
+  return undefined;
+}
+
+/**
+ * `first`, then every existing interface but loopback and tunnels. Indexes are dense (xnu reuses
+ * free ones), so the walk ends after 16 missing in a row.
+ */
+function scopeCandidates(sys: DarwinSys, first: number | undefined): number[] {
+  const out = first ? [first] : [];
+  for (let index = 1, missing = 0; missing < 16 && index < 1024; index++) {
+    const name = indexToName(sys, index);
+    missing = name === undefined ? missing + 1 : 0;
+    if (name !== undefined && index !== first && !isTunnel(name)) out.push(index);
+  }
+  return out;
+}
+
+/** Write one RTM_GET and read until its answer (our pid and `s`), skipping other events. */
+async function get(
+  sys: DarwinSys,
+  msg: Uint8Array<ArrayBuffer>,
+  s: number,
+  what: string,
+  timeoutMs: number,
+): Promise<RouteReply | undefined> {
   const fd = openRouteSocket(sys);
   try {
     // Nonblocking, so a reply that never comes costs a poll timeout, not a hung event loop.
     fcntl(sys, fd, F_SETFL, fcntl(sys, fd, F_GETFL) | O_NONBLOCK);
-    const s = nextRouteSeq();
     const pid = sys.getpid();
-    const what = `RTM_GET ${cidrText(dst)}`;
-    const msg = encodeRouteGet(dst, s);
     const ret = Number(sys.write(fd, msg, BigInt(msg.length)));
     if (ret < 0) {
       const e = sysError(sys, what);

@@ -15,6 +15,8 @@ export const RTM_GETROUTE = 26;
 
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_ACK = 0x4;
+/** NLM_F_ROOT|NLM_F_MATCH: every entry of the table, as a multipart reply ending in NLMSG_DONE. */
+export const NLM_F_DUMP = 0x300;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 
@@ -28,6 +30,7 @@ const IFF_UP = 0x1;
 const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
 const RTA_PREFSRC = 7;
 const RTA_TABLE = 15;
 const RT_TABLE_MAIN = 254;
@@ -37,6 +40,8 @@ const RT_SCOPE_LINK = 253;
 const RT_SCOPE_NOWHERE = 255;
 const RTN_UNICAST = 1;
 const RTM_F_LOOKUP_TABLE = 0x1000;
+const RTNH_F_DEAD = 0x1;
+const RTNH_F_LINKDOWN = 0x10;
 const HDR = 16;
 
 /** A kernel reply that does not parse. */
@@ -226,6 +231,21 @@ export function encodeGetRoute(a: { seq: number; dst: Uint8Array }): Uint8Array<
   );
 }
 
+/**
+ * `ip route show default`: a dump of the IPv4 routes, RTA_TABLE naming the main table. Only a
+ * socket with NETLINK_GET_STRICT_CHK makes the kernel honour that filter; ours has none, so the
+ * answer holds every table and pickDefaultRoute filters it.
+ */
+export function encodeDumpRoutes(a: { seq: number }): Uint8Array<ArrayBuffer> {
+  return encodeMessage(
+    RTM_GETROUTE,
+    NLM_F_REQUEST | NLM_F_DUMP,
+    a.seq,
+    rtmsg(AF_INET, 0, 0, 0, RT_SCOPE_UNIVERSE, 0),
+    [[RTA_TABLE, u32le(RT_TABLE_MAIN)]],
+  );
+}
+
 export interface NlMessage {
   type: number;
   flags: number;
@@ -288,6 +308,10 @@ export interface RouteReply {
   dstLen: number;
   table: number;
   type: number;
+  /** rtm_flags: RTNH_F_DEAD, RTNH_F_LINKDOWN (the carrier is gone), RTM_F_* ... */
+  flags: number;
+  /** RTA_PRIORITY, the metric; absent means 0. */
+  priority?: number;
   dst?: Uint8Array;
   oif?: number;
   gateway?: Uint8Array;
@@ -320,9 +344,41 @@ export function decodeRoute(msg: NlMessage): RouteReply {
     dstLen: b[1],
     table: u32(RTA_TABLE, "RTA_TABLE") ?? b[4],
     type: b[7],
+    flags: new DataView(b.buffer, b.byteOffset + 8, 4).getUint32(0, true),
+    priority: u32(RTA_PRIORITY, "RTA_PRIORITY"),
     dst: addr(RTA_DST, "RTA_DST"),
     oif: u32(RTA_OIF, "RTA_OIF"),
     gateway: addr(RTA_GATEWAY, "RTA_GATEWAY"),
     prefsrc: addr(RTA_PREFSRC, "RTA_PREFSRC"),
   };
+}
+
+/**
+ * The routes of a dump. An entry that does not parse (another table's, with attributes of a kind
+ * decodeRoute does not know) is left out rather than failing the whole answer.
+ */
+export function decodeRoutes(msgs: NlMessage[]): RouteReply[] {
+  return msgs.flatMap((m) => {
+    try {
+      return [decodeRoute(m)];
+    } catch (e) {
+      if (e instanceof NetlinkDecodeError) return [];
+      throw e;
+    }
+  });
+}
+
+/**
+ * The system's own IPv4 default route among dumped routes: main table, prefix 0, unicast, with an
+ * interface (a multipath default has none at the top level and is not ours to pick from). Among
+ * several, one whose link is up wins, then the lowest metric, as the kernel itself would choose.
+ */
+export function pickDefaultRoute(routes: RouteReply[]): RouteReply | undefined {
+  const down = (r: RouteReply) => (r.flags & (RTNH_F_DEAD | RTNH_F_LINKDOWN) ? 1 : 0);
+  return routes
+    .filter((r) =>
+      r.family === AF_INET && r.dstLen === 0 && r.table === RT_TABLE_MAIN &&
+      r.type === RTN_UNICAST && r.oif !== undefined
+    )
+    .sort((a, b) => down(a) - down(b) || (a.priority ?? 0) - (b.priority ?? 0))[0];
 }

@@ -20,6 +20,7 @@ import {
   routeAdd,
   routeDelete,
   routeGet,
+  routeGetUplinkDefault,
   routePinAdd,
   routePinDelete,
 } from "../../ffi/darwin/route_socket.ts";
@@ -197,6 +198,7 @@ function pinOf(s: DarwinSys, p: PinRoute) {
 }
 
 function darwinRoutes(sys: () => DarwinSys, timeoutMs: number): Routes {
+  let lastUplink: number | undefined;
   return {
     async add(cidr, ifname) {
       const s = sys();
@@ -271,14 +273,25 @@ function darwinRoutes(sys: () => DarwinSys, timeoutMs: number): Routes {
         address: a as Uint8Array<ArrayBuffer>,
         prefixLength: a.length * 8,
       }, timeoutMs);
-      if (!r) return undefined;
-      const gw = r.flags & RTF_GATEWAY ? r.gateway?.ip : undefined;
-      return {
-        interface: replyInterface(s, r),
-        gateway: gw && formatIP(gw),
-        source: r.ifa?.ip && formatIP(r.ifa.ip),
-      };
+      return r && infoOf(s, r);
     },
+
+    async defaultRoute() {
+      const s = sys();
+      const r = await routeGetUplinkDefault(s, lastUplink, timeoutMs);
+      // The next call asks this interface first: with two uplinks the answer stays put.
+      if (r) lastUplink = r.index;
+      return r && infoOf(s, r);
+    },
+  };
+}
+
+function infoOf(s: DarwinSys, r: RouteReply): RouteInfo {
+  const gw = r.flags & RTF_GATEWAY ? r.gateway?.ip : undefined;
+  return {
+    interface: replyInterface(s, r),
+    gateway: gw && formatIP(gw),
+    source: r.ifa?.ip && formatIP(r.ifa.ip),
   };
 }
 

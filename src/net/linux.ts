@@ -8,13 +8,17 @@ import { OsError } from "../../ffi/libc.ts";
 import { dbus, DBusConnection, DBusError } from "../../ffi/linux/dbus.ts";
 import {
   decodeRoute,
+  decodeRoutes,
   encodeDelGatewayRoute,
   encodeDelRoute,
+  encodeDumpRoutes,
   encodeGetRoute,
   encodeNewAddr,
   encodeNewGatewayRoute,
   encodeNewLink,
   encodeNewRoute,
+  pickDefaultRoute,
+  type RouteReply,
 } from "../../ffi/linux/netlink.ts";
 import { nextSeq, transact } from "../../ffi/linux/netlink_socket.ts";
 import { disableIPv6, indexToName, LinuxTunDevice, nameToIndex } from "../../ffi/linux/tun.ts";
@@ -31,6 +35,7 @@ import {
   type NetPlatform,
   type PinRoute,
   RouteExistsError,
+  type RouteInfo,
   type Routes,
   type Tun,
   type TunConfig,
@@ -216,16 +221,26 @@ const routes: Routes = {
       }
       throw e;
     }
-    if (replies.length === 0) return undefined;
-    const r = decodeRoute(replies[0]);
-    if (r.oif === undefined) return undefined;
-    return {
-      interface: indexToName(r.oif) ?? `if${r.oif}`,
-      gateway: r.gateway && formatIP(r.gateway),
-      source: r.prefsrc && formatIP(r.prefsrc),
-    };
+    return replies.length === 0 ? undefined : infoOf(decodeRoute(replies[0]));
+  },
+
+  async defaultRoute() {
+    // A dump, not a lookup: `route get` would answer our half-defaults once they are in place.
+    const seq = nextSeq();
+    const replies = await transact(encodeDumpRoutes({ seq }), seq, "route show default");
+    const r = pickDefaultRoute(decodeRoutes(replies));
+    return r && infoOf(r);
   },
 };
+
+function infoOf(r: RouteReply): RouteInfo | undefined {
+  if (r.oif === undefined) return undefined;
+  return {
+    interface: indexToName(r.oif) ?? `if${r.oif}`,
+    gateway: r.gateway && formatIP(r.gateway),
+    source: r.prefsrc && formatIP(r.prefsrc),
+  };
+}
 
 const RESOLVE1 = {
   destination: "org.freedesktop.resolve1",

@@ -70,6 +70,12 @@ export interface Routes {
    * it is not on-link (for conflict checks and for pins).
    */
   get(address: string): Promise<RouteInfo | undefined>;
+  /**
+   * The system's own IPv4 default route (the physical uplink's gateway and interface), also while
+   * our half-defaults are in place, where `get` would answer the tunnel. Undefined when there is
+   * none (no network). What full-tunnel pins are re-made through when the network changes.
+   */
+  defaultRoute(): Promise<RouteInfo | undefined>;
 }
 
 export interface DnsConfig {

@@ -15,5 +15,6 @@ export function routeTable(entries: [string, RouteInfo][]): Routes {
       const hit = entries.find(([prefix]) => prefix === "default" || address.startsWith(prefix));
       return Promise.resolve(hit?.[1]);
     },
+    defaultRoute: () => Promise.resolve(entries.find(([prefix]) => prefix === "default")?.[1]),
   };
 }
