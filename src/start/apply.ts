@@ -53,9 +53,12 @@ export async function bringUp(
   const pinned: PinRoute[] = [];
   let dns: DnsState = { kind: "none", items: [] };
   let undone = false;
+  let keeper: { stop(): Promise<void> } | undefined;
   const undo = async () => {
     if (undone) return;
     undone = true;
+    // First: a replacement in flight finishes, so the pins removed below are the current ones.
+    await keeper?.stop();
     for (const r of [...added].reverse()) await net.routes.delete(r, tun!.name).catch(() => {});
     // After the half-defaults: until they are gone the pins keep the session's path.
     for (const p of pinned) await net.routes.deletePin(p).catch(() => {});
@@ -106,6 +109,20 @@ export async function bringUp(
   } catch (e) {
     await undo();
     throw e;
+  }
+  if (pinned.length) {
+    // The network may change under a full tunnel: its pins follow the new default route.
+    const { startPinKeeper } = await import("./pin_keeper.ts");
+    keeper = startPinKeeper({
+      routes: net.routes,
+      pins: pinned,
+      onChange: o.progress,
+      onPins: (pins) => {
+        pinned.splice(0, pinned.length, ...pins);
+        state.pins = pins.map((p) => ({ ...p }));
+        writeState(state).catch(() => {});
+      },
+    });
   }
   return { tun, state, undo };
 }
