@@ -76,6 +76,20 @@ function ipv6ToString(b: Uint8Array): string {
 }
 
 /**
+ * Whether the client sends packet `p` to the agent: IPv4 always; IPv6 only when the tunnel has
+ * an IPv6 address (`address6`, 16 bytes) and the packet comes from it. Once a tun has IPv6 the
+ * kernel also sends its own chatter into it (router solicitations, MLD, from fe80:: or ::):
+ * that stays here, as the agent would drop it as spoofed anyway.
+ */
+export function carried(p: Uint8Array, address6: Uint8Array | undefined): boolean {
+  const v = ipVersion(p);
+  if (v === 4) return true;
+  if (v !== 6 || !address6 || p.length < 40) return false;
+  for (let i = 0; i < 16; i++) if (p[8 + i] !== address6[i]) return false;
+  return true;
+}
+
+/**
  * A hash of the flow (addresses, protocol, ports) that is the same in both directions, so that
  * client and agent, choosing among the same live stripes, keep a flow on one stripe and in order.
  * FNV-1a over the header bytes that identify the flow, with the two endpoints in sorted order,
