@@ -2,8 +2,9 @@
  * `ssm-proxy-agent cleanup`: remove what earlier runs may have left on the host, so an
  * uninstaller (run after `systemctl stop`) leaves nothing behind. A stop with a state dir keeps
  * the NAT rules and leases on purpose (server.ts), and a crash keeps everything; the tun device
- * needs nothing (the kernel removes it with the process). ip_forward is left alone: no record
- * says what it was before the agent first ran.
+ * needs nothing (the kernel removes it with the process). NAT rules are both the IPv4 table or
+ * chains and the NAT66 table. ip_forward and IPv6 forwarding are left alone: no record says what
+ * they were before the agent first ran.
  *
  * Idempotent: each removal is one line on stdout ("removed …") and nothing else is printed there,
  * so an uninstaller can relay the lines as they are; nothing there is no output and exit 0.

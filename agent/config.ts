@@ -3,6 +3,11 @@
  *
  *   listen: 127.0.0.1:7797     # where the SSM agent's Port session connects (host:port)
  *   pool: 100.64.0.0/16        # tunnel addresses; the agent's tun takes the first host address
+ *   pool6: fd7a:5353:5d8b::/48 # tunnel IPv6 addresses (a ULA fd00::/8 block, /48 to /112): a
+ *                              # tunnel gets the same host index as in pool (100.64.0.2 → ::2)
+ *   ipv6: auto                 # auto | on | off: auto is on when NAT66 can be set up (nat via
+ *                              # nft) and the uplink has a global IPv6 address; clients get
+ *                              # IPv6 only when their hello asks for it
  *   mtu: 1400                  # tun MTU; a client gets min(its MTU, this)
  *   tunName: ssmp%d            # %d lets the kernel number the device
  *   uplink: eth0               # masquerade out of here (default: the default route's interface)
@@ -10,7 +15,8 @@
  *                              # /etc/resolv.conf, or systemd-resolved's upstream if that is 127.x)
  *   nat: auto                  # auto (nft, else iptables) | nft | iptables | off
  *   policy:
- *     allow: [10.0.0.0/8]      # default: everywhere (0.0.0.0/0)
+ *     allow: [10.0.0.0/8]      # default: everywhere (0.0.0.0/0 and ::/0); IPv6 CIDRs too. A
+ *                              # list of one family allows nothing of the other
  *     deny: [10.0.9.0/24]
  *   leaseGraceSeconds: 120     # a tunnel keeps its address this long after its last stripe
  *   stateDir: /var/lib/ssm-proxy  # leases kept here survive a restart of the agent (default:
@@ -30,7 +36,10 @@
  * "terminate" the instance is gone for good); `ssm-proxy start --wake` starts it again.
  *
  * Always denied whatever `policy` says: 169.254.0.0/16 (instance metadata, link-local),
- * 127.0.0.0/8, 0.0.0.0/8, 224.0.0.0/4 and the pool itself (tunnels cannot reach each other).
+ * 127.0.0.0/8, 0.0.0.0/8, 224.0.0.0/4 and the pool itself (tunnels cannot reach each other); for
+ * IPv6 fe80::/10, ff00::/8, ::1, ::, ::ffff:0:0/96, fd00:ec2::/32 (EC2's metadata, DNS and time
+ * services) and pool6. A NAT64 destination (64:ff9b::/96) must also pass the IPv4 rules for the
+ * IPv4 address it embeds.
  *
  * Unknown keys and wrong types are errors naming the file, line and key.
  */
@@ -38,13 +47,18 @@ import { isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { YamlWalker } from "../src/config/yaml_walk.ts";
 import { UserError } from "../src/errors.ts";
 import { type Cidr, parseCidr, parseIpv4 } from "./cidr.ts";
+import { type Cidr6, DEFAULT_POOL6, formatCidr6, parseCidr6, pool6Misfit } from "./cidr6.ts";
 import { parseDuration } from "./duration.ts";
 
 export type NatMode = "auto" | "nft" | "iptables" | "off";
+export type Ipv6Mode = "auto" | "on" | "off";
 
 export interface AgentConfig {
   listen: { hostname: string; port: number };
   pool: Cidr;
+  /** Tunnels' IPv6 addresses, same host index as in `pool`. */
+  pool6: Cidr6;
+  ipv6: Ipv6Mode;
   mtu: number;
   tunName: string;
   /** Undefined: detect from /proc/net/route at start. */
@@ -62,6 +76,8 @@ export interface AgentConfig {
   idleStopAfterMs: number;
   /** argv of the idle stop command. */
   idleStopCommand: string[];
+  /** The file it was read from, for messages (undefined: built-in defaults). */
+  file?: string;
 }
 
 export const DEFAULT_CONFIG_PATH = "/etc/ssm-proxy/agent.yaml";
@@ -70,6 +86,8 @@ export function defaultConfig(): AgentConfig {
   return {
     listen: { hostname: "127.0.0.1", port: 7797 },
     pool: parseCidr("100.64.0.0/16")!,
+    pool6: parseCidr6(DEFAULT_POOL6)!,
+    ipv6: "auto",
     mtu: 1400,
     tunName: "ssmp%d",
     nat: "auto",
@@ -86,6 +104,8 @@ const TUN_NAME = /^[A-Za-z0-9_.-]*(%d)?[A-Za-z0-9_.-]*$/;
 const KEYS = [
   "listen",
   "pool",
+  "pool6",
+  "ipv6",
   "mtu",
   "tunName",
   "uplink",
@@ -126,7 +146,7 @@ export async function loadConfig(path: string, required: boolean): Promise<Agent
     const why = (e as Error).message.replace(/ \(os error \d+\).*$/, "");
     throw new ConfigError(`cannot read config ${path}: ${why}`);
   }
-  return parseConfig(text, path);
+  return { ...parseConfig(text, path), file: path };
 }
 
 export function parseConfig(text: string, file = "<config>"): AgentConfig {
@@ -162,6 +182,29 @@ export function parseConfig(text: string, file = "<config>"): AgentConfig {
       v.fail(pool.node, "pool", `prefix /${c.prefix} must be between /8 and /30`);
     }
     cfg.pool = c;
+  }
+  const pool6 = str("pool6");
+  if (pool6) {
+    const c = parseCidr6(pool6.value);
+    if (!c) {
+      v.fail(pool6.node, "pool6", `"${pool6.value}" is not an IPv6 network like ${DEFAULT_POOL6}`);
+    }
+    if (c.bytes[0] !== 0xfd) {
+      v.fail(pool6.node, "pool6", `${formatCidr6(c)} is not a unique local (fd00::/8) block`);
+    }
+    if (c.prefix < 48 || c.prefix > 112) {
+      v.fail(pool6.node, "pool6", `prefix /${c.prefix} must be between /48 and /112`);
+    }
+    cfg.pool6 = c;
+  }
+  const misfit = pool6Misfit(cfg.pool6, cfg.pool);
+  if (misfit) v.fail((pool6 ?? pool)!.node, pool6 ? "pool6" : "pool", misfit);
+  const ipv6 = str("ipv6");
+  if (ipv6) {
+    if (!["auto", "on", "off"].includes(ipv6.value)) {
+      v.fail(ipv6.node, "ipv6", `expected auto, on or off, got "${ipv6.value}"`);
+    }
+    cfg.ipv6 = ipv6.value as Ipv6Mode;
   }
   const mtu = scalar("mtu");
   if (mtu) {
@@ -272,13 +315,13 @@ class Validator extends YamlWalker {
       const p = `${path}[${i}]`;
       const s = this.scalar(item as Node, p);
       if (!s || typeof s.value !== "string") {
-        this.fail(item as Node, p, "expected a CIDR like 10.0.0.0/16");
+        this.fail(item as Node, p, "expected a CIDR like 10.0.0.0/16 or 2600:1f18::/56");
       }
-      if (!parseCidr(s.value)) {
+      if (!(s.value.includes(":") ? parseCidr6(s.value) : parseCidr(s.value))) {
         this.fail(
           s.node,
           p,
-          `"${s.value}" is not an IPv4 network like 10.0.0.0/16 (host bits zero)`,
+          `"${s.value}" is not a network like 10.0.0.0/16 or 2600:1f18::/56 (host bits zero)`,
         );
       }
       return s.value;

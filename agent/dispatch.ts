@@ -2,25 +2,38 @@
  * Packet decisions in both directions. Pure apart from the injected tun and links.
  *
  * Client → VPC: a packet leaves only if its source is the tunnel's address (no spoofing of
- * other tunnels or the VPC) and its destination is allowed by the policy.
+ * other tunnels or the VPC) and its destination is allowed by the policy. IPv6 likewise, from a
+ * tunnel that has an IPv6 address; from any other tunnel it is refused like any non-IP bytes.
  * VPC → client: the tun's packets go to the tunnel owning the destination address, on the stripe
  * its flow hashes to; packets of one tun read are flushed together, so each stripe gets one
  * coalesced write per batch.
  */
 import { ipv4Dst, ipv4Src } from "../src/tunnel/packet.ts";
 import type { Tun } from "../src/net/types.ts";
+import { equal6At } from "./cidr6.ts";
 import type { Policy } from "./policy.ts";
 import type { AgentStats } from "./stats.ts";
 import type { Registry, StripeLink, Tunnel } from "./tunnels.ts";
 
-export type Verdict = "ok" | "not-ipv4" | "spoofed" | "denied";
+/** "unsupported": neither IPv4 nor IPv6 this tunnel may send (counted as notIpv4). */
+export type Verdict = "ok" | "unsupported" | "spoofed" | "denied";
 
-export function inboundVerdict(p: Uint8Array, tunnelAddress: number, policy: Policy): Verdict {
+const IPV6_HEADER = 40;
+
+export function inboundVerdict(
+  p: Uint8Array,
+  tunnel: Pick<Tunnel, "address" | "address6">,
+  policy: Policy,
+): Verdict {
   const src = ipv4Src(p);
-  if (src < 0) return "not-ipv4";
-  if (src !== tunnelAddress) return "spoofed";
-  if (!policy.allows(ipv4Dst(p))) return "denied";
-  return "ok";
+  if (src >= 0) {
+    if (src !== tunnel.address) return "spoofed";
+    return policy.allows(ipv4Dst(p)) ? "ok" : "denied";
+  }
+  const a6 = tunnel.address6;
+  if (!a6 || p.length < IPV6_HEADER || p[0] >> 4 !== 6) return "unsupported";
+  if (!equal6At(a6, p, 8)) return "spoofed";
+  return policy.allows6(p, 24) ? "ok" : "denied";
 }
 
 /** Client packets of one PACKETS frame → the tun. */
@@ -32,7 +45,7 @@ export function fromClient(
   stats: AgentStats,
 ): void {
   for (const p of packets) {
-    switch (inboundVerdict(p, tunnel.address, policy)) {
+    switch (inboundVerdict(p, tunnel, policy)) {
       case "ok":
         if (tun.write(p)) {
           stats.packetsIn++;
@@ -45,24 +58,46 @@ export function fromClient(
       case "denied":
         stats.denied++;
         break;
-      case "not-ipv4":
+      case "unsupported":
         stats.notIpv4++;
         break;
     }
   }
 }
 
+/** Keys above this are IPv6 destinations: V6 + the IPv4 address with the same host index. */
+const V6 = 2 ** 32;
+const NONE = -1;
+/** The kernel's own IPv6 multicast (ND, MLD) on the tun: nobody's packet, not worth a count. */
+const CHATTER = -2;
+
+/** Which tunnel address a tun packet is for, as a number (see V6), or NONE/CHATTER. */
+function destinationKey(p: Uint8Array, registry: Registry): number {
+  const dst = ipv4Dst(p);
+  if (dst >= 0) return dst;
+  if (p.length < IPV6_HEADER || p[0] >> 4 !== 6) return NONE;
+  if (p[24] === 0xff) return CHATTER;
+  const ipv6 = registry.ipv6;
+  const a = "pool6" in ipv6 ? ipv6.pool6.ipv4Of(p, 24) : -1;
+  return a < 0 ? NONE : V6 + a;
+}
+
 /** One tun read's packets → the stripes' queues, then one flush per touched stripe. */
 export function fromTun(packets: Uint8Array[], registry: Registry, stats: AgentStats): void {
   const touched = new Set<StripeLink>();
-  let lastAddress = -1;
+  let lastKey = NONE;
   let lastTunnel: Tunnel | undefined;
   for (const p of packets) {
-    const dst = ipv4Dst(p);
+    const key = destinationKey(p, registry);
+    if (key === CHATTER) continue;
     // Packets of one read are mostly for the same few tunnels: skip the map lookup on repeats.
-    if (dst !== lastAddress) {
-      lastAddress = dst;
-      lastTunnel = dst < 0 ? undefined : registry.byAddress(dst);
+    if (key !== lastKey) {
+      lastKey = key;
+      lastTunnel = key < 0
+        ? undefined
+        : key >= V6
+        ? registry.byAddress6(key - V6)
+        : registry.byAddress(key);
     }
     const link = lastTunnel?.linkFor(p);
     if (!link) {

@@ -38,6 +38,11 @@ export interface WelcomeParams {
   resolver?: string;
   policy: WirePolicy;
   agentVersion: string;
+  /**
+   * Only for a hello that asked for FEATURE_IPV6: the tunnel's IPv6 addresses, or why there are
+   * none. Clients that did not ask never see either.
+   */
+  ipv6?: { address6: string; peer6: string } | { off: string };
 }
 
 export function welcomeFor(h: Hello, p: WelcomeParams): Welcome {
@@ -49,5 +54,10 @@ export function welcomeFor(h: Hello, p: WelcomeParams): Welcome {
     ...(p.resolver ? { resolver: p.resolver } : {}),
     policy: p.policy,
     agent: `ssm-proxy-agent ${p.agentVersion}`,
+    ...(p.ipv6 === undefined
+      ? {}
+      : "off" in p.ipv6
+      ? { ipv6Off: p.ipv6.off }
+      : { address6: p.ipv6.address6, peer6: p.ipv6.peer6 }),
   };
 }

@@ -10,10 +10,14 @@ import {
   IPT_NAT_CHAIN,
   iptablesSetup,
   iptablesTeardown,
+  type Nat6Params,
   type NatParams,
   NFT_TABLE,
+  nftDropStale6,
   nftRuleset,
+  nftRuleset6,
   nftTeardown,
+  nftTeardown6,
 } from "./nat_rules.ts";
 
 export interface NatHandle {
@@ -106,6 +110,28 @@ export async function installNat(mode: Exclude<NatMode, "off">, p: NatParams): P
   );
 }
 
+/** NAT66 (nft only); throws a UserError saying what went wrong. */
+export async function installNat6(p: Nat6Params): Promise<NatHandle> {
+  const r = await run("nft", ["-f", "-"], nftRuleset6(p));
+  if (r === undefined) throw new UserError("NAT66 needs nft, which is not installed");
+  if (!r.ok) throw new UserError(`nft could not install the NAT66 rules: ${firstLine(r.stderr)}`);
+  return {
+    backend: "nft",
+    async remove() {
+      const r = await run("nft", ["-f", "-"], nftTeardown6());
+      return r?.ok ? undefined : `nft could not remove table ip6: ${firstLine(r?.stderr ?? "")}`;
+    },
+  };
+}
+
+/**
+ * With IPv6 off now, remove the NAT66 table an earlier run with IPv6 on kept (a stop with a state
+ * dir keeps NAT rules). Best effort: a missing table or nft is fine.
+ */
+export async function dropStaleNat6(): Promise<void> {
+  await run("nft", ["-f", "-"], nftDropStale6());
+}
+
 /**
  * Remove whatever rules an earlier run left (a crash, or a stop with a state dir, which keeps
  * them on purpose), whichever backend it used: for `ssm-proxy-agent cleanup` after the service
@@ -114,10 +140,15 @@ export async function installNat(mode: Exclude<NatMode, "off">, p: NatParams): P
 export async function removeLeftoverNat(): Promise<{ removed: string[]; problems: string[] }> {
   const removed: string[] = [];
   const problems: string[] = [];
-  if ((await run("nft", ["list", "table", "ip", NFT_TABLE]))?.ok) {
-    const r = await run("nft", ["-f", "-"], nftTeardown());
-    if (r?.ok) removed.push(`nft table ip ${NFT_TABLE}`);
-    else problems.push(`nft could not remove table ip ${NFT_TABLE}: ${firstLine(r?.stderr ?? "")}`);
+  for (const [family, teardown] of [["ip", nftTeardown()], ["ip6", nftTeardown6()]] as const) {
+    if (!(await run("nft", ["list", "table", family, NFT_TABLE]))?.ok) continue;
+    const r = await run("nft", ["-f", "-"], teardown);
+    if (r?.ok) removed.push(`nft table ${family} ${NFT_TABLE}`);
+    else {
+      problems.push(
+        `nft could not remove table ${family} ${NFT_TABLE}: ${firstLine(r?.stderr ?? "")}`,
+      );
+    }
   }
   const chains = async () => {
     const fwd = await run("iptables", ["-w", "-n", "-L", IPT_FWD_CHAIN]);

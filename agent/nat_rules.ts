@@ -10,8 +10,13 @@
  *   accept: a drop policy in our table would cut every other forwarded flow on the host.
  * - Clamp TCP MSS on SYNs both ways to what fits the tun MTU, so peers with a larger path MTU
  *   never send segments the tunnel would have to drop.
+ *
+ * IPv6 (NAT66) gets the same rules in a table of the ip6 family with the same name, nft only,
+ * installed and removed on its own so that IPv6 trouble never costs the IPv4 rules. Replies and
+ * ICMPv6 errors about forwarded flows (packet too big above all) pass as established/related.
  */
 import { type Cidr, formatCidr } from "./cidr.ts";
+import { type Cidr6, formatCidr6 } from "./cidr6.ts";
 
 export const NFT_TABLE = "ssm_proxy";
 export const IPT_FWD_CHAIN = "SSM-PROXY-FWD";
@@ -24,8 +29,32 @@ export interface NatParams {
   mtu: number;
 }
 
+export interface Nat6Params {
+  pool6: Cidr6;
+  tun: string;
+  uplink: string;
+  mtu: number;
+}
+
 /** IPv4 + TCP headers without options. */
 export const mssFor = (mtu: number) => mtu - 40;
+/** IPv6 + TCP headers without options. */
+export const mss6For = (mtu: number) => mtu - 60;
+
+function forwardChain(tun: string, mss: number): string[] {
+  const clamp = `tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} ` +
+    `tcp option maxseg size set ${mss}`;
+  return [
+    `  chain forward {`,
+    `    type filter hook forward priority filter; policy accept;`,
+    `    iifname "${tun}" ${clamp}`,
+    `    oifname "${tun}" ${clamp}`,
+    `    iifname "${tun}" accept`,
+    `    oifname "${tun}" ct state established,related accept`,
+    `    oifname "${tun}" drop`,
+    `  }`,
+  ];
+}
 
 /**
  * One `nft -f -` transaction. The leading `table …` + `delete table …` pair makes it replace a
@@ -42,14 +71,7 @@ export function nftRuleset(p: NatParams): string {
     `    type nat hook postrouting priority srcnat; policy accept;`,
     `    ip saddr ${pool} oifname "${p.uplink}" masquerade`,
     `  }`,
-    `  chain forward {`,
-    `    type filter hook forward priority filter; policy accept;`,
-    `    iifname "${p.tun}" tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
-    `    oifname "${p.tun}" tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
-    `    iifname "${p.tun}" accept`,
-    `    oifname "${p.tun}" ct state established,related accept`,
-    `    oifname "${p.tun}" drop`,
-    `  }`,
+    ...forwardChain(p.tun, mss),
     `}`,
     ``,
   ].join("\n");
@@ -58,6 +80,31 @@ export function nftRuleset(p: NatParams): string {
 /** Removal: our table and nothing else. */
 export function nftTeardown(): string {
   return `delete table ip ${NFT_TABLE}\n`;
+}
+
+/** NAT66 from pool6 out of the uplink: nftRuleset's IPv6 twin, replacing a stale table too. */
+export function nftRuleset6(p: Nat6Params): string {
+  return [
+    `table ip6 ${NFT_TABLE}`,
+    `delete table ip6 ${NFT_TABLE}`,
+    `table ip6 ${NFT_TABLE} {`,
+    `  chain postrouting {`,
+    `    type nat hook postrouting priority srcnat; policy accept;`,
+    `    ip6 saddr ${formatCidr6(p.pool6)} oifname "${p.uplink}" masquerade`,
+    `  }`,
+    ...forwardChain(p.tun, mss6For(p.mtu)),
+    `}`,
+    ``,
+  ].join("\n");
+}
+
+export function nftTeardown6(): string {
+  return `delete table ip6 ${NFT_TABLE}\n`;
+}
+
+/** Removes an IPv6 table a run with IPv6 on left behind, and succeeds when there is none. */
+export function nftDropStale6(): string {
+  return `table ip6 ${NFT_TABLE}\ndelete table ip6 ${NFT_TABLE}\n`;
 }
 
 /**

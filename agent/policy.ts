@@ -2,27 +2,60 @@
  * Destination policy: which addresses a tunnel may reach through the instance (DESIGN §3). Pure.
  *
  * A destination is allowed when it is inside some `allow` block and inside no `deny` block.
- * Deny always wins. An empty allow list means "everywhere" (0.0.0.0/0). Some blocks are denied
- * whatever the config says: they reach the instance itself or things that trust it by address.
+ * Deny always wins. An empty allow list means "everywhere" (0.0.0.0/0 and ::/0); a list naming
+ * only one family allows nothing of the other, so adding IPv6 never widens a narrowed policy.
+ * Some blocks are denied whatever the config says: they reach the instance itself or things that
+ * trust it by address.
  */
 import { type Cidr, cidrContains, formatCidr, parseCidr } from "./cidr.ts";
+import { type Cidr6, contains6At, DEFAULT_POOL6, formatCidr6, parseCidr6 } from "./cidr6.ts";
 import type { Policy as WirePolicy } from "../src/tunnel/wire.ts";
 
 /** Always denied: metadata/link-local, loopback, "this network", multicast. The pool is added too. */
 export const ALWAYS_DENIED = ["169.254.0.0/16", "127.0.0.0/8", "0.0.0.0/8", "224.0.0.0/4"];
 
+/**
+ * IPv6 always denied: link-local, multicast, loopback, unspecified, IPv4-mapped (an IPv4
+ * destination in disguise), and fd00:ec2::/32, where EC2 puts the instance's own metadata
+ * (fd00:ec2::254), DNS (::253), time (::123) and licensing (::240) services. Pool6 is added too.
+ */
+export const ALWAYS_DENIED6 = [
+  "fe80::/10",
+  "ff00::/8",
+  "::1/128",
+  "::/128",
+  "::ffff:0:0/96",
+  "fd00:ec2::/32",
+];
+
+/** NAT64's well-known prefix: the last 32 bits are an IPv4 destination, checked as one. */
+const NAT64 = parseCidr6("64:ff9b::/96")!;
+
 export class Policy {
   readonly allow: Cidr[];
   readonly deny: Cidr[];
+  readonly allow6: Cidr6[];
+  readonly deny6: Cidr6[];
 
-  /** `allow`/`deny` are CIDR texts already validated by the config loader. */
-  constructor(allow: string[], deny: string[], pool: Cidr) {
-    this.allow = (allow.length ? allow : ["0.0.0.0/0"]).map(mustParse);
-    const denied = [...ALWAYS_DENIED.map(mustParse), pool, ...deny.map(mustParse)];
-    // Drop duplicates so the welcome shows each block once.
-    const byText = new Map<string, Cidr>();
-    for (const c of denied) byText.set(formatCidr(c), c);
-    this.deny = [...byText.values()];
+  /** `allow`/`deny` are CIDR texts of either family, already validated by the config loader. */
+  constructor(
+    allow: string[],
+    deny: string[],
+    pool: Cidr,
+    pool6: Cidr6 = parseCidr6(DEFAULT_POOL6)!,
+  ) {
+    const [allow4, allow6] = split(allow);
+    const [deny4, deny6] = split(deny);
+    this.allow = (allow.length ? allow4 : ["0.0.0.0/0"]).map(mustParse);
+    this.allow6 = (allow.length ? allow6 : ["::/0"]).map(mustParse6);
+    this.deny = unique(
+      [...ALWAYS_DENIED.map(mustParse), pool, ...deny4.map(mustParse)],
+      formatCidr,
+    );
+    this.deny6 = unique(
+      [...ALWAYS_DENIED6.map(mustParse6), pool6, ...deny6.map(mustParse6)],
+      formatCidr6,
+    );
   }
 
   allows(dst: number): boolean {
@@ -31,14 +64,55 @@ export class Policy {
     return false;
   }
 
-  /** The policy as sent in WELCOME, so the client can explain refusals before sending. */
-  toWire(): WirePolicy {
-    return { allow: this.allow.map(formatCidr), deny: this.deny.map(formatCidr) };
+  /** The IPv6 destination at `p[off..off+16]` (a packet's, read in place). */
+  allows6(p: Uint8Array, off: number): boolean {
+    for (const c of this.deny6) if (contains6At(c, p, off)) return false;
+    // Through a NAT64 gateway 64:ff9b::a9fe:a9fe is 169.254.169.254: the IPv4 rules apply too.
+    if (contains6At(NAT64, p, off)) {
+      const v4 = ((p[off + 12] << 24) | (p[off + 13] << 16) | (p[off + 14] << 8) | p[off + 15]) >>>
+        0;
+      if (!this.allows(v4)) return false;
+    }
+    for (const c of this.allow6) if (contains6At(c, p, off)) return true;
+    return false;
   }
+
+  /**
+   * The policy as sent in WELCOME, so the client can explain refusals before sending. IPv6
+   * blocks only for a tunnel that has IPv6: older clients never see them.
+   */
+  toWire(ipv6 = false): WirePolicy {
+    const allow = this.allow.map(formatCidr);
+    const deny = this.deny.map(formatCidr);
+    if (!ipv6) return { allow, deny };
+    return {
+      allow: [...allow, ...this.allow6.map(formatCidr6)],
+      deny: [...deny, ...this.deny6.map(formatCidr6)],
+    };
+  }
+}
+
+const isV6 = (text: string) => text.includes(":");
+
+function split(texts: string[]): [string[], string[]] {
+  return [texts.filter((t) => !isV6(t)), texts.filter(isV6)];
+}
+
+/** Drop duplicates so the welcome shows each block once. */
+function unique<T>(list: T[], key: (c: T) => string): T[] {
+  const byText = new Map<string, T>();
+  for (const c of list) byText.set(key(c), c);
+  return [...byText.values()];
 }
 
 function mustParse(text: string): Cidr {
   const c = parseCidr(text, false);
   if (!c) throw new Error(`invalid CIDR ${text}`);
+  return c;
+}
+
+function mustParse6(text: string): Cidr6 {
+  const c = parseCidr6(text, false);
+  if (!c) throw new Error(`invalid IPv6 CIDR ${text}`);
   return c;
 }

@@ -8,9 +8,11 @@ import { keepMemoryTrimmed } from "../src/runtime.ts";
 import type { Tun, TunConfig } from "../src/net/types.ts";
 import { type AgentConfig, IFNAME } from "./config.ts";
 import { formatCidr, formatIpv4 } from "./cidr.ts";
+import { formatCidr6, formatIpv6 } from "./cidr6.ts";
 import { serveConnection } from "./connection.ts";
 import { fromTun } from "./dispatch.ts";
 import { enableForwarding } from "./forwarding.ts";
+import { type Ipv6Setup, startIpv6 } from "./ipv6.ts";
 import { installNat } from "./nat.ts";
 import { Policy } from "./policy.ts";
 import { LeaseFile } from "./leases.ts";
@@ -27,8 +29,10 @@ export interface AgentOptions {
   config: AgentConfig;
   /** Default: the platform's tun (src/net/platform.ts). Tests pass a fake. */
   openTun?: (cfg: TunConfig) => Promise<Tun>;
-  /** Turn on /proc/sys ip_forward, restoring it on close (default true). */
+  /** Turn on /proc/sys ip_forward (and IPv6 forwarding), restoring them on close (default true). */
   manageSysctls?: boolean;
+  /** Give the tun its IPv6 address (default: rtnetlink). Tests with a fake tun pass their own. */
+  addTunAddress6?: Ipv6Setup["addTunAddress6"];
   log?: (line: string) => void;
   /** Clock for leases (ms). */
   now?: () => number;
@@ -41,6 +45,8 @@ export interface Agent {
   readonly addr: Deno.NetAddr;
   readonly tunName: string;
   readonly address: string;
+  /** The tun's IPv6 address; undefined while IPv6 is off (registry.ipv6 says why). */
+  readonly address6?: string;
   readonly nat: "nft" | "iptables" | "off";
   readonly stats: AgentStats;
   readonly registry: Registry;
@@ -50,7 +56,7 @@ export interface Agent {
   readonly statusFile?: string;
   /** Settles when the agent fails on its own (the tun broke); close() still has to be called. */
   readonly failed: Promise<Error>;
-  /** Say goodbye to every stripe, close the tun, remove NAT, restore ip_forward. Idempotent. */
+  /** Say goodbye to every stripe, close the tun, remove NAT, restore forwarding. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -82,6 +88,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         );
       }
     }
+    // Without NAT the uplink matters to IPv6 only, for its accept_ra (forwarding.ts).
+    if (cfg.nat === "off" && cfg.ipv6 === "on" && !uplink && (opts.manageSysctls ?? true)) {
+      const found = await detectUplink();
+      uplink = found && IFNAME.test(found) ? found : undefined;
+    }
     const resolver = cfg.resolver ?? await detectResolver();
     const pool = new AddressPool(cfg.pool, cfg.leaseGraceSeconds * 1000, opts.now);
     if (cfg.stateDir) {
@@ -91,7 +102,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       pool.onChange = () => leases.save(() => pool.snapshot());
       undo.push(() => leases.flushed());
     }
-    const policy = new Policy(cfg.policy.allow, cfg.policy.deny, cfg.pool);
+    const policy = new Policy(cfg.policy.allow, cfg.policy.deny, cfg.pool, cfg.pool6);
     const stats = newStats();
     const registry = new Registry({
       pool,
@@ -168,6 +179,22 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       });
     }
 
+    const v6 = await startIpv6({
+      cfg,
+      tun,
+      uplink,
+      nat: natBackend,
+      manageSysctls: manage,
+      addTunAddress6: opts.addTunAddress6,
+      log,
+    });
+    undo.push(...v6.undo);
+    registry.ipv6 = v6.state;
+    const address6 = "pool6" in v6.state ? formatIpv6(v6.state.pool6.agentAddress) : undefined;
+    if (address6 && cfg.policy.allow.length && !cfg.policy.allow.some((c) => c.includes(":"))) {
+      log("policy.allow names no IPv6 network: tunnels' IPv6 traffic is denied everywhere");
+    }
+
     // The tun loop. close() stops it before closing the tun: a pending read must not see a
     // closed fd.
     let stopping = false;
@@ -234,7 +261,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       `listening on ${listen}; tun ${tun.name} ` +
         `${address}/${cfg.pool.prefix} (pool ${formatCidr(cfg.pool)}), NAT ${natBackend}` +
         (uplink && natBackend !== "off" ? ` via ${uplink}` : "") +
-        (resolver ? `, resolver ${resolver}` : ""),
+        (resolver ? `, resolver ${resolver}` : "") + `; ${v6.summary}`,
     );
 
     // Start-up (config, nft, module loading) leaves malloc holding freed memory; give it back.
@@ -260,6 +287,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         tun: tun.name,
         address,
         pool: formatCidr(cfg.pool),
+        ipv6: address6
+          ? { address: address6, pool: formatCidr6(cfg.pool6) }
+          : { off: "off" in v6.state ? v6.state.off : "" },
         nat: natBackend,
         stateDir: cfg.stateDir ?? null,
         tunnelCount: registry.tunnels.length,
@@ -284,6 +314,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       addr: listener.addr as Deno.NetAddr,
       tunName: tun.name,
       address,
+      address6,
       nat: natBackend,
       stats,
       registry,

@@ -8,7 +8,10 @@ export interface AgentStats {
   spoofed: number;
   /** Client packets to a destination the policy refuses. */
   denied: number;
-  /** Client packets that are not IPv4 (the agent carries IPv4 only). */
+  /**
+   * Client packets that are neither IPv4 nor IPv6 the tunnel may send: IPv6 counts here when the
+   * tunnel did not ask for it or the agent has it off.
+   */
   notIpv4: number;
   /** Tun packets to a pool address with no tunnel (or no live stripe). */
   noTunnel: number;

@@ -28,6 +28,8 @@ export interface TunnelStatus {
   /** The first SHOWN_ID_CHARS hex digits of the tunnel id. */
   id: string;
   address: string;
+  /** Present while the tunnel has IPv6. */
+  address6?: string;
   /** Stripes the client asked for, and how many are connected now (0: in its lease grace). */
   stripes: number;
   stripesConnected: number;
@@ -59,6 +61,8 @@ export interface AgentStatus {
   tun: string;
   address: string;
   pool: string;
+  /** The tun's IPv6 address and pool6, or why IPv6 is off (absent: an agent before IPv6). */
+  ipv6?: { address: string; pool: string } | { off: string };
   nat: "nft" | "iptables" | "off";
   stateDir: string | null;
   tunnelCount: number;
@@ -74,6 +78,7 @@ export function tunnelStatus(t: Tunnel): TunnelStatus {
   return {
     id: t.id.slice(0, SHOWN_ID_CHARS),
     address: t.addressText,
+    ...(t.address6 ? { address6: t.address6Text } : {}),
     stripes: t.stripeCount,
     stripesConnected: t.stripes.size,
     connectedAt: iso(t.connectedAt),

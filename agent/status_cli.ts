@@ -44,11 +44,21 @@ export function summary(s: AgentStatus, now = Date.now()): string {
   const lines = [
     `ssm-proxy-agent ${s.version} is running (pid ${s.pid}, up ${since(s.startedAt)})`,
     `listening on ${s.listen}; tun ${s.tun} ${s.address} (pool ${s.pool}), NAT ${s.nat}`,
-    `tunnels: ${s.connectedTunnels} connected` + (grace ? `, ${grace} in lease grace` : ""),
   ];
+  if (s.ipv6) {
+    lines.push(
+      "off" in s.ipv6
+        ? `ipv6: off (${s.ipv6.off})`
+        : `ipv6: tun ${s.ipv6.address} (pool ${s.ipv6.pool})`,
+    );
+  }
+  lines.push(
+    `tunnels: ${s.connectedTunnels} connected` + (grace ? `, ${grace} in lease grace` : ""),
+  );
   for (const t of s.tunnels) {
     lines.push(
-      `  ${t.id}  ${t.address}  ${t.stripesConnected}/${t.stripes} stripes  ` +
+      `  ${t.id}  ${t.address}${t.address6 ? ` ${t.address6}` : ""}  ` +
+        `${t.stripesConnected}/${t.stripes} stripes  ` +
         (t.connectedAt
           ? `up ${since(t.connectedAt)}`
           : `disconnected ${since(t.disconnectedAt)} ago`) +

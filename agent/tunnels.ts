@@ -2,10 +2,11 @@
  * Tunnels and their stripes (DESIGN §3). No sockets here: a stripe is anything that can queue
  * packets and be closed, so the joining rules and routing are testable without TCP.
  */
-import type { Hello, Welcome, WireErrorBody } from "../src/tunnel/wire.ts";
+import { FEATURE_IPV6, type Hello, type Welcome, type WireErrorBody } from "../src/tunnel/wire.ts";
 import { FlowTable } from "../src/tunnel/flows.ts";
 import { flowHash } from "../src/tunnel/packet.ts";
 import { formatIpv4 } from "./cidr.ts";
+import { formatIpv6, type Pool6 } from "./cidr6.ts";
 import type { AddressPool } from "./pool.ts";
 import { negotiate, welcomeFor } from "./hello.ts";
 import type { Policy } from "./policy.ts";
@@ -33,6 +34,11 @@ export class Tunnel {
   bytesOut = 0;
   /** The stripe each flow was last heard on: answers go back the same way. */
   readonly flows = new FlowTable();
+  /**
+   * The tunnel's IPv6 address when its latest hello asked for IPv6 and the agent carries it
+   * (derived from `address`, so it survives restarts with the lease); undefined: IPv4 only.
+   */
+  address6?: Uint8Array;
 
   constructor(
     readonly id: string,
@@ -43,6 +49,10 @@ export class Tunnel {
 
   get addressText(): string {
     return formatIpv4(this.address);
+  }
+
+  get address6Text(): string | undefined {
+    return this.address6 && formatIpv6(this.address6);
   }
 
   /** Packets of one frame arrived on stripe `index`: their flows are answered there. */
@@ -72,8 +82,13 @@ export class Tunnel {
   }
 }
 
+/** IPv6 as this agent runs it: the pool6 mapping, or why it is off (told to clients asking). */
+export type Ipv6State = { pool6: Pool6 } | { off: string };
+
 export interface RegistryParams {
   pool: AddressPool;
+  /** Default: off until the server has set IPv6 up (it then assigns `Registry.ipv6`). */
+  ipv6?: Ipv6State;
   policy: Policy;
   mtu: number;
   resolver?: string;
@@ -97,10 +112,12 @@ export class Registry {
   #now: () => number;
   /** A tunnel got its first stripe, lost its last one, or was forgotten after its grace. */
   onChange?: (e: RegistryEvent) => void;
+  ipv6: Ipv6State;
 
   constructor(readonly p: RegistryParams) {
     this.#log = p.log ?? (() => {});
     this.#now = p.now ?? Date.now;
+    this.ipv6 = p.ipv6 ?? { off: "IPv6 is not set up on the agent" };
   }
 
   /** Tunnels with at least one stripe connected (the rest are in their lease grace). */
@@ -116,6 +133,12 @@ export class Registry {
 
   byAddress(address: number): Tunnel | undefined {
     return this.#byAddress.get(address);
+  }
+
+  /** The tunnel owning the IPv6 address with the host index of IPv4 `address`, if it has IPv6. */
+  byAddress6(address: number): Tunnel | undefined {
+    const t = this.#byAddress.get(address);
+    return t?.address6 ? t : undefined;
   }
 
   byId(id: string): Tunnel | undefined {
@@ -138,6 +161,10 @@ export class Registry {
         },
       };
     }
+    // The latest hello decides, so a client that reconnects without IPv6 loses its IPv6 routing.
+    const wants6 = h.features.includes(FEATURE_IPV6);
+    const ipv6 = this.ipv6;
+    const pool6 = wants6 && "pool6" in ipv6 ? ipv6.pool6 : undefined;
     if (!tunnel) {
       const address = this.p.pool.acquire(h.tunnelId);
       if (address === undefined) {
@@ -151,11 +178,13 @@ export class Registry {
       tunnel = new Tunnel(h.tunnelId, address, h.stripes);
       this.#byId.set(h.tunnelId, tunnel);
       this.#byAddress.set(address, tunnel);
-      this.#log(`tunnel ${h.tunnelId} (${h.client}) gets ${tunnel.addressText}`);
+      const also = pool6 ? ` and ${formatIpv6(pool6.addressOf(address))}` : "";
+      this.#log(`tunnel ${h.tunnelId} (${h.client}) gets ${tunnel.addressText}${also}`);
     } else {
       this.p.pool.acquire(h.tunnelId); // cancels a pending release
       tunnel.stripeCount = h.stripes;
     }
+    tunnel.address6 = pool6?.addressOf(tunnel.address);
     const old = tunnel.stripes.get(h.stripe);
     const wasIdle = tunnel.stripes.size === 0;
     tunnel.set(h.stripe, link);
@@ -173,8 +202,13 @@ export class Registry {
       agentAddress: formatIpv4(this.p.pool.agentAddress),
       agentMtu: this.p.mtu,
       resolver: this.p.resolver,
-      policy: this.p.policy.toWire(),
+      policy: this.p.policy.toWire(pool6 !== undefined),
       agentVersion: this.p.agentVersion,
+      ipv6: !wants6
+        ? undefined
+        : pool6
+        ? { address6: tunnel.address6Text!, peer6: formatIpv6(pool6.agentAddress) }
+        : { off: "off" in ipv6 ? ipv6.off : "" },
     });
     return { tunnel, welcome };
   }

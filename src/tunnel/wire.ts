@@ -29,6 +29,11 @@ export const FrameType = {
 
 /** HELLO feature: the client wants LOAD frames. */
 export const FEATURE_LOAD = "load";
+/**
+ * HELLO feature: the client wants IPv6 too. The WELCOME then carries address6 and peer6, or
+ * ipv6Off saying why not; an agent without IPv6 support sends neither.
+ */
+export const FEATURE_IPV6 = "ipv6";
 
 /** How backed up the agent's side of a stripe was over its last interval. */
 export interface LoadReport {
@@ -72,6 +77,12 @@ export interface Welcome {
   resolver?: string;
   policy: Policy;
   agent: string;
+  /** With FEATURE_IPV6, when the agent carries IPv6: the client's IPv6 address… */
+  address6?: string;
+  /** …and the agent's IPv6 address on its tun. */
+  peer6?: string;
+  /** With FEATURE_IPV6, when the agent does not carry IPv6: why, in one line. */
+  ipv6Off?: string;
 }
 
 export type WireErrorCode =
@@ -198,6 +209,9 @@ function json<T>(body: Uint8Array, what: string): T {
 }
 
 const isStr = (v: unknown): v is string => typeof v === "string";
+/** Shape only: the client parses the address where it uses it. */
+const isIpv6 = (v: unknown): v is string =>
+  isStr(v) && v.includes(":") && /^[0-9a-fA-F:.]+$/.test(v);
 const isInt = (v: unknown, lo: number, hi: number): v is number =>
   Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
 
@@ -226,6 +240,16 @@ export function validateWelcome(w: Welcome): Welcome {
   const p = w.policy ?? { allow: [], deny: [] };
   if (!Array.isArray(p.allow) || !Array.isArray(p.deny)) throw new WireError("bad policy");
   if (!isStr(w.agent)) w.agent = "unknown";
+  if ((w.address6 === undefined) !== (w.peer6 === undefined)) {
+    throw new WireError("welcome with only one of address6 and peer6");
+  }
+  if (w.address6 !== undefined && !(isIpv6(w.address6) && isIpv6(w.peer6))) {
+    throw new WireError("bad IPv6 addresses in welcome");
+  }
+  if (w.ipv6Off !== undefined && !isStr(w.ipv6Off)) throw new WireError("bad ipv6Off");
+  if (w.ipv6Off !== undefined && w.address6 !== undefined) {
+    throw new WireError("welcome with both address6 and ipv6Off");
+  }
   return w;
 }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from "../../agent/config.ts";
 import { formatCidr } from "../../agent/cidr.ts";
+import { formatCidr6 } from "../../agent/cidr6.ts";
 import { parseDuration } from "../../agent/duration.ts";
 
 Deno.test("config: empty file gives the defaults", () => {
@@ -99,7 +100,7 @@ function err(text: string): string {
 Deno.test("config: errors name file, line and key", () => {
   assert.deepEqual(
     err("mtu: 1400\npolcy: {}\n"),
-    "/etc/agent.yaml:2: polcy: unknown key (allowed: listen, pool, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir, runtimeDir, idleStopAfter, idleStopCommand)",
+    "/etc/agent.yaml:2: polcy: unknown key (allowed: listen, pool, pool6, ipv6, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir, runtimeDir, idleStopAfter, idleStopCommand)",
   );
   assert.deepEqual(
     err("pool: 100.64.0.0/16\nmtu: big\n"),
@@ -111,7 +112,7 @@ Deno.test("config: errors name file, line and key", () => {
   );
   assert.deepEqual(
     err("policy:\n  allow:\n    - 10.0.0.0/8\n    - 10.0.0.1/8\n"),
-    '/etc/agent.yaml:4: policy.allow[1]: "10.0.0.1/8" is not an IPv4 network like 10.0.0.0/16 (host bits zero)',
+    '/etc/agent.yaml:4: policy.allow[1]: "10.0.0.1/8" is not a network like 10.0.0.0/16 or 2600:1f18::/56 (host bits zero)',
   );
   assert.deepEqual(
     err("policy:\n  alow: []\n"),
@@ -173,4 +174,73 @@ Deno.test("config: a missing default file is fine, a missing --config file is no
   assert.deepEqual(await loadConfig("/nonexistent/agent.yaml", false), defaultConfig());
   const e = await loadConfig("/nonexistent/agent.yaml", true).catch((e) => e);
   assert.deepEqual(e.message, "config file /nonexistent/agent.yaml not found");
+});
+
+Deno.test("config: ipv6 defaults to auto with pool6 fd7a:5353:5d8b::/48", () => {
+  const d = defaultConfig();
+  assert.equal(d.ipv6, "auto");
+  assert.equal(formatCidr6(d.pool6), "fd7a:5353:5d8b::/48");
+  const c = parseConfig(
+    "pool: 100.70.0.0/20\npool6: fd12:3456:789a:1::/64\nipv6: on\n" +
+      "policy:\n  allow: [10.0.0.0/8, '2600:1f18::/56', ::/0]\n  deny: [2600:1f18:0:9::/64]\n",
+  );
+  assert.equal(formatCidr6(c.pool6), "fd12:3456:789a:1::/64");
+  assert.equal(c.ipv6, "on");
+  assert.deepEqual(c.policy, {
+    allow: ["10.0.0.0/8", "2600:1f18::/56", "::/0"],
+    deny: ["2600:1f18:0:9::/64"],
+  });
+  assert.equal(parseConfig("ipv6: off\n").ipv6, "off");
+  assert.equal(formatCidr6(parseConfig("pool6: fd00::/112\n").pool6), "fd00::/112");
+});
+
+Deno.test("config: loadConfig remembers the file (for the ipv6: off reason)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/agent.yaml`, "ipv6: off\n");
+    const c = await loadConfig(`${dir}/agent.yaml`, true);
+    assert.equal(c.file, `${dir}/agent.yaml`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("config: pool6 must be a ULA /48../112 that holds the pool's host indexes", () => {
+  assert.equal(
+    err("pool6: 2001:db8::/48\n"),
+    "/etc/agent.yaml:1: pool6: 2001:db8::/48 is not a unique local (fd00::/8) block",
+  );
+  assert.equal(
+    err("pool6: fc00::/48\n"),
+    "/etc/agent.yaml:1: pool6: fc00::/48 is not a unique local (fd00::/8) block",
+  );
+  assert.equal(
+    err("pool6: fd7a::/40\n"),
+    "/etc/agent.yaml:1: pool6: prefix /40 must be between /48 and /112",
+  );
+  assert.equal(
+    err("pool6: fd7a::/120\n"),
+    "/etc/agent.yaml:1: pool6: prefix /120 must be between /48 and /112",
+  );
+  assert.equal(
+    err("pool6: fd7a::1/64\n"),
+    '/etc/agent.yaml:1: pool6: "fd7a::1/64" is not an IPv6 network like fd7a:5353:5d8b::/48',
+  );
+  assert.equal(
+    err("pool6: 100.64.0.0/16\n"),
+    '/etc/agent.yaml:1: pool6: "100.64.0.0/16" is not an IPv6 network like fd7a:5353:5d8b::/48',
+  );
+  assert.equal(
+    err("pool: 100.0.0.0/8\npool6: fd7a::/112\n"),
+    "/etc/agent.yaml:2: pool6: /112 leaves 16 host bits, fewer than pool /8 needs (24)",
+  );
+  assert.equal(parseConfig("pool: 100.64.0.0/16\npool6: fd7a::/112\n").pool6.prefix, 112);
+  assert.equal(
+    err("ipv6: yes\n"),
+    '/etc/agent.yaml:1: ipv6: expected auto, on or off, got "yes"',
+  );
+  assert.equal(
+    err("policy:\n  deny: ['fd00:ec2::1/32']\n"),
+    '/etc/agent.yaml:2: policy.deny[0]: "fd00:ec2::1/32" is not a network like 10.0.0.0/16 or 2600:1f18::/56 (host bits zero)',
+  );
 });

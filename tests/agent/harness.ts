@@ -1,6 +1,7 @@
 /** Runs the agent in-process on 127.0.0.1:0 with a FakeTun, no NAT and no sysctl writes. */
 import { type AgentConfig, defaultConfig } from "../../agent/config.ts";
-import { type Agent, startAgent } from "../../agent/server.ts";
+import { type Agent, type AgentOptions, startAgent } from "../../agent/server.ts";
+import { formatIP } from "../../ffi/struct.ts";
 import type { QueueLimits } from "../../agent/sendqueue.ts";
 import { FakeTun } from "./helpers.ts";
 
@@ -10,6 +11,8 @@ export interface TestAgentOptions {
   helloTimeoutMs?: number;
   /** The agent's log lines (default: dropped). */
   log?: (line: string) => void;
+  /** Default: recorded in FakeTun.addresses6 ("addr/len"). */
+  addTunAddress6?: AgentOptions["addTunAddress6"];
 }
 
 export async function withAgent(
@@ -28,6 +31,10 @@ export async function withAgent(
     config,
     openTun: (c) => Promise.resolve(tun = new FakeTun(c)),
     manageSysctls: false,
+    addTunAddress6: opts.addTunAddress6 ?? ((t, address, len) => {
+      (t as FakeTun).addresses6.push(`${formatIP(address)}/${len}`);
+      return Promise.resolve();
+    }),
     log: opts.log ?? (() => {}),
     limits: opts.limits,
     helloTimeoutMs: opts.helloTimeoutMs,

@@ -21,6 +21,8 @@ export class FakeTun implements Tun {
   #timer: ReturnType<typeof setTimeout> | undefined;
   closed = false;
   writeOk = true;
+  /** IPv6 addresses the agent gave the tun (harness.ts records them here). */
+  addresses6: string[] = [];
 
   constructor(readonly cfg: TunConfig) {
     this.mtu = cfg.mtu;

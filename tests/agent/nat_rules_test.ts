@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
-import { iptablesSetup, iptablesTeardown, nftRuleset, nftTeardown } from "../../agent/nat_rules.ts";
+import {
+  iptablesSetup,
+  iptablesTeardown,
+  nftDropStale6,
+  nftRuleset,
+  nftRuleset6,
+  nftTeardown,
+  nftTeardown6,
+} from "../../agent/nat_rules.ts";
 import { parseCidr } from "../../agent/cidr.ts";
+import { parseCidr6 } from "../../agent/cidr6.ts";
 
 const params = { pool: parseCidr("100.64.0.0/16")!, tun: "ssmp0", uplink: "ens5", mtu: 1400 };
 
@@ -61,4 +70,34 @@ Deno.test("nat: iptables uses only our chains and removes exactly them", () => {
     const i = a.findIndex((x) => ["-F", "-X", "-N"].includes(x));
     if (i >= 0) assert.deepEqual(a[i + 1].startsWith("SSM-PROXY-"), true);
   }
+});
+
+Deno.test("nat66: an ip6 table of the same name: masquerade pool6, same forward rules, MSS -60", () => {
+  assert.equal(
+    nftRuleset6({
+      pool6: parseCidr6("fd7a:5353:5d8b::/48")!,
+      tun: "ssmp0",
+      uplink: "ens5",
+      mtu: 1400,
+    }),
+    `table ip6 ssm_proxy
+delete table ip6 ssm_proxy
+table ip6 ssm_proxy {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip6 saddr fd7a:5353:5d8b::/48 oifname "ens5" masquerade
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "ssmp0" tcp flags & (syn | rst) == syn tcp option maxseg size > 1340 tcp option maxseg size set 1340
+    oifname "ssmp0" tcp flags & (syn | rst) == syn tcp option maxseg size > 1340 tcp option maxseg size set 1340
+    iifname "ssmp0" accept
+    oifname "ssmp0" ct state established,related accept
+    oifname "ssmp0" drop
+  }
+}
+`,
+  );
+  assert.equal(nftTeardown6(), "delete table ip6 ssm_proxy\n");
+  assert.equal(nftDropStale6(), "table ip6 ssm_proxy\ndelete table ip6 ssm_proxy\n");
 });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { type AgentStatus, isAlive, readStatus, SHOWN_ID_CHARS } from "../../agent/status.ts";
 import { summary } from "../../agent/status_cli.ts";
-import { FrameType } from "../../src/tunnel/wire.ts";
+import { FEATURE_IPV6, FrameType } from "../../src/tunnel/wire.ts";
 import { withAgent } from "./harness.ts";
 import { eventually, hello, udpPacket, waitFor, WireClient } from "./helpers.ts";
 
@@ -185,4 +185,43 @@ Deno.test("status: the human summary", () => {
     summary({ ...s, idleStop: { ...s.idleStop!, idleSince: ago(600), ranAt: ago(5) } }, now),
     /^idle stop: after 30m00s \(systemctl poweroff\); idle for 10m00s; ran 5s ago$/m,
   );
+  const six = summary({
+    ...s,
+    ipv6: { address: "fd7a:5353:5d8b::1", pool: "fd7a:5353:5d8b::/48" },
+    tunnels: [{ ...s.tunnels[0], address6: "fd7a:5353:5d8b::2" }, s.tunnels[1]],
+  }, now).split("\n");
+  assert.equal(six[2], "ipv6: tun fd7a:5353:5d8b::1 (pool fd7a:5353:5d8b::/48)");
+  assert.equal(
+    six[4],
+    "  0123456789ab  100.64.0.2 fd7a:5353:5d8b::2  2/2 stripes  up 1m05s  in 1.5 KB  out 2.5 MB",
+  );
+  assert.match(
+    summary({ ...s, ipv6: { off: "the instance has no IPv6 address on ens5" } }, now),
+    /^ipv6: off \(the instance has no IPv6 address on ens5\)$/m,
+  );
+});
+
+Deno.test("status file: IPv6 of the agent and of a tunnel that has it", async () => {
+  const dir = await Deno.makeTempDir();
+  const run = `${dir}/run`;
+  try {
+    await withAgent({ config: { runtimeDir: run, ipv6: "on" } }, async (agent) => {
+      const c = await WireClient.connect(agent.addr.port);
+      await c.sendHello(hello({ features: [FEATURE_IPV6] }));
+      assert.equal((await c.next())?.type, FrameType.Welcome);
+      const s = await eventually(
+        async () => {
+          const cur = await current(run);
+          return cur?.connectedTunnels === 1 ? cur : undefined;
+        },
+        5000,
+        "the tunnel in the status file",
+      );
+      assert.deepEqual(s.ipv6, { address: "fd7a:5353:5d8b::1", pool: "fd7a:5353:5d8b::/48" });
+      assert.equal(s.tunnels[0].address6, "fd7a:5353:5d8b::2");
+      await c.close();
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
