@@ -55,6 +55,16 @@ export function disableIPv6(name: string): boolean {
   }
 }
 
+/** The opposite, for a tun that carries IPv6: a host whose default is off would refuse the address. */
+export function enableIPv6(name: string): boolean {
+  try {
+    Deno.writeTextFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, "0");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class LinuxTunDevice {
   readonly #io: WaitableFd;
   readonly #fd: number;

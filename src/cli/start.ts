@@ -88,9 +88,9 @@ export async function runStart(
   });
   const s = up.state;
   console.log(
-    `ssm-proxy: tunnel "${o.name}" up: ${
-      s.cidrs.join(", ")
-    } via ${up.tun.name} (${link.address}) -> ${s.target.instanceId}, ${link.summary}`,
+    `ssm-proxy: tunnel "${o.name}" up: ${s.cidrs.join(", ")} via ${up.tun.name} (${link.address}${
+      link.address6 ? `, ${link.address6}` : ""
+    }) -> ${s.target.instanceId}, ${link.summary}`,
   );
   if (!s.domains?.length && link.resolver) console.log(`ssm-proxy: VPC resolver ${link.resolver}`);
   const { serve } = await import("../start/serve.ts");

@@ -73,7 +73,7 @@ function describe(s: TunnelState): string {
     `${s.name}: ${s.status}, pid ${s.pid}, up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
     `  target     ${s.target.instanceId}${s.target.name ? ` (${s.target.name})` : ""}`,
     `  mode       ${modeText(s)}`,
-    `  interface  ${s.interface} ${s.address} -> ${s.peer}`,
+    `  interface  ${s.interface} ${s.address} -> ${s.peer}${s.address6 ? `, ${s.address6}` : ""}`,
     `  routes     ${s.cidrs.join(", ")}`,
     `  dns        ${dnsText(s)}`,
     `  sessions   ${s.sessions.join(", ")}`,

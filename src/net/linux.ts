@@ -21,7 +21,13 @@ import {
   type RouteReply,
 } from "../../ffi/linux/netlink.ts";
 import { nextSeq, transact } from "../../ffi/linux/netlink_socket.ts";
-import { disableIPv6, indexToName, LinuxTunDevice, nameToIndex } from "../../ffi/linux/tun.ts";
+import {
+  disableIPv6,
+  enableIPv6,
+  indexToName,
+  LinuxTunDevice,
+  nameToIndex,
+} from "../../ffi/linux/tun.ts";
 import { formatIP, parseCidr, StructError } from "../../ffi/struct.ts";
 import { UserError } from "../errors.ts";
 import { recoverResolvConf, type Recovery } from "../dns/restore.ts";
@@ -95,9 +101,12 @@ async function openTun(cfg: TunConfig): Promise<Tun> {
     throw toUserError({ op: "tun", name }, e);
   }
   const ifname = dev.name;
+  const local6 = cfg.address6 === undefined ? undefined : ip(cfg.address6, "tunnel IPv6 address");
   try {
-    // Before link-up, so no router solicitation / MLD chatter is ever queued (os-ffi §9.1).
-    disableIPv6(ifname);
+    // Before link-up, so no router solicitation / MLD chatter is ever queued (os-ffi §9.1). With
+    // an IPv6 address the chatter comes, and the reader leaves it here (tunnel/packet.ts carried).
+    if (local6 || cfg.ipv6Sink) enableIPv6(ifname);
+    else disableIPv6(ifname);
     const addrStep = { op: "address", ifname, ...cfg } as const;
     try {
       const seq = nextSeq();
@@ -109,6 +118,19 @@ async function openTun(cfg: TunConfig): Promise<Tun> {
         prefixLength: cfg.prefixLength,
       });
       await transact(msg, seq, `add address ${cfg.address} to ${ifname}`);
+      if (local6) {
+        // A /128 of its own: the routes say what goes through the tunnel. No DAD (encodeNewAddr):
+        // nobody else is on a tun, and a tentative address could not send for a second or two.
+        const seq6 = nextSeq();
+        const msg6 = encodeNewAddr({
+          seq: seq6,
+          index: dev.index,
+          local: local6,
+          peer: local6,
+          prefixLength: 128,
+        });
+        await transact(msg6, seq6, `add address ${cfg.address6}/128 to ${ifname}`);
+      }
     } catch (e) {
       throw toUserError(addrStep, e);
     }

@@ -11,6 +11,13 @@ export interface TunConfig {
   address: string;
   /** The far end (point-to-point peer), e.g. 100.64.0.1. */
   peer: string;
+  /** Our IPv6 address on the tunnel (a /128, no peer), when the agent hands one out. */
+  address6?: string;
+  /**
+   * Without address6: keep IPv6 on the device anyway, so a full tunnel can route IPv6 into it
+   * (where it is dropped) rather than let it go around the tunnel. Linux only.
+   */
+  ipv6Sink?: boolean;
   /**
    * Prefix of the on-link network, e.g. 32 for a laptop (only the peer is on-link) or 16 for the
    * agent's tun that hosts a whole pool.

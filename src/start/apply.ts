@@ -27,18 +27,19 @@ export interface Up {
 export function linkRoutes(
   plan: NetworkPlan,
   resolver: string | undefined,
-  ipv6 = false,
+  ipv6: true | string = "no IPv6 on this link",
   progress: (line: string) => void = () => {},
 ): string[] {
   const all = plan.routes.map((r) => r.cidr);
-  const routes = ipv6 ? all : all.filter((r) => !isIpv6Text(r));
+  const routes = ipv6 === true ? all : all.filter((r) => !isIpv6Text(r));
   if (routes.length < all.length) {
-    progress(`IPv6 is not carried: ${all.filter(isIpv6Text).join(", ")} left out`);
+    progress(`IPv6 is not carried (${ipv6}): ${all.filter(isIpv6Text).join(", ")} left out`);
   }
   if (plan.domains.length === 0 || !resolver) return routes;
   const ip = parseIpv4(resolver);
   if (ip === undefined) return routes;
-  return routes.some((r) => contains(parseCidr(r), ip)) ? routes : [...routes, `${resolver}/32`];
+  const holds = routes.some((r) => !isIpv6Text(r) && contains(parseCidr(r), ip));
+  return holds ? routes : [...routes, `${resolver}/32`];
 }
 
 export async function bringUp(
@@ -71,12 +72,16 @@ export async function bringUp(
     await removeState(o.name);
   };
   let domains: string[] = [];
+  // A full tunnel without IPv6 from the agent still takes ::/1 and 8000::/1 on Linux: IPv6 then
+  // goes nowhere instead of around the tunnel (no leak). Elsewhere it is said in one line.
+  const sink = plan.allTraffic === true && !link.address6 && Deno.build.os === "linux";
   try {
     tun = await net.openTun({
       name: "ssmp%d",
       mtu: link.mtu,
       address: link.address,
       peer: link.peer,
+      ...(link.address6 ? { address6: link.address6 } : sink ? { ipv6Sink: true } : {}),
       prefixLength: 32,
     });
     if (plan.pins?.length) {
@@ -94,7 +99,13 @@ export async function bringUp(
         pinned.push(pin);
       }
     }
-    for (const r of linkRoutes(plan, link.resolver, link.address6 !== undefined, o.progress)) {
+    const ipv6 = link.address6 !== undefined || sink || (link.noIpv6 ?? "no IPv6 on this link");
+    if (sink) {
+      o.progress(
+        `IPv6 is not carried (${link.noIpv6}): it is blocked while the full tunnel is up, not sent around it`,
+      );
+    }
+    for (const r of linkRoutes(plan, link.resolver, ipv6, o.progress)) {
       await net.routes.add(r, tun.name);
       added.push(r);
     }
@@ -154,7 +165,9 @@ function stateOf(
     interface: ifname,
     address: link.address,
     peer: link.peer,
-    cidrs: plan.routes.map((r) => r.cidr),
+    ...(link.address6 ? { address6: link.address6 } : {}),
+    // What is carried: IPv6 ranges only when the link has IPv6 (linkRoutes).
+    cidrs: plan.routes.map((r) => r.cidr).filter((c) => link.address6 || !isIpv6Text(c)),
     routes,
     ...(pins.length ? { pins: pins.map((p) => ({ ...p })) } : {}),
     dns,

@@ -111,7 +111,7 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
     mode: "agent",
     address: w.address,
     peer: w.peer,
-    ...ipv6Of(w as { address6?: string; peer6?: string; ipv6Off?: string }),
+    ...(o.spread ? { noIpv6: "--spread carries IPv4 only" } : ipv6Of(w)),
     mtu: w.mtu,
     ...(w.resolver ? { resolver: w.resolver } : {}),
     noResolver:

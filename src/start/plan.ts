@@ -17,7 +17,7 @@ import {
 import type { TunnelState } from "../tunnel/state.ts";
 import type { CheckedStart } from "./options.ts";
 import { HALF_DEFAULTS, type PlannedPin } from "./full_tunnel.ts";
-import { HALF_DEFAULTS6 } from "../net/cidr6.ts";
+import { HALF_DEFAULTS6, isIpv6Text } from "../net/cidr6.ts";
 import { ALL_DOMAINS } from "../net/domain.ts";
 
 export interface NetworkPlan {
@@ -155,7 +155,8 @@ export function dropEndpointConflicts(
   const routes: NetworkPlan["routes"] = [];
   const skipped = [...plan.skipped];
   for (const r of plan.routes) {
-    const hit = heldAddress(parseCidr(r.cidr), endpoints);
+    // IPv6 ranges cannot hold the (IPv4) endpoints these checks know.
+    const hit = isIpv6Text(r.cidr) ? undefined : heldAddress(parseCidr(r.cidr), endpoints);
     if (!hit) routes.push(r);
     else if (given) {
       throw new UserError(

@@ -2,6 +2,7 @@
  * Refuse CIDRs that would break the laptop (DESIGN §4; issue: the default route, the laptop's
  * own LAN, the path to the AWS endpoints), unless the user insists with --force.
  */
+import { isIpv6Text } from "../net/cidr6.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { RouteInfo, Routes } from "../net/types.ts";
 import {
@@ -50,7 +51,8 @@ export function checkOtherTunnels(
   others: { name: string; cidrs: string[] }[],
 ): void {
   for (const o of others) {
-    for (const t of o.cidrs) {
+    // IPv6 ranges (a newer tunnel's) are not compared here.
+    for (const t of o.cidrs.filter((t) => !isIpv6Text(t))) {
       const c = parseCidr(t);
       for (const x of cidrs) {
         const why = tunnelOverlap(x, c, o.name);
@@ -182,7 +184,9 @@ export async function conflictChecker(
   lans: LocalNetwork[] = localNetworks(),
 ): Promise<ConflictCheck> {
   const def = await defaultRoute(routes);
-  const owned = others.flatMap((o) => o.cidrs.map((t) => ({ name: o.name, cidr: parseCidr(t) })));
+  const owned = others.flatMap((o) =>
+    o.cidrs.filter((t) => !isIpv6Text(t)).map((t) => ({ name: o.name, cidr: parseCidr(t) }))
+  );
   return async (c) => {
     for (const o of owned) {
       const reason = tunnelOverlap(c, o.cidr, o.name);

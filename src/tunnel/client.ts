@@ -8,11 +8,12 @@
  * own stripes and address, and a flow keeps its instance (spread.ts, nat.ts).
  */
 import type { Tun } from "../net/types.ts";
+import { parseIPv6 } from "../../ffi/struct.ts";
 import type { PortSession } from "../ssm/session.ts";
 import { FlowTable } from "./flows.ts";
 import { livenessFor, type LivenessOptions } from "./liveness.ts";
 import { fromInstance, toInstance } from "./nat.ts";
-import { flowHash, ipVersion } from "./packet.ts";
+import { carried, flowHash } from "./packet.ts";
 import {
   bySlot,
   growSlot,
@@ -97,6 +98,8 @@ export class Tunnel {
   /** Instances by slot; the first connected one's address is the tun's. */
   #members = new Map<number, Member>();
   #tunAddress: number;
+  /** The tunnel's IPv6 address as bytes; undefined when IPv6 is not carried (also with --spread). */
+  readonly #address6?: Uint8Array;
   /** Spread only: each flow's instance. */
   #affinity?: InstanceAffinity;
 
@@ -118,6 +121,8 @@ export class Tunnel {
       keep: (k) => indexOf(k) === 0,
     });
     if (o.instances) this.#affinity = new InstanceAffinity();
+    // Spread rewrites IPv4 sources per instance (nat.ts); IPv6 is not carried there.
+    else if (first.welcome.address6) this.#address6 = parseIPv6(first.welcome.address6);
     for (const { member, stripes } of opened) {
       this.#members.set(member.slot, member);
       for (const s of stripes) {
@@ -201,7 +206,7 @@ export class Tunnel {
       const slots = this.#affinity ? bySlot(live) : undefined;
       batches.clear();
       for (const p of packets) {
-        if (ipVersion(p) !== 4) continue; // the agent routes IPv4; skip the kernel's IPv6 chatter
+        if (!carried(p, this.#address6)) continue; // the kernel's IPv6 chatter, or no IPv6
         const key = flowHash(p);
         // Even with one stripe: flows must stay where they are when more stripes come.
         const i = this.#affinity

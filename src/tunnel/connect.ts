@@ -9,7 +9,14 @@ import { VERSION } from "../version.ts";
 import { ipv4Number } from "./nat.ts";
 import type { Member } from "./spread.ts";
 import { Stripe } from "./stripe.ts";
-import { FEATURE_LOAD, type Hello, MAGIC, PROTOCOL_VERSION, type Welcome } from "./wire.ts";
+import {
+  FEATURE_IPV6,
+  FEATURE_LOAD,
+  type Hello,
+  MAGIC,
+  PROTOCOL_VERSION,
+  type Welcome,
+} from "./wire.ts";
 
 /** A HELLO for a new tunnel (random id) of at most `stripes` stripes. */
 export function newHello(stripes: number, mtu: number): Omit<Hello, "stripe"> {
@@ -23,7 +30,7 @@ export function newHello(stripes: number, mtu: number): Omit<Hello, "stripe"> {
     tunnelId: id,
     stripes,
     mtu,
-    features: [FEATURE_LOAD],
+    features: [FEATURE_LOAD, FEATURE_IPV6],
     client: `ssm-proxy/${VERSION}`,
   };
 }

@@ -18,6 +18,8 @@ export interface TunnelState {
   interface: string;
   address: string;
   peer: string;
+  /** The tunnel's IPv6 address, when it carries IPv6. */
+  address6?: string;
   cidrs: string[];
   /** Routes this process added (removed on stop). */
   routes: string[];

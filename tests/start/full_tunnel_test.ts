@@ -130,10 +130,10 @@ Deno.test("a full tunnel's plan carries the IPv6 half-defaults; the apply step k
   const cidrs = plan.routes.map((r) => r.cidr);
   assert.deepEqual(cidrs, ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]);
   const said: string[] = [];
-  assert.deepEqual(linkRoutes(plan, "10.0.0.2", false, (l) => said.push(l)), [
+  assert.deepEqual(linkRoutes(plan, "10.0.0.2", "an old agent", (l) => said.push(l)), [
     "0.0.0.0/1",
     "128.0.0.0/1",
   ]);
-  assert.deepEqual(said, ["IPv6 is not carried: ::/1, 8000::/1 left out"]);
+  assert.deepEqual(said, ["IPv6 is not carried (an old agent): ::/1, 8000::/1 left out"]);
   assert.deepEqual(linkRoutes(plan, "10.0.0.2", true), cidrs);
 });
