@@ -64,6 +64,7 @@ export function buildProgram() {
       "--all-traffic",
       "route everything through the VPC (also --cidr 0.0.0.0/0): every DNS name to its resolver, the LAN and the tunnel's own AWS endpoints stay outside",
     )
+    .option("--no-lan", "with --all-traffic: your own network (LAN) through the tunnel too")
     .option(
       "--dns-domain <domain>",
       "private DNS domain resolved by the VPC resolver (repeatable; default: discovered)",

@@ -8,7 +8,8 @@
  * go through the tunnel it is healing). --exclude ranges are cut out of the half-defaults, and
  * the laptop's own LAN needs nothing: its on-link route is more specific than /1.
  */
-import { parseIpv4 } from "../net/cidr.ts";
+import { formatIpv4, parseIpv4 } from "../net/cidr.ts";
+import type { LocalNetwork } from "../tunnel/checks.ts";
 import type { PinRoute, Routes } from "../net/types.ts";
 import type { Cidr } from "../net/cidr.ts";
 
@@ -98,4 +99,37 @@ export async function tunnelEndpoints(
     for (const address of addrs) endpoints.push({ what, address });
   }
   return { endpoints, names };
+}
+
+/**
+ * `--no-lan`: the laptop's own networks through the tunnel too. Each goes in as its two halves,
+ * which beat the on-link route the LAN already has; what the tunnel itself needs there (its
+ * endpoints' gateways, and endpoints on the LAN) keeps a /32 pin on the LAN, more specific still.
+ */
+export function lanHalves(lans: LocalNetwork[]): { cidr: string; reason: string }[] {
+  const out: { cidr: string; reason: string }[] = [];
+  for (const l of lans) {
+    if (l.net.prefix >= 31) continue;
+    const p = l.net.prefix + 1;
+    const half = (2 ** (32 - p)) >>> 0;
+    for (const base of [l.net.base, (l.net.base + half) >>> 0]) {
+      out.push({
+        cidr: `${formatIpv4(base)}/${p}`,
+        reason: `--no-lan: ${l.net.text} on ${l.ifname}`,
+      });
+    }
+  }
+  return out;
+}
+
+/** On-link pins for the gateways the endpoint pins go through (--no-lan routes the LAN away). */
+export function gatewayPins(pins: PlannedPin[]): PlannedPin[] {
+  const seen = new Set<string>();
+  const out: PlannedPin[] = [];
+  for (const p of pins) {
+    if (!p.gateway || parseIpv4(p.gateway) === undefined || seen.has(p.gateway)) continue;
+    seen.add(p.gateway);
+    out.push({ cidr: `${p.gateway}/32`, ifname: p.ifname, what: `the gateway to ${p.what}` });
+  }
+  return out;
 }

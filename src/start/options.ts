@@ -25,6 +25,8 @@ export interface StartOptions extends AwsOptions {
   exclude?: string[];
   /** Everything through the VPC (also: 0.0.0.0/0 among `cidr`). */
   allTraffic?: boolean;
+  /** false (`--no-lan`): with allTraffic, the laptop's own networks go through the tunnel too. */
+  lan?: boolean;
   /** Private domains; none = discovered. */
   dnsDomain?: string[];
   /** false (`--no-dns`): leave DNS alone. */
@@ -70,6 +72,8 @@ export interface CheckedStart {
   cidrs6: Cidr6[];
   /** Full tunnel (full_tunnel.ts): half-default routes, every name to the VPC resolver. */
   allTraffic: boolean;
+  /** With allTraffic: the LAN too (`--no-lan`). */
+  noLan: boolean;
   exclude: Cidr[];
   /** Given with --dns-domain; undefined = discover (unless `dns` is false). */
   domains?: string[];
@@ -189,6 +193,12 @@ export function checkStart(o: StartOptions): CheckedStart {
       ExitCode.Usage,
     );
   }
+  if (o.lan === false && !all.all) {
+    throw new UserError(
+      "--no-lan routes your own network through the tunnel, which only a full tunnel does: add --all-traffic",
+      ExitCode.Usage,
+    );
+  }
   if (all.all && !dns) {
     throw new UserError(
       "--all-traffic sends every DNS query to the VPC resolver (anything else would leak names outside the tunnel): drop --no-dns",
@@ -198,6 +208,7 @@ export function checkStart(o: StartOptions): CheckedStart {
   return {
     ...(all.cidrs ? { cidrs: all.cidrs } : {}),
     allTraffic: all.all,
+    noLan: o.lan === false,
     cidrs6: all.all ? [] : cidrs6,
     exclude,
     ...((o.dnsDomain ?? []).length > 0 ? { domains: parseDomains(o.dnsDomain!) } : {}),

@@ -13,10 +13,12 @@ import {
   checkRouteConflicts,
   conflictChecker,
   heldAddress,
+  type LocalNetwork,
+  localNetworks,
 } from "../tunnel/checks.ts";
 import type { TunnelState } from "../tunnel/state.ts";
 import type { CheckedStart } from "./options.ts";
-import { HALF_DEFAULTS, type PlannedPin } from "./full_tunnel.ts";
+import { HALF_DEFAULTS, lanHalves, type PlannedPin } from "./full_tunnel.ts";
 import { HALF_DEFAULTS6, isIpv6Text } from "../net/cidr6.ts";
 import { ALL_DOMAINS } from "../net/domain.ts";
 
@@ -46,6 +48,8 @@ export interface PlanContext {
   routes: Routes;
   running: TunnelState[];
   mustReach: { what: string; address: string }[];
+  /** This machine's networks (tests pass their own). */
+  lans?: LocalNetwork[];
 }
 
 /** What is left to discover: routes unless given, DNS unless given or off. */
@@ -67,6 +71,7 @@ export async function planNetwork(
   if (c.allTraffic) {
     // More specific routes (another tunnel's, the LAN's) keep winning over the half-defaults.
     candidates = HALF_DEFAULTS.map((cidr) => ({ cidr, reason: "all traffic (half of 0.0.0.0/0)" }));
+    if (c.noLan) candidates.push(...lanHalves(x.lans ?? localNetworks()));
   } else if (c.cidrs) {
     // Asked for by name: a conflict is the user's mistake, said at once (--force overrides).
     checkOtherTunnels(c.cidrs, x.running);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { UserError } from "../../src/errors.ts";
 import { checkStart, type StartOptions } from "../../src/start/options.ts";
 import { planNetwork, wantDiscovery } from "../../src/start/plan.ts";
-import { planPins } from "../../src/start/full_tunnel.ts";
+import { gatewayPins, planPins } from "../../src/start/full_tunnel.ts";
 import { formatPlan } from "../../src/cli/start.ts";
 import { linkRoutes } from "../../src/start/apply.ts";
 import { routeTable } from "../support/route_table.ts";
@@ -136,4 +136,29 @@ Deno.test("a full tunnel's plan carries the IPv6 half-defaults; the apply step k
   ]);
   assert.deepEqual(said, ["IPv6 is not carried (an old agent): ::/1, 8000::/1 left out"]);
   assert.deepEqual(linkRoutes(plan, "10.0.0.2", true), cidrs);
+});
+
+Deno.test("--no-lan: the LAN's halves go in the tunnel, the endpoints' gateways stay on the LAN", async () => {
+  assert.throws(() => checkStart({ ...base, lan: false }), /add --all-traffic/);
+  const c = checkStart({ ...base, allTraffic: true, lan: false });
+  assert.equal(c.noLan, true);
+  const plan = await planNetwork(c, undefined, {
+    target,
+    force: false,
+    routes: routeTable([["default", { interface: "wlan0", gateway: "192.168.1.1" }]]),
+    running: [],
+    mustReach: [],
+    lans: [{ ifname: "wlan0", net: { base: 0xc0a80100, prefix: 24, text: "192.168.1.0/24" } }],
+  });
+  const lan = plan.routes.filter((r) => r.reason.startsWith("--no-lan"));
+  assert.deepEqual(lan.map((r) => r.cidr), ["192.168.1.0/25", "192.168.1.128/25"]);
+  assert.match(lan[0].reason, /192\.168\.1\.0\/24 on wlan0/);
+  assert.deepEqual(
+    gatewayPins([
+      { cidr: "52.94.1.1/32", ifname: "wlan0", gateway: "192.168.1.1", what: "ssm" },
+      { cidr: "52.94.1.2/32", ifname: "wlan0", gateway: "192.168.1.1", what: "sts" },
+      { cidr: "192.168.1.9/32", ifname: "wlan0", what: "on the LAN" },
+    ]),
+    [{ cidr: "192.168.1.1/32", ifname: "wlan0", what: "the gateway to ssm" }],
+  );
 });
