@@ -68,7 +68,15 @@ export interface AgentPayload {
 }
 
 /** The binary found, read, checked against the architecture and hashed (not yet compressed). */
-export async function readAgentBinary(arch: AgentArch, explicit?: string): Promise<AgentBinary> {
+/**
+ * readAgentBinary, with the file's bytes perhaps already being read (`--binary` names the file
+ * before the instance has said its architecture: install.ts starts reading it at once).
+ */
+export async function readAgentBinary(
+  arch: AgentArch,
+  explicit?: string,
+  early?: Promise<Uint8Array<ArrayBuffer>>,
+): Promise<AgentBinary> {
   let path = explicit;
   if (!path) {
     for (const p of candidatePaths(arch)) {
@@ -86,7 +94,7 @@ export async function readAgentBinary(arch: AgentArch, explicit?: string): Promi
   }
   let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await (early ?? Deno.readFile(path));
   } catch (e) {
     throw new UserError(`--binary ${path}: ${(e as Error).message}`, ExitCode.Usage);
   }
