@@ -35,6 +35,7 @@ export const FD_CLOEXEC = 1;
 export const POLLIN = 1;
 
 export const ND6_INFINITE_LIFETIME = 0xffffffff;
+export const IN6_IFF_NODAD = 0x20;
 
 /** `_IOC` from xnu `sys/ioccom.h`: direction | (len & 0x1fff) << 16 | group << 8 | num. */
 export function ioc(inout: number, group: string, num: number, len: number): number {

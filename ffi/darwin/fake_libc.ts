@@ -30,6 +30,8 @@ interface FakeRoute {
 }
 interface FakeFd {
   kind: "ctl" | "route" | "inet" | "pipe-r" | "pipe-w";
+  /** The address family of an "inet" socket: the _IN6 ioctls need AF_INET6. */
+  af?: number;
   fl: number;
   rx: Uint8Array[];
   utun?: string;
@@ -121,7 +123,9 @@ export class FakeDarwinLibc implements DarwinSys {
       }
       if (domain === C.PF_ROUTE && type === C.SOCK_RAW) return this.#open("route");
       if ((domain === C.AF_INET || domain === C.AF_INET6) && type === C.SOCK_DGRAM) {
-        return this.#open("inet");
+        const fd = this.#open("inet");
+        this.#fds.get(fd)!.af = domain;
+        return fd;
       }
       return this.#err(43);
     });
@@ -181,7 +185,8 @@ export class FakeDarwinLibc implements DarwinSys {
       const ifc = this.ifs.get(c.ifname as string);
       if (f?.kind !== "inet") return this.#err(25);
       if (!ifc) return this.#err(DARWIN_E.ENXIO);
-      const setter = r === C.SIOCAIFADDR || r === C.SIOCSIFMTU || r === C.SIOCSIFFLAGS;
+      const setter = r === C.SIOCAIFADDR || r === C.SIOCAIFADDR_IN6 || r === C.SIOCSIFMTU ||
+        r === C.SIOCSIFFLAGS;
       if (setter && !this.root) return this.#err(DARWIN_E.EPERM);
       switch (r) {
         case C.SIOCAIFADDR: {
@@ -192,6 +197,20 @@ export class FakeDarwinLibc implements DarwinSys {
           // xnu installs a host route to the peer only (os-ffi §6).
           const { index } = ifc;
           this.routes.set(`${ip(36)}/32`, { ifname: c.ifname as string, index, flags: 0x5 });
+          return 0;
+        }
+        case C.SIOCAIFADDR_IN6: {
+          // xnu in6_update_ifa's checks (os-ffi §6); 47 = EAFNOSUPPORT.
+          if (f.af !== C.AF_INET6) return this.#err(25);
+          if (arg[16] !== 28 || arg[17] !== C.AF_INET6) return this.#err(47);
+          const plen = prefixOf(arg.subarray(80, 96));
+          if (arg[72] === 0 || arg[72] > 28 || plen === 0) return this.#err(DARWIN_E.EINVAL);
+          if (dv.getUint32(124, true) > dv.getUint32(120, true)) return this.#err(DARWIN_E.EINVAL);
+          const dst = arg[45]; // utun is p2p: an AF_INET6 destination only with /128
+          if (dst !== C.AF_UNSPEC && dst !== C.AF_INET6) return this.#err(47);
+          if (dst === C.AF_INET6 && plen !== 128) return this.#err(DARWIN_E.EINVAL);
+          const a6 = (o: number) => formatIP(arg.subarray(o, o + 16));
+          ifc.addrs.push({ local: a6(24), peer: dst ? a6(52) : "", mask: `/${plen}` });
           return 0;
         }
         case C.SIOCSIFMTU:

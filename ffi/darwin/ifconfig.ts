@@ -8,6 +8,7 @@ import {
   AF_INET,
   AF_INET6,
   IFF_UP,
+  IN6_IFF_NODAD,
   SIOCAIFADDR,
   SIOCAIFADDR_IN6,
   SIOCDIFADDR,
@@ -55,6 +56,16 @@ export function addAddress(
     const req = encodeIn6Aliasreq(ifname, local, peer, 128);
     withSocket(sys, AF_INET6, (fd) => ioctl(sys, fd, SIOCAIFADDR_IN6, req, ifname));
   }
+}
+
+/**
+ * Add our own IPv6 address as a /128 with no destination (what `ifconfig utunN inet6 A/128` does):
+ * the routes say what goes through the tunnel. NODAD: nobody else is on a utun, and a tentative
+ * address could not be a source address for the second DAD takes (xnu honours the flag).
+ */
+export function addAddress6(sys: DarwinSys, ifname: string, local: Uint8Array): void {
+  const req = encodeIn6Aliasreq(ifname, local, undefined, 128, IN6_IFF_NODAD);
+  withSocket(sys, AF_INET6, (fd) => ioctl(sys, fd, SIOCAIFADDR_IN6, req, ifname));
 }
 
 /** Remove an IPv4 address (SIOCDIFADDR); EADDRNOTAVAIL when it is not there. */

@@ -61,23 +61,25 @@ export function encodeInAliasreq(
 }
 
 /**
- * in6_aliasreq (128 bytes) for SIOCAIFADDR_IN6. A p2p destination requires /128; infinite
+ * in6_aliasreq (128 bytes) for SIOCAIFADDR_IN6: name @0, addr @16, dstaddr @44, prefixmask @72,
+ * flags i32 @100, lifetime @104 (vltime @120, pltime @124). A p2p destination requires /128; no
+ * peer leaves dstaddr all zeros (AF_UNSPEC), which xnu accepts with any prefix. Infinite
  * lifetimes, because vltime 0 makes the address expire at once (os-ffi §6).
  */
 export function encodeIn6Aliasreq(
   ifname: string,
   local: Uint8Array,
-  peer: Uint8Array,
+  peer: Uint8Array | undefined,
   prefixLength: number,
+  flags = 0,
 ): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(128);
   const dv = new DataView(b.buffer);
   b.set(ifName(ifname));
   b.set(sockaddrIn6(local), 16);
-  b.set(sockaddrIn6(peer), 44);
-  const mask = sockaddrIn6(maskBytes(prefixLength, 16));
-  mask[1] = AF_INET6;
-  b.set(mask, 72);
+  if (peer) b.set(sockaddrIn6(peer), 44);
+  b.set(sockaddrIn6(maskBytes(prefixLength, 16)), 72);
+  dv.setInt32(100, flags, true);
   dv.setUint32(120, ND6_INFINITE_LIFETIME, true);
   dv.setUint32(124, ND6_INFINITE_LIFETIME, true);
   return b;

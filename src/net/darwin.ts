@@ -5,7 +5,7 @@
  * `sys` option, so the whole platform runs on Linux against a fake libc in tests.
  */
 import { OsError } from "../../ffi/libc.ts";
-import { addAddress, setMtu, setUp } from "../../ffi/darwin/ifconfig.ts";
+import { addAddress, addAddress6, setMtu, setUp } from "../../ffi/darwin/ifconfig.ts";
 import {
   removeResolverFiles,
   removeStaleResolverFiles,
@@ -113,6 +113,24 @@ function replyInterface(sys: DarwinSys, r: RouteReply): string {
   return indexToName(sys, r.index) ?? `if${r.index}`;
 }
 
+/** The tunnel's IPv6 address as 16 bytes; anything else is a UserError. */
+function ip6(text: string): Uint8Array {
+  const a = ip(text, "tunnel IPv6 address");
+  if (a.length !== 16) throw new UserError(`tunnel IPv6 address: ${text} is not an IPv6 address`);
+  return a;
+}
+
+/** SIOCAIFADDR_IN6 failed: its own line (the IPv4 step's speaks of a peer, this one has none). */
+function address6Error(ifname: string, address6: string, e: unknown): Error {
+  const step: Step = { op: "address", ifname, address: address6, peer: "", prefixLength: 128 };
+  const common = commonUserError(step, e);
+  if (common) return common;
+  const code = (e as OsError).code;
+  return new UserError(
+    `macOS rejected IPv6 address ${address6}/128 on ${ifname} (${code}): please report this with your macOS version`,
+  );
+}
+
 function openTunWith(sys: () => DarwinSys) {
   // async, so every failure is a rejected promise like on Linux, never a synchronous throw.
   // deno-lint-ignore require-await
@@ -120,6 +138,7 @@ function openTunWith(sys: () => DarwinSys) {
     const s = sys();
     const local = ip(cfg.address, "tunnel address");
     const peer = ip(cfg.peer, "tunnel peer");
+    const local6 = cfg.address6 === undefined ? undefined : ip6(cfg.address6);
     const name = cfg.name ?? "utun";
     let dev: UtunDevice;
     try {
@@ -134,6 +153,13 @@ function openTunWith(sys: () => DarwinSys) {
         addAddress(s, ifname, local, peer, cfg.prefixLength);
       } catch (e) {
         throw toUserError({ op: "address", ifname, ...cfg }, e);
+      }
+      if (local6) {
+        try {
+          addAddress6(s, ifname, local6);
+        } catch (e) {
+          throw address6Error(ifname, cfg.address6!, e);
+        }
       }
       try {
         setMtu(s, ifname, cfg.mtu);
