@@ -9,7 +9,7 @@ import type { Cidr } from "../net/cidr.ts";
 import { domainName } from "../net/domain.ts";
 import { parseExcludes } from "../discover/plan.ts";
 import { parseAddr } from "../netstack/packet.ts";
-import { parseCidrs } from "../tunnel/checks.ts";
+import { distinctRanges, parseCidrs } from "../tunnel/checks.ts";
 import { splitAllTraffic } from "./full_tunnel.ts";
 import { type Cidr6, isIpv6Text, overlaps6, parseCidr6 } from "../net/cidr6.ts";
 import { type HealSettings, healSettings } from "../tunnel/heal_options.ts";
@@ -123,19 +123,7 @@ export function parseDomains(values: string[]): string[] {
 
 /** --cidr's IPv6 ranges: each once, none inside another. */
 export function parseCidrs6(texts: string[]): Cidr6[] {
-  const out: Cidr6[] = [];
-  for (const t of texts) {
-    const c = parseCidr6(t);
-    const dup = c.prefix === 0 ? undefined : out.find((o) => o.prefix !== 0 && overlaps6(o, c));
-    if (dup) {
-      throw new UserError(
-        `--cidr ${c.text} overlaps --cidr ${dup.text}: give each range once`,
-        ExitCode.Usage,
-      );
-    }
-    out.push(c);
-  }
-  return out;
+  return distinctRanges(texts, parseCidr6, overlaps6);
 }
 
 export function checkStart(o: StartOptions): CheckedStart {

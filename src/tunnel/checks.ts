@@ -22,11 +22,22 @@ export function parseCidrs(texts: string[]): Cidr[] {
   if (texts.length === 0) {
     throw new UserError("give at least one --cidr, e.g. --cidr 10.0.0.0/16", ExitCode.Usage);
   }
-  const out: Cidr[] = [];
+  return distinctRanges(texts, parseCidr, overlaps);
+}
+
+/**
+ * --cidr ranges of one family, each once and none inside another. A /0 is a full tunnel
+ * (start/full_tunnel.ts): it holds every other range by design.
+ */
+export function distinctRanges<C extends { prefix: number; text: string }>(
+  texts: string[],
+  parse: (t: string) => C,
+  overlap: (a: C, b: C) => boolean,
+): C[] {
+  const out: C[] = [];
   for (const t of texts) {
-    const c = parseCidr(t);
-    // 0.0.0.0/0 is a full tunnel (start/full_tunnel.ts): it holds every other range by design.
-    const dup = c.prefix === 0 ? undefined : out.find((o) => o.prefix !== 0 && overlaps(o, c));
+    const c = parse(t);
+    const dup = c.prefix === 0 ? undefined : out.find((o) => o.prefix !== 0 && overlap(o, c));
     if (dup) {
       throw new UserError(
         `--cidr ${c.text} overlaps --cidr ${dup.text}: give each range once`,
