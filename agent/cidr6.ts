@@ -8,6 +8,7 @@
  */
 import { formatIP, parseIPv6 } from "../ffi/struct.ts";
 import type { Cidr } from "./cidr.ts";
+import { masked6 } from "../src/net/cidr6.ts";
 
 export const DEFAULT_POOL6 = "fd7a:5353:5d8b::/48";
 
@@ -25,7 +26,7 @@ export function parseCidr6(text: string, strict = true): Cidr6 | undefined {
   if (!ip) return undefined;
   const prefix = len === undefined ? 128 : /^\d{1,3}$/.test(len) ? Number(len) : NaN;
   if (!(prefix >= 0 && prefix <= 128)) return undefined;
-  const bytes = masked(ip, prefix);
+  const bytes = masked6(ip, prefix);
   if (strict && bytes.some((b, i) => b !== ip[i])) return undefined;
   return { bytes, prefix };
 }
@@ -35,15 +36,6 @@ export function formatCidr6(c: Cidr6): string {
 }
 
 export const formatIpv6 = (b: Uint8Array): string => formatIP(b);
-
-function masked(b: Uint8Array, prefix: number): Uint8Array {
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    out[i] = b[i] & ((0xff00 >> bits) & 0xff);
-  }
-  return out;
-}
 
 /** Is the address at `p[off..off+16]` inside `c`? */
 export function contains6At(c: Cidr6, p: Uint8Array, off: number): boolean {

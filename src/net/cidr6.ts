@@ -31,7 +31,7 @@ export function parseCidr6(s: string): Cidr6 {
       ExitCode.Usage,
     );
   }
-  const net = masked(bytes, prefix);
+  const net = masked6(bytes, prefix);
   if (!equal(net, bytes)) {
     throw new UserError(
       `${s} has host bits set: did you mean ${formatIP(net)}/${prefix}?`,
@@ -42,15 +42,16 @@ export function parseCidr6(s: string): Cidr6 {
 }
 
 export function contains6(c: Cidr6, address: Uint8Array): boolean {
-  return address.length === 16 && equal(masked(address, c.prefix), c.bytes);
+  return address.length === 16 && equal(masked6(address, c.prefix), c.bytes);
 }
 
 export function overlaps6(a: Cidr6, b: Cidr6): boolean {
   const p = Math.min(a.prefix, b.prefix);
-  return equal(masked(a.bytes, p), masked(b.bytes, p));
+  return equal(masked6(a.bytes, p), masked6(b.bytes, p));
 }
 
-function masked(b: Uint8Array, prefix: number): Uint8Array {
+/** The network part of an address: its first `prefix` bits, the rest zero (also the agent's). */
+export function masked6(b: Uint8Array, prefix: number): Uint8Array {
   const out = new Uint8Array(16);
   for (let i = 0; i < 16; i++) {
     const bits = Math.max(0, Math.min(8, prefix - i * 8));
