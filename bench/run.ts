@@ -2,6 +2,7 @@
 import { type AgentlessBench, agentlessRows, benchAgentless } from "./agentless.ts";
 import { benchForward, benchForwardSessions, forwardSessionsRows } from "./forward.ts";
 import { benchInstall, installRows } from "./install.ts";
+import { benchIpv6, type Ipv6Bench, ipv6Rows } from "./ipv6.ts";
 import { benchSpread, type SpreadBench, spreadRows } from "./spread.ts";
 import { benchStartup } from "./startup.ts";
 import { benchStripes, type StripesBench, stripesRows } from "./stripes.ts";
@@ -21,10 +22,12 @@ let agentless: AgentlessBench | undefined;
 let zeroConfig: ZeroConfigBench | undefined;
 let stripes: StripesBench | undefined;
 let spread: SpreadBench | undefined;
+let ipv6: Ipv6Bench | undefined;
 if (Deno.uid() === 0) {
   tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
   stripes = await benchStripes();
   spread = await benchSpread();
+  ipv6 = await benchIpv6();
   agentless = await benchAgentless();
   zeroConfig = await benchZeroConfig();
 } else {
@@ -58,6 +61,7 @@ const rows: [string, string, string][] = [
   ...tunnel.flatMap(tunnelRows),
   ...(stripes ? stripesRows(stripes) : []),
   ...(spread ? spreadRows(spread) : []),
+  ...(ipv6 ? ipv6Rows(ipv6) : []),
   ...(agentless ? agentlessRows(agentless) : []),
   ...(zeroConfig ? zeroConfigRows(zeroConfig) : []),
 ];
@@ -73,6 +77,7 @@ console.log(
     ...(tunnel.length ? { tunnel } : {}),
     ...(stripes ? { stripes } : {}),
     ...(spread ? { spread } : {}),
+    ...(ipv6 ? { ipv6 } : {}),
     ...(agentless ? { agentless } : {}),
     ...(zeroConfig ? { zeroConfig } : {}),
   }),
