@@ -6,13 +6,13 @@
  *
  *   probe.ts http URL MARKER          GET, 200 and body contains MARKER
  *   probe.ts blob URL                 GET a /blob, SHA-256 of the body must equal x-sha256
- *   probe.ts dns SERVER NAME          A query over UDP; detail lists the addresses or the rcode
+ *   probe.ts dns SERVER NAME [AAAA]   A (or AAAA) query over UDP; detail lists addresses or rcode
  *   probe.ts udp HOST PORT [SRC]      a datagram must come back unchanged (SRC: bind address)
  *   probe.ts tcp HOST PORT            connect only: "connected", "refused" or "timeout"
  */
 import dgram from "node:dgram";
 import { createHash } from "node:crypto";
-import { decodeMessage, encodeQuery, RCODE_NOERROR } from "./dns.ts";
+import { decodeMessage, encodeQuery, RCODE_NOERROR, TYPE_A, TYPE_AAAA } from "./dns.ts";
 
 export interface ProbeResult {
   ok: boolean;
@@ -90,10 +90,11 @@ function udpExchange(
   return promise;
 }
 
-async function dns(server: string, name: string): Promise<ProbeResult> {
+async function dns(server: string, name: string, type?: string): Promise<ProbeResult> {
   const t0 = performance.now();
   const id = crypto.getRandomValues(new Uint16Array(1))[0];
-  const reply = await udpExchange(server, 53, encodeQuery(id, name));
+  const query = encodeQuery(id, name, type === "AAAA" ? TYPE_AAAA : TYPE_A);
+  const reply = await udpExchange(server, 53, query);
   const ms = performance.now() - t0;
   if (!reply) return { ok: false, ms, detail: `no answer from ${server} in ${TIMEOUT_MS} ms` };
   const m = decodeMessage(reply);
@@ -155,7 +156,7 @@ export function runProbe(args: string[]): Promise<ProbeResult> {
     case "blob":
       return blob(a);
     case "dns":
-      return dns(a, b);
+      return dns(a, b, c);
     case "udp":
       return udpEcho(a, Number(b), c);
     case "tcp":

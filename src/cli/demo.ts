@@ -10,15 +10,20 @@
  * `--all-traffic`: the lab gets an "internet" host and the tunnel is a full tunnel; the same
  * checks, plus the laptop's routes, what the internet sees, the system's DNS, and the routes
  * given back after stop (demo_full.ts).
+ *
+ * `--ipv6` (agent only; combines with `--all-traffic`): a dual-stack lab, the tunnel carries the
+ * VPC's IPv6 range too, and the IPv6 checks follow the IPv4 ones (demo_ipv6.ts).
  */
 import { ExitCode, UserError } from "../errors.ts";
 import type { Lab, LabProcess } from "../../scripts/lab.ts";
 import * as full from "./demo_full.ts";
+import * as v6 from "./demo_ipv6.ts";
 
 export interface DemoOptions {
   pacing?: boolean;
   agentless?: boolean;
   allTraffic?: boolean;
+  ipv6?: boolean;
 }
 
 /** The default emulator VPC is 10.99.0.0/16: base+2 is the resolver agentless apps query. */
@@ -33,6 +38,12 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   if (o.agentless && o.allTraffic) {
     throw new UserError(
       "demo --all-traffic needs the agent (agentless mode carries TCP and DNS only, a full tunnel carries everything): drop --agentless",
+      ExitCode.Usage,
+    );
+  }
+  if (o.agentless && o.ipv6) {
+    throw new UserError(
+      "demo --ipv6 needs the agent (agentless mode carries IPv4 only): drop --agentless",
       ExitCode.Usage,
     );
   }
@@ -80,15 +91,17 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   console.log(
     `ssm-proxy demo: a laptop, an instance${
       o.allTraffic ? ", a VPC and a host on the internet" : " and a VPC"
-    } as network namespaces on this machine`,
+    } as network namespaces on this machine${o.ipv6 ? ", dual-stack (IPv4 and IPv6)" : ""}`,
   );
   const lab: Lab = await step(
     "lab",
-    () => createLab({ internet: o.allTraffic }),
+    () => createLab({ internet: o.allTraffic, ipv6: o.ipv6 }),
     (l) =>
       `namespaces ${
         l.ns("laptop").replace(/laptop$/, `{${l.roles.join(",")}}`)
-      }, VPC ${l.vpcNetwork}${l.internetAddress ? `, internet host ${l.internetAddress}` : ""}`,
+      }, VPC ${l.vpcNetwork}${l.vpcNetwork6 ? ` and ${l.vpcNetwork6}` : ""}${
+        l.internetAddress ? `, internet host ${l.internetAddress}` : ""
+      }`,
   );
   const procs: [string, LabProcess][] = [];
   try {
@@ -123,10 +136,12 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       : undefined;
     const mode = o.agentless ? ["--mode", "agentless"] : [];
     // A full tunnel routes everything, the VPC included: it needs no --cidr.
-    const [cidrs, extra] = o.allTraffic ? [[], ["--all-traffic"]] : [[lab.vpcNetwork], mode];
+    const [cidrs, extra] = o.allTraffic
+      ? [[], ["--all-traffic"]]
+      : [v6.splitCidrs(lab, !!o.ipv6), mode];
     const tunnel = await step(
       `ssm-proxy start --target name:bastion ${
-        o.allTraffic ? "--all-traffic" : `--cidr ${lab.vpcNetwork}`
+        o.allTraffic ? "--all-traffic" : cidrs.map((c) => `--cidr ${c}`).join(" ")
       } --name ${NAME}${o.agentless ? " --mode agentless" : ""}`,
       () => stack.startTunnel(lab, "laptop", { name: NAME, cidrs, extra }),
       (t) =>
@@ -159,6 +174,13 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     if (o.allTraffic) {
       await full.showInternet(lab, line);
       await full.showSystemDns(lab, line);
+    }
+    if (o.ipv6) {
+      await v6.showIpv6(lab, tunnel.status, {
+        line,
+        ping: (address) => ping(lab, address, line),
+        allTraffic: o.allTraffic,
+      });
     }
 
     const t0 = performance.now();
@@ -225,13 +247,16 @@ async function ping(
   address: string,
   line: full.Line,
 ): Promise<void> {
-  const what = `ping ${address}`;
+  // -6: not every ping picks the family from the address.
+  const family = address.includes(":") ? ["-6"] : [];
+  const what = `ping${family.length ? "6" : ""} ${address}`;
   if (!onPath("ping")) {
     line(false, what, "ping is not installed (apt-get install iputils-ping)");
     return;
   }
   const t0 = performance.now();
-  const r = await lab.exec("laptop", ["ping", "-c", "3", "-i", "0.2", "-W", "2", address]);
+  const argv = ["ping", ...family, "-c", "3", "-i", "0.2", "-W", "2", address];
+  const r = await lab.exec("laptop", argv);
   const got = /(\d+) received/.exec(r.stdout)?.[1] ?? "0";
   const avg = /= [\d.]+\/([\d.]+)\//.exec(r.stdout)?.[1];
   line(r.success, what, `${got}/3 replies${avg ? `, avg ${avg} ms` : ""}`, performance.now() - t0);

@@ -354,6 +354,7 @@ export function buildProgram() {
       "--all-traffic",
       "a full tunnel: everything, and every DNS name, through the VPC (with an internet host)",
     )
+    .option("--ipv6", "a dual-stack VPC: IPv6 through the tunnel too (the agent's NAT66)")
     .action(async (opts) => {
       const { runDemo } = await import("../cli/demo.ts");
       await runDemo(opts);
