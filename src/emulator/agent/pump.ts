@@ -21,7 +21,7 @@ export interface PumpOptions {
   emit(chunk: Uint8Array): void;
 }
 
-export const MAX_CATCH_UP_MS = 4;
+const MAX_CATCH_UP_MS = 4;
 
 export const PACED = { chunkSize: 1024, pacingMs: 1 } as const;
 export const UNPACED = { chunkSize: 32 * 1024, pacingMs: 0 } as const;

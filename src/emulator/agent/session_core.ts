@@ -8,10 +8,12 @@ import { PayloadType } from "../../ssm/message.ts";
 import { DocumentError } from "./document.ts";
 import { AgentEngine, ENGINE_DEFAULTS, type EngineConfig } from "./engine.ts";
 import { InputGate } from "./input_gate.ts";
-import { MAX_CATCH_UP_MS, OutputPump, PACED, UNPACED } from "./pump.ts";
+import { OutputPump, PACED, UNPACED } from "./pump.ts";
 import type { AgentSessionInit, EmulatedAgentSession } from "./session.ts";
 
 const TICK_MS = 100;
+/** Input credit a paced session may bank: 32 KiB at 1 KiB/ms. */
+const INPUT_BURST_MS = 32;
 /** The pipe between the port side or pty and the pump; small, so reads stop early. */
 const PIPE_HIGH_WATER = 64 * 1024;
 
@@ -74,7 +76,9 @@ export abstract class EmulatedSessionCore<D> implements EmulatedAgentSession {
     if (init.pacing) {
       this.#gate = new InputGate({
         bytesPerMs: PACED.chunkSize / PACED.pacingMs,
-        maxCatchUpMs: MAX_CATCH_UP_MS,
+        // The budget holds on average; a burst (a batch of TCP acks) passes without waiting on
+        // millisecond timers, which would add their delay to every flow's round trip.
+        maxCatchUpMs: INPUT_BURST_MS,
         deliver: (frame) => this.#take(frame),
       });
     }
