@@ -124,9 +124,13 @@ export async function bringUp(
   if (pinned.length) {
     // The network may change under a full tunnel: its pins follow the new default route.
     const { startPinKeeper } = await import("./pin_keeper.ts");
+    const { pinNames } = await import("../net/pinned_names.ts");
     keeper = startPinKeeper({
       routes: net.routes,
       pins: pinned,
+      ...(plan.pinnedNames ? { names: new Map(plan.pinnedNames) } : {}),
+      nameservers: plan.nameservers ?? [],
+      onNames: pinNames,
       onChange: o.progress,
       onPins: (pins) => {
         pinned.splice(0, pinned.length, ...pins);

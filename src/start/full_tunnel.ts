@@ -133,3 +133,21 @@ export function gatewayPins(pins: PlannedPin[]): PlannedPin[] {
   }
   return out;
 }
+
+/**
+ * The nameservers this machine uses before the full tunnel takes its DNS: systemd-resolved's
+ * upstreams when it runs (its /etc/resolv.conf names only its own stub), else /etc/resolv.conf's.
+ * Loopback stubs are no use from here and are left out. IPv4 only, like the pins.
+ */
+export async function originalNameservers(
+  files = ["/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"],
+): Promise<string[]> {
+  for (const f of files) {
+    const text = await Deno.readTextFile(f).catch(() => undefined);
+    if (text === undefined) continue;
+    const servers = [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1])
+      .filter((a) => parseIpv4(a) !== undefined && !a.startsWith("127."));
+    if (servers.length) return servers;
+  }
+  return [];
+}

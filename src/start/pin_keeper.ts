@@ -167,6 +167,29 @@ export class PinKeeper {
     return { kind: "made" };
   }
 
+  /**
+   * Pin a new address of an endpoint (its name moved to another address): through the way the
+   * kernel would send it without the tunnel. False when it is pinned already or cannot be.
+   */
+  async adopt(address: string): Promise<boolean> {
+    const cidr = `${address}/32`;
+    if (this.#stopped || this.#entries.some((e) => e.pin.cidr === cidr)) return false;
+    const def = await this.#routes.defaultRoute().catch(() => undefined);
+    if (!def) return false;
+    // Nothing to remove first: `seen` is what the kernel does today, the tunnel most likely.
+    const seen = await this.#routes.get(address).catch(() => undefined);
+    const pin = { ...nextPin({ cidr, ifname: def.interface }, seen, def), cidr };
+    try {
+      await this.#routes.addPin(pin);
+    } catch (err) {
+      if (!(err instanceof RouteExistsError)) this.#tell([`cannot pin ${cidr}: ${msg(err)}`]);
+      return false;
+    }
+    this.#entries.push({ pin, madeVia: pathOf(def) });
+    this.#onPins(this.pins);
+    return true;
+  }
+
   #tell(lines: string[]): void {
     for (const l of lines) if (!this.#told.has(l)) this.#onChange(`${l}; retrying`);
     this.#told = new Set(lines);
@@ -198,14 +221,18 @@ export function nextPin(
  * process alive. `stop()` resolves once a check under way has finished, so a replacement it
  * made has reached `onPins` before the caller removes the pins.
  */
-export function startPinKeeper(o: PinKeeperOptions): { stop(): Promise<void> } {
+export function startPinKeeper(o: PinKeeperOptions & NameRefresh): { stop(): Promise<void> } {
   const keeper = new PinKeeper(o);
   const period = o.periodMs ?? 3000;
+  const refreshEvery = Math.max(1, Math.round((o.refreshMs ?? 60_000) / period));
+  let ticks = 0;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> = Promise.resolve();
   const tick = () => {
+    const refresh = o.names && ++ticks % refreshEvery === 0;
     running = keeper.check()
+      .then(() => (refresh ? refreshNames(keeper, o) : undefined))
       .catch((e) => o.onChange(`keeping the endpoint pins: ${msg(e)}`))
       .finally(() => {
         if (stopped) return;
@@ -223,4 +250,45 @@ export function startPinKeeper(o: PinKeeperOptions): { stop(): Promise<void> } {
       await running;
     },
   };
+}
+
+/**
+ * The endpoints' names, asked again now and then of the nameservers the laptop had before the
+ * full tunnel took its DNS (their addresses pinned too): AWS moves its endpoints between
+ * addresses, and a stream or API call to an address that is not pinned would go into the tunnel.
+ */
+export interface NameRefresh {
+  /** Each name and the addresses pinned for it (net/pinned_names.ts answers from these). */
+  names?: Map<string, string[]>;
+  /** The laptop's own nameservers, from before the tunnel. */
+  nameservers?: string[];
+  /** Default 60 s. */
+  refreshMs?: number;
+  /** A name's addresses changed (the new ones are pinned): hand them to pinNames. */
+  onNames?(names: Map<string, string[]>): void;
+  /** For tests: the lookup (default Deno.resolveDns A records at that server, port 53). */
+  resolve?(name: string, server: string): Promise<string[]>;
+}
+
+export async function refreshNames(keeper: PinKeeper, o: NameRefresh): Promise<void> {
+  if (!o.names || !o.nameservers?.length) return;
+  const resolve = o.resolve ??
+    ((name: string, server: string) =>
+      Deno.resolveDns(name, "A", { nameServer: { ipAddr: server, port: 53 } }));
+  let changed = false;
+  for (const [name, known] of o.names) {
+    let found: string[] | undefined;
+    for (const server of o.nameservers) {
+      found = await resolve(name, server).catch(() => undefined);
+      if (found?.length) break;
+    }
+    const fresh = (found ?? []).filter((a) => !known.includes(a) && parseIpv4(a) !== undefined);
+    const pinned: string[] = [];
+    for (const a of fresh) if (await keeper.adopt(a)) pinned.push(a);
+    if (pinned.length) {
+      o.names.set(name, [...pinned, ...known]);
+      changed = true;
+    }
+  }
+  if (changed) o.onNames?.(o.names);
 }

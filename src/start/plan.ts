@@ -39,6 +39,8 @@ export interface NetworkPlan {
   pins?: PlannedPin[];
   /** Full tunnel: the endpoints' names and the addresses they had before DNS was switched. */
   pinnedNames?: Map<string, string[]>;
+  /** Full tunnel: the machine's own nameservers from before (asked for the endpoints' names). */
+  nameservers?: string[];
   allTraffic?: boolean;
 }
 

@@ -15,7 +15,7 @@ import { endpointAddresses } from "../tunnel/checks.ts";
 import { cleanupStale, liveStates, recoverLeftovers } from "../tunnel/stale.ts";
 import { readState, type TunnelState } from "../tunnel/state.ts";
 import { bringUp, type Up } from "./apply.ts";
-import { gatewayPins, planPins, tunnelEndpoints } from "./full_tunnel.ts";
+import { gatewayPins, originalNameservers, planPins, tunnelEndpoints } from "./full_tunnel.ts";
 import { connectAgent, type Link, openAgentlessLink, tryAgent } from "./link.ts";
 import type { CheckedStart, StartOptions } from "./options.ts";
 import { dropEndpointConflicts, type NetworkPlan, planNetwork, wantDiscovery } from "./plan.ts";
@@ -211,12 +211,19 @@ async function withPins(
   streamUrls: string[],
 ): Promise<NetworkPlan> {
   const { endpoints, names } = await tunnelEndpoints(region, streamUrls);
-  const { pins, notes } = await planPins(net.routes, endpoints, running.map((r) => r.interface));
+  // Asked later for the endpoints' new addresses (pin_keeper.ts), so reachable outside too.
+  const nameservers = await originalNameservers();
+  const servers = nameservers.map((address) => ({ what: `your DNS server ${address}`, address }));
+  const { pins, notes } = await planPins(
+    net.routes,
+    [...endpoints, ...servers],
+    running.map((r) => r.interface),
+  );
   // --no-lan routes the LAN into the tunnel: the gateways the pins go through stay on it.
   const all = plan.routes.some((r) => r.reason.startsWith("--no-lan"))
     ? [...gatewayPins(pins), ...pins]
     : pins;
-  return { ...plan, pins: all, pinnedNames: names, notes: [...plan.notes, ...notes] };
+  return { ...plan, pins: all, pinnedNames: names, nameservers, notes: [...plan.notes, ...notes] };
 }
 
 function awsOf(o: StartOptions): AwsOptions {

@@ -13,7 +13,8 @@ import {
   type RouteInfo,
   type Routes,
 } from "../../src/net/types.ts";
-import { NO_NETWORK, PinKeeper, startPinKeeper } from "../../src/start/pin_keeper.ts";
+import { NO_NETWORK, PinKeeper, refreshNames, startPinKeeper } from "../../src/start/pin_keeper.ts";
+import { originalNameservers } from "../../src/start/full_tunnel.ts";
 
 const TUN = "ssmp0";
 const via = (p: PinRoute) => `${p.cidr} ${p.gateway ? `via ${p.gateway}` : "on-link"} ${p.ifname}`;
@@ -393,4 +394,74 @@ Deno.test("stop() during a replacement: it is finished and reported before stop(
     "del 52.94.0.10/32",
     "add 52.94.0.10/32",
   ]);
+});
+
+Deno.test("an endpoint's name moves to a new address: pinned through today's path, names updated", async () => {
+  const { t, k, reported } = setup();
+  const names = new Map([["ssmmessages.us-east-1.amazonaws.com", ["52.94.0.10", "52.94.0.11"]]]);
+  const asked: string[] = [];
+  let told: Map<string, string[]> | undefined;
+  const answers: Record<string, string[]> = {
+    "192.168.1.53": ["52.94.0.11", "52.94.0.12"],
+  };
+  await refreshNames(k, {
+    names,
+    nameservers: ["10.255.255.1", "192.168.1.53"],
+    resolve: (name, server) => {
+      asked.push(`${name}@${server}`);
+      const a = answers[server];
+      return a ? Promise.resolve(a) : Promise.reject(new Error("timed out"));
+    },
+    onNames: (n) => (told = new Map(n)),
+  });
+  // The first server failing, the second answers; only the new address is pinned.
+  assert.deepEqual(asked, [
+    "ssmmessages.us-east-1.amazonaws.com@10.255.255.1",
+    "ssmmessages.us-east-1.amazonaws.com@192.168.1.53",
+  ]);
+  assert.deepEqual(t.log, ["add 52.94.0.12/32 via 192.168.1.1 wlan0"]);
+  assert.deepEqual(told?.get("ssmmessages.us-east-1.amazonaws.com"), [
+    "52.94.0.12",
+    "52.94.0.10",
+    "52.94.0.11",
+  ]);
+  assert.deepEqual(reported.at(-1)?.map((p) => p.cidr), [
+    "52.94.0.10/32",
+    "52.94.0.11/32",
+    "52.94.0.12/32",
+  ]);
+  // Asked again with nothing new: nothing is touched or told.
+  told = undefined;
+  t.log.length = 0;
+  await refreshNames(k, {
+    names,
+    nameservers: ["192.168.1.53"],
+    resolve: () => Promise.resolve(["52.94.0.12"]),
+    onNames: (n) => (told = n),
+  });
+  assert.deepEqual(t.log, []);
+  assert.equal(told, undefined);
+  // The adopted pin is kept like the others: it follows a network change.
+  moveTo(t, CAFE, "192.168.2.0/24");
+  await k.check();
+  const log: string[] = t.log;
+  assert.ok(log.includes("add 52.94.0.12/32 via 192.168.2.1 wlan0"), log.join("\n"));
+});
+
+Deno.test("the machine's own nameservers: resolved's upstreams first, no loopback stubs", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/stub`, "nameserver 127.0.0.53\noptions edns0\n");
+    await Deno.writeTextFile(
+      `${dir}/resolved`,
+      "# upstreams\nnameserver 192.168.1.1\nnameserver  1.1.1.1\nnameserver fe80::1%wlan0\n",
+    );
+    assert.deepEqual(await originalNameservers([`${dir}/resolved`, `${dir}/stub`]), [
+      "192.168.1.1",
+      "1.1.1.1",
+    ]);
+    assert.deepEqual(await originalNameservers([`${dir}/missing`, `${dir}/stub`]), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
