@@ -254,8 +254,10 @@ export function startPinKeeper(o: PinKeeperOptions & NameRefresh): { stop(): Pro
 
 /**
  * The endpoints' names, asked again now and then of the nameservers the laptop had before the
- * full tunnel took its DNS (their addresses pinned too): AWS moves its endpoints between
- * addresses, and a stream or API call to an address that is not pinned would go into the tunnel.
+ * full tunnel took its DNS (not the VPC resolver: a VPC endpoint's private DNS would answer
+ * addresses only the tunnel reaches): AWS moves its endpoints between addresses, and a stream or
+ * API call to an address that is not pinned would go into the tunnel. Asked while the tunnel is
+ * up; while it heals the names answer from what is pinned.
  */
 export interface NameRefresh {
   /** Each name and the addresses pinned for it (net/pinned_names.ts answers from these). */

@@ -211,14 +211,11 @@ async function withPins(
   streamUrls: string[],
 ): Promise<NetworkPlan> {
   const { endpoints, names } = await tunnelEndpoints(region, streamUrls);
-  // Asked later for the endpoints' new addresses (pin_keeper.ts), so reachable outside too.
+  // Asked later for the endpoints' new addresses (pin_keeper.ts). Not pinned: a server on the
+  // LAN is reached there anyway, and any other through the tunnel (a pin would let every app's
+  // queries to it leave outside the tunnel).
   const nameservers = await originalNameservers();
-  const servers = nameservers.map((address) => ({ what: `your DNS server ${address}`, address }));
-  const { pins, notes } = await planPins(
-    net.routes,
-    [...endpoints, ...servers],
-    running.map((r) => r.interface),
-  );
+  const { pins, notes } = await planPins(net.routes, endpoints, running.map((r) => r.interface));
   // --no-lan routes the LAN into the tunnel: the gateways the pins go through stay on it.
   const all = plan.routes.some((r) => r.reason.startsWith("--no-lan"))
     ? [...gatewayPins(pins), ...pins]
