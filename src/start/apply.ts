@@ -6,7 +6,13 @@
 import { NETWORK_UNDO_MS, within } from "../signals.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { contains, parseCidr, parseIpv4 } from "../net/cidr.ts";
-import type { DnsState, NetPlatform, PinRoute, Tun } from "../net/types.ts";
+import {
+  type DnsState,
+  type NetPlatform,
+  type PinRoute,
+  RouteExistsError,
+  type Tun,
+} from "../net/types.ts";
 import { removeState, type TunnelState, writeState } from "../tunnel/state.ts";
 import type { Link } from "./link.ts";
 import type { NetworkPlan } from "./plan.ts";
@@ -95,7 +101,15 @@ export async function bringUp(
           ifname: p.ifname,
           ...(p.gateway ? { gateway: p.gateway } : {}),
         };
-        await net.routes.addPin(pin);
+        try {
+          await net.routes.addPin(pin);
+        } catch (e) {
+          // Someone's route to exactly this address (macOS keeps host routes it learned): it
+          // already goes outside the tunnel, and it is not ours to remove on stop.
+          if (!(e instanceof RouteExistsError)) throw e;
+          o.progress(`keep ${p.cidr}: a route of the system's already does; left as it is`);
+          continue;
+        }
         pinned.push(pin);
       }
     }
