@@ -18,6 +18,8 @@
  *     allow: [10.0.0.0/8]      # default: everywhere (0.0.0.0/0 and ::/0); IPv6 CIDRs too. A
  *                              # list of one family allows nothing of the other
  *     deny: [10.0.9.0/24]
+ *     # or, per IAM principal: rules: [{principals: {roles: [...]}, allow: [...], deny: [...]}]
+ *     # and requireIdentity: true; see agent/rules.ts for the rule language
  *   leaseGraceSeconds: 120     # a tunnel keeps its address this long after its last stripe
  *   stateDir: /var/lib/ssm-proxy  # leases kept here survive a restart of the agent (default:
  *                              # systemd's $STATE_DIRECTORY; unset: not kept)
@@ -49,6 +51,7 @@ import { UserError } from "../src/errors.ts";
 import { type Cidr, parseCidr, parseIpv4 } from "./cidr.ts";
 import { type Cidr6, DEFAULT_POOL6, formatCidr6, parseCidr6, pool6Misfit } from "./cidr6.ts";
 import { parseDuration } from "./duration.ts";
+import { legacyLists, parsePolicy, type PolicyConfig, rulesOf } from "./rules.ts";
 
 export type NatMode = "auto" | "nft" | "iptables" | "off";
 export type Ipv6Mode = "auto" | "on" | "off";
@@ -66,7 +69,8 @@ export interface AgentConfig {
   /** Undefined: detect from /etc/resolv.conf at start. */
   resolver?: string;
   nat: NatMode;
-  policy: { allow: string[]; deny: string[] };
+  /** The old CIDR lists, or per-principal `rules` (agent/rules.ts; `rulesOf` reads both). */
+  policy: PolicyConfig;
   leaseGraceSeconds: number;
   /** Where leases are persisted; undefined: not persisted. */
   stateDir?: string;
@@ -249,10 +253,10 @@ export function parseConfig(text: string, file = "<config>"): AgentConfig {
   }
   const policyNode = top.get("policy");
   if (policyNode && !(isScalar(policyNode) && policyNode.value === null)) {
-    const policy = v.map(policyNode, "policy", ["allow", "deny"]);
-    for (const key of ["allow", "deny"] as const) {
-      cfg.policy[key] = v.cidrList(policy.get(key), `policy.${key}`);
-    }
+    cfg.policy = parsePolicy(v, policyNode);
+    // Until the agent judges by principal, the rules form must not fall back to the old
+    // form's "empty allow = everywhere": the old lists get what an unverified tunnel may reach.
+    if (cfg.policy.rules) Object.assign(cfg.policy, legacyLists(rulesOf(cfg.policy)));
   }
   const grace = scalar("leaseGraceSeconds");
   if (grace) {

@@ -116,7 +116,7 @@ Deno.test("config: errors name file, line and key", () => {
   );
   assert.deepEqual(
     err("policy:\n  alow: []\n"),
-    "/etc/agent.yaml:2: policy.alow: unknown key (allowed: allow, deny)",
+    "/etc/agent.yaml:2: policy.alow: unknown key (allowed: allow, deny, rules, requireIdentity)",
   );
   assert.deepEqual(err("policy: [1]\n"), "/etc/agent.yaml:1: policy: expected a mapping");
   assert.deepEqual(
