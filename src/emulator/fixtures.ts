@@ -6,7 +6,8 @@
  *
  * Top-level keys: account, callerArn, userId, startDelayMs, instances, vpcs, clusters, deny,
  * dhcpOptions, routeTables, hostedZones, parameters (fixtures_network.ts,
- * fixtures_parameters.ts) and `destinations`. The network keys:
+ * fixtures_parameters.ts), identities (STS's access keys and principals, fixtures_identities.ts)
+ * and `destinations`. The network keys:
  *
  *     vpcs:
  *       - { id: vpc-0a1b2c3d, cidr: 10.99.0.0/16, secondaryCidrs: [10.100.0.0/16],
@@ -64,6 +65,7 @@ import {
   vpcCidrs,
 } from "./fixtures_network.ts";
 import { type FixtureParameter, parseParameter } from "./fixtures_parameters.ts";
+import { type FixtureIdentity, parseIdentity } from "./fixtures_identities.ts";
 import { FixtureError, Validator } from "./fixtures_validate.ts";
 import { destinationMap } from "./destinations.ts";
 
@@ -75,6 +77,7 @@ export type {
   FixtureRouteTable,
 } from "./fixtures_network.ts";
 export type { FixtureParameter } from "./fixtures_parameters.ts";
+export type { FixtureIdentity } from "./fixtures_identities.ts";
 
 export type InstanceState = "pending" | "running" | "stopped";
 /** `unmanaged`: the instance never registered with Systems Manager, so SSM does not list it. */
@@ -165,6 +168,8 @@ export interface Fixtures {
   hostedZones: FixtureHostedZone[];
   /** The live parameter store. */
   parameters: FixtureParameter[];
+  /** STS's access keys; empty = any key is the callerArn/userId above, unchecked. */
+  identities: FixtureIdentity[];
   /**
    * Port session destination → the address the emulated agent dials instead, both canonical
    * (`10.99.0.10:80`, `[fd00::10]:443`); see destinations.ts. Unlike the rest of the world it
@@ -207,6 +212,7 @@ export function defaultFixtures(): Fixtures {
     routeTables: [],
     hostedZones: [],
     parameters: [],
+    identities: [],
     destinations: {},
   };
 }
@@ -273,6 +279,7 @@ export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
     "routeTables",
     "hostedZones",
     "parameters",
+    "identities",
     "destinations",
   ]);
   const d = defaultFixtures();
@@ -292,6 +299,8 @@ export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
   const now = Date.now();
   const parameters = v.list(top, "parameters", (n, p) => parseParameter(v, n, p, now)) ?? [];
   requireUnique(v, top, "parameters", parameters, (x) => x.name);
+  const identities = v.list(top, "identities", (n, p) => parseIdentity(v, n, p)) ?? [];
+  requireUnique(v, top, "identities", identities, (x) => x.accessKeyId);
   return {
     account,
     callerArn: v.optStr(top, "callerArn", /^arn:aws[\w-]*:(iam|sts)::\d{12}:/, "an IAM/STS arn") ??
@@ -306,6 +315,7 @@ export function parseFixtures(text: string, file = "<fixtures>"): Fixtures {
     routeTables,
     hostedZones,
     parameters,
+    identities,
     destinations: v.destinations(top, "destinations") ?? {},
   };
 }

@@ -12,6 +12,7 @@ import { eksError, handleEks } from "./eks.ts";
 import { parseQuery, type QueryParams } from "./query.ts";
 import { handleRoute53, ROUTE53_PREFIX, route53Error } from "./route53.ts";
 import { handleSsm, ssmError } from "./ssm.ts";
+import type { WireRequest } from "./sigv4_verify.ts";
 import { handleSts, STS_VERSION, stsError } from "./sts.ts";
 import { type ApiContext, settle } from "./world.ts";
 
@@ -64,24 +65,40 @@ export function createApi(opts: ApiOptions): ApiHandler {
       return await handleSsm(ctx, req, target.slice("AmazonSSM.".length));
     }
 
-    const params = await queryParams(req, url);
-    if (!params) return undefined;
-    return routeQuery(ctx, params, signed || url.searchParams.has("X-Amz-Credential"));
+    const query = await queryParams(req, url);
+    if (!query) return undefined;
+    const wire = { method: req.method, url, headers: req.headers, body: query.body };
+    return await routeQuery(
+      ctx,
+      query.params,
+      signed || url.searchParams.has("X-Amz-Credential"),
+      wire,
+    );
   };
 }
 
-async function queryParams(req: Request, url: URL): Promise<QueryParams | undefined> {
+/** The parameters, and the body as received (STS verifies its signature over those bytes). */
+async function queryParams(
+  req: Request,
+  url: URL,
+): Promise<{ params: QueryParams; body: Uint8Array } | undefined> {
   if (req.method === "GET" && url.searchParams.has("Action")) {
-    return new Map(url.searchParams);
+    return { params: new Map(url.searchParams), body: new Uint8Array() };
   }
   const type = req.headers.get("content-type") ?? "";
   if (req.method === "POST" && type.startsWith("application/x-www-form-urlencoded")) {
-    return parseQuery(await req.text());
+    const body = new Uint8Array(await req.arrayBuffer());
+    return { params: parseQuery(new TextDecoder().decode(body)), body };
   }
   return undefined;
 }
 
-function routeQuery(ctx: ApiContext, p: QueryParams, signed: boolean): Response {
+async function routeQuery(
+  ctx: ApiContext,
+  p: QueryParams,
+  signed: boolean,
+  wire: WireRequest,
+): Promise<Response> {
   const action = p.get("Action");
   const version = p.get("Version");
   if (version === EC2_VERSION) {
@@ -92,7 +109,7 @@ function routeQuery(ctx: ApiContext, p: QueryParams, signed: boolean): Response 
   if (version === STS_VERSION) {
     if (!signed) return stsError("MissingAuthenticationToken", MISSING_AUTH, 403);
     if (!action) return stsError("MissingAction", "The request must contain the parameter Action");
-    return handleSts(ctx, action, p);
+    return await handleSts(ctx, action, p, wire);
   }
   return stsError("NoSuchVersion", `The requested version (${version ?? "none"}) is not valid`);
 }
