@@ -6,7 +6,8 @@
  * path by a more specific route, a "pin", taken from the kernel's answer *before* the
  * half-defaults go in: the AWS endpoints the tunnel itself talks to (else healing would have to
  * go through the tunnel it is healing). --exclude ranges are cut out of the half-defaults, and
- * the laptop's own LAN needs nothing: its on-link route is more specific than /1.
+ * the laptop's own LAN needs nothing (its on-link route is more specific than /1) unless
+ * --no-lan sends it through the tunnel too.
  */
 import { formatIpv4, parseIpv4 } from "../net/cidr.ts";
 import type { LocalNetwork } from "../tunnel/checks.ts";
@@ -31,9 +32,9 @@ export interface PlannedPin extends PinRoute {
 }
 
 /**
- * A pin per endpoint address and per excluded range, each through the way the kernel sends it
- * now. A destination already on one of our tunnels (another tunnel's range) gets no pin: its
- * route is more specific than /1 and stays with that tunnel.
+ * A pin per endpoint address, through the way the kernel sends it now. An address already on
+ * one of our tunnels (another tunnel's range) gets no pin: its route is more specific than /1
+ * and stays with that tunnel.
  */
 export async function planPins(
   routes: Routes,
@@ -44,7 +45,7 @@ export async function planPins(
   const notes: string[] = [];
   const seen = new Set<string>();
   for (const e of endpoints) {
-    if (parseIpv4(e.address) === undefined) continue; // IPv6 is not routed through the tunnel yet
+    if (parseIpv4(e.address) === undefined) continue; // endpoints are looked up as IPv4 (A)
     const cidr = `${e.address}/32`;
     if (seen.has(cidr)) continue;
     seen.add(cidr);

@@ -42,6 +42,8 @@ export interface NetworkPlan {
   /** Full tunnel: the machine's own nameservers from before (asked for the endpoints' names). */
   nameservers?: string[];
   allTraffic?: boolean;
+  /** Full tunnel with `--no-lan`: the LAN's halves are among the routes. */
+  noLan?: boolean;
 }
 
 export interface PlanContext {
@@ -115,6 +117,7 @@ export async function planNetwork(
   };
   if (c.allTraffic) {
     plan.allTraffic = true;
+    if (c.noLan) plan.noLan = true;
     plan.domains = [{ domain: ALL_DOMAINS, reason: "every name (--all-traffic)" }];
     plan.dnsRequired = true;
   } else if (!c.dns) plan.dnsOff = "--no-dns";

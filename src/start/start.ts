@@ -217,9 +217,7 @@ async function withPins(
   const nameservers = await originalNameservers();
   const { pins, notes } = await planPins(net.routes, endpoints, running.map((r) => r.interface));
   // --no-lan routes the LAN into the tunnel: the gateways the pins go through stay on it.
-  const all = plan.routes.some((r) => r.reason.startsWith("--no-lan"))
-    ? [...gatewayPins(pins), ...pins]
-    : pins;
+  const all = plan.noLan ? [...gatewayPins(pins), ...pins] : pins;
   return { ...plan, pins: all, pinnedNames: names, nameservers, notes: [...plan.notes, ...notes] };
 }
 
