@@ -28,6 +28,7 @@ import {
   parseScutilShow,
   resolvConfServers,
 } from "./lab/scutil_dns.ts";
+import { SmokeSteps } from "./smoke_steps.ts";
 
 const TUN: TunConfig = {
   mtu: 1400,
@@ -42,19 +43,8 @@ const SPLIT = "ssm-proxy-smoke.test";
 const KEYS = Object.values(SERVICE_KEYS) as string[];
 // The product fails when configd does not make it primary; here that is a FACT to report.
 const TUNING = { requireDefault: false, convergeMs: 5000, watchMs: 0 };
-let failed = 0;
-
-async function step(name: string, f: () => unknown | Promise<unknown>): Promise<boolean> {
-  try {
-    const info = await f();
-    console.log(`PASS ${name}${info === undefined ? "" : `: ${info}`}`);
-    return true;
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e instanceof Error ? e.message : e}`);
-    return false;
-  }
-}
+const smoke = new SmokeSteps();
+const step = smoke.step;
 
 function fact(name: string, text: string): void {
   console.log(`FACT ${name}: ${text}`);
@@ -303,7 +293,6 @@ if (import.meta.main) {
       Deno.exit(1);
     }
     await main();
-    console.log(failed ? `${failed} step(s) FAILED` : "all steps PASSED");
-    Deno.exit(failed ? 1 : 0);
+    smoke.finish();
   }
 }

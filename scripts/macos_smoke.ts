@@ -21,6 +21,7 @@ import { IFF_UP } from "../ffi/darwin/constants.ts";
 import { formatIP, parseCidr } from "../ffi/struct.ts";
 import { darwinPlatform } from "../src/net/darwin.ts";
 import { RouteExistsError, type Tun } from "../src/net/types.ts";
+import { SmokeSteps } from "./smoke_steps.ts";
 
 const ROUTE = "198.18.250.0/24";
 const PROBE = "198.18.250.7";
@@ -28,19 +29,8 @@ const DOMAIN = "ssm-proxy-smoke.test";
 const ADDRESS6 = "fd7a:5353:5d8b::2";
 const ROUTE6 = "2001:db8:ffff::/48";
 const PROBE6 = "2001:db8:ffff::1";
-let failed = 0;
-
-async function step(name: string, f: () => unknown | Promise<unknown>): Promise<boolean> {
-  try {
-    const info = await f();
-    console.log(`PASS ${name}${info === undefined ? "" : `: ${info}`}`);
-    return true;
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e instanceof Error ? e.message : e}`);
-    return false;
-  }
-}
+const smoke = new SmokeSteps();
+const step = smoke.step;
 
 /** A fact for the record (INFO): what the spec could not verify without a Mac; never a FAIL. */
 async function fact(name: string, f: () => unknown | Promise<unknown>): Promise<void> {
@@ -146,8 +136,7 @@ if (created && tun) {
 
 await ipv6Steps();
 
-console.log(failed ? `${failed} step(s) FAILED` : "all steps PASSED");
-Deno.exit(failed ? 1 : 0);
+smoke.finish();
 
 async function exists(path: string): Promise<boolean> {
   try {
