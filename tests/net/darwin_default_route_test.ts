@@ -7,28 +7,13 @@
 import assert from "node:assert/strict";
 import * as C from "../../ffi/darwin/constants.ts";
 import { DARWIN_E } from "../../ffi/libc.ts";
-import { FakeDarwinLibc } from "../../ffi/darwin/fake_libc.ts";
+import type { FakeDarwinLibc } from "../../ffi/darwin/fake_libc.ts";
+import { darwinWithTun } from "../support/darwin_fake_tun.ts";
 import { encodeDefaultGet, type RtMsg } from "../../ffi/darwin/route_msg.ts";
-import { darwinPlatform } from "../../src/net/darwin.ts";
 
 const SCOPED_UP = C.RTF_UP | C.RTF_GATEWAY | C.RTF_STATIC | C.RTF_IFSCOPE;
 
-async function setup() {
-  const sys = new FakeDarwinLibc();
-  const net = darwinPlatform({
-    sys,
-    resolverDir: Deno.makeTempDirSync(),
-    isAlive: () => false,
-    routeTimeoutMs: 200,
-  });
-  const tun = await net.openTun({
-    mtu: 1400,
-    address: "169.254.169.1",
-    peer: "169.254.169.2",
-    prefixLength: 30,
-  });
-  return { sys, net, tun };
-}
+const setup = darwinWithTun;
 
 /** What IPMonitor does when our service becomes primary: the unscoped default moves to the utun,
  * and en0 keeps its own, scoped (netstat's `I`). */

@@ -5,10 +5,10 @@
  * alone, and a pin survives the utun's close (a crash), so the next run must remove it.
  */
 import assert from "node:assert/strict";
-import { FakeDarwinLibc } from "../../ffi/darwin/fake_libc.ts";
+import type { FakeDarwinLibc } from "../../ffi/darwin/fake_libc.ts";
+import { darwinWithTun } from "../support/darwin_fake_tun.ts";
 import type { RtMsg } from "../../ffi/darwin/route_msg.ts";
 import { UserError } from "../../src/errors.ts";
-import { darwinPlatform } from "../../src/net/darwin.ts";
 import { type PinRoute, RouteExistsError } from "../../src/net/types.ts";
 
 function hex(s: string): Uint8Array {
@@ -16,22 +16,7 @@ function hex(s: string): Uint8Array {
 }
 const zeros = (n: number) => " 00".repeat(n);
 
-async function setup() {
-  const sys = new FakeDarwinLibc();
-  const net = darwinPlatform({
-    sys,
-    resolverDir: Deno.makeTempDirSync(),
-    isAlive: () => false,
-    routeTimeoutMs: 200,
-  });
-  const tun = await net.openTun({
-    mtu: 1400,
-    address: "169.254.169.1",
-    peer: "169.254.169.2",
-    prefixLength: 30,
-  });
-  return { sys, net, tun };
-}
+const setup = darwinWithTun;
 
 const writes = (sys: FakeDarwinLibc) => sys.calls.filter((c) => c.rtm);
 const types = (sys: FakeDarwinLibc) => writes(sys).map((c) => (c.rtm as RtMsg).type);

@@ -7,11 +7,10 @@
  */
 import assert from "node:assert/strict";
 import * as C from "../../ffi/darwin/constants.ts";
-import { FakeDarwinLibc } from "../../ffi/darwin/fake_libc.ts";
 import type { RtMsg } from "../../ffi/darwin/route_msg.ts";
-import { darwinPlatform } from "../../src/net/darwin.ts";
 import type { PinRoute } from "../../src/net/types.ts";
 import { PinKeeper } from "../../src/start/pin_keeper.ts";
+import { darwinWithTun } from "../support/darwin_fake_tun.ts";
 
 function hex(s: string): Uint8Array {
   return new Uint8Array(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
@@ -34,19 +33,7 @@ const unseq = (b: Uint8Array) => {
 };
 
 Deno.test("§7 network change: the fallback pin is deleted and re-added via the new router", async () => {
-  const sys = new FakeDarwinLibc();
-  const net = darwinPlatform({
-    sys,
-    resolverDir: Deno.makeTempDirSync(),
-    isAlive: () => false,
-    routeTimeoutMs: 200,
-  });
-  const tun = await net.openTun({
-    mtu: 1400,
-    address: "169.254.169.1",
-    peer: "169.254.169.2",
-    prefixLength: 30,
-  });
+  const { sys, net, tun } = await darwinWithTun();
   const before = await net.routes.get("52.94.0.10");
   const pin: PinRoute = { cidr: "52.94.0.10/32", gateway: before!.gateway, ifname: "en0" };
   await net.routes.addPin(pin);
