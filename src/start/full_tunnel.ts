@@ -78,28 +78,9 @@ export async function tunnelEndpoints(
   streamUrls: string[],
 ): Promise<{ endpoints: { what: string; address: string }[]; names: Map<string, string[]> }> {
   const { endpointFor } = await import("../aws/config.ts");
+  const { resolveEndpoints } = await import("../tunnel/checks.ts");
   const apis = (["ssm", "sts", "ec2"] as const).map((s) => endpointFor(s, region));
-  const endpoints: { what: string; address: string }[] = [];
-  const names = new Map<string, string[]>();
-  for (const u of new Set([...streamUrls, ...apis])) {
-    let host: string;
-    try {
-      host = new URL(u).hostname.replace(/^\[|\]$/g, "");
-    } catch {
-      continue;
-    }
-    const what = `the AWS endpoint ${host}`;
-    if (parseIpv4(host) !== undefined) {
-      endpoints.push({ what, address: host });
-      continue;
-    }
-    if (names.has(host)) continue;
-    // Unresolvable here means the SDK would fail first, with its own message.
-    const addrs = await Deno.resolveDns(host, "A").catch(() => [] as string[]);
-    names.set(host, addrs);
-    for (const address of addrs) endpoints.push({ what, address });
-  }
-  return { endpoints, names };
+  return await resolveEndpoints([...new Set([...streamUrls, ...apis])]);
 }
 
 /**
@@ -143,10 +124,11 @@ export function gatewayPins(pins: PlannedPin[]): PlannedPin[] {
 export async function originalNameservers(
   files = ["/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"],
 ): Promise<string[]> {
+  const { parseResolvConf } = await import("../dns/resolv_conf.ts");
   for (const f of files) {
     const text = await Deno.readTextFile(f).catch(() => undefined);
     if (text === undefined) continue;
-    const servers = [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1])
+    const servers = parseResolvConf(text).nameservers
       .filter((a) => parseIpv4(a) !== undefined && !a.startsWith("127."));
     if (servers.length) return servers;
   }

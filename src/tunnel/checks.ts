@@ -212,7 +212,19 @@ export async function conflictChecker(
 export async function endpointAddresses(
   urls: string[],
 ): Promise<{ what: string; address: string }[]> {
-  const out: { what: string; address: string }[] = [];
+  return (await resolveEndpoints(urls)).endpoints;
+}
+
+/**
+ * Each URL's host as IPv4 addresses (literals as they are, names looked up as A records now),
+ * and the names with what they resolved to (a full tunnel answers for them later:
+ * net/pinned_names.ts).
+ */
+export async function resolveEndpoints(
+  urls: string[],
+): Promise<{ endpoints: { what: string; address: string }[]; names: Map<string, string[]> }> {
+  const endpoints: { what: string; address: string }[] = [];
+  const names = new Map<string, string[]>();
   for (const u of urls) {
     let host: string;
     try {
@@ -220,17 +232,16 @@ export async function endpointAddresses(
     } catch {
       continue;
     }
+    const what = `the AWS endpoint ${host}`;
     if (parseIpv4(host) !== undefined) {
-      out.push({ what: `the AWS endpoint ${host}`, address: host });
+      endpoints.push({ what, address: host });
       continue;
     }
-    try {
-      for (const a of await Deno.resolveDns(host, "A")) {
-        out.push({ what: `the AWS endpoint ${host}`, address: a });
-      }
-    } catch {
-      // Unresolvable here means the SDK would fail first, with its own message.
-    }
+    if (names.has(host)) continue;
+    // Unresolvable here means the SDK would fail first, with its own message.
+    const addrs = await Deno.resolveDns(host, "A").catch(() => [] as string[]);
+    names.set(host, addrs);
+    for (const address of addrs) endpoints.push({ what, address });
   }
-  return out;
+  return { endpoints, names };
 }
