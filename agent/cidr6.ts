@@ -10,7 +10,7 @@ import { formatIP, parseIPv6 } from "../ffi/struct.ts";
 import type { Cidr } from "./cidr.ts";
 import { masked6 } from "../src/net/cidr6.ts";
 
-export const DEFAULT_POOL6 = "fd7a:5353:5d8b::/48";
+export { DEFAULT_POOL6 } from "../src/net/cidr6.ts";
 
 export interface Cidr6 {
   /** Network address (host bits zero). */

@@ -5,7 +5,7 @@
  * through it: the tun's address from the agent's pool, HTTP, the agent's NAT66, AAAA and ping6.
  */
 import type { Lab } from "../../scripts/lab.ts";
-import { contains6At, DEFAULT_POOL6, parseCidr6 } from "../../agent/cidr6.ts";
+import { contains6, DEFAULT_POOL6, parseCidr6 } from "../net/cidr6.ts";
 import type { Line } from "./demo_full.ts";
 
 /** What the IPv6 steps need of the running tunnel (`status --json`). */
@@ -26,9 +26,11 @@ export interface Ipv6Checks {
 
 /** Whether `address` is an IPv6 address inside `pool` ("addr/len"); pure. */
 export function inPool6(address: string, pool = DEFAULT_POOL6): boolean {
-  const a = parseCidr6(address);
-  const p = parseCidr6(pool);
-  return a !== undefined && p !== undefined && contains6At(p, a.bytes, 0);
+  try {
+    return contains6(parseCidr6(pool), parseCidr6(address).bytes);
+  } catch {
+    return false; // not an IPv6 address (or pool) at all
+  }
 }
 
 /** The ranges for `start --cidr`: the VPC's IPv4 range, and with `ipv6` its IPv6 one. */

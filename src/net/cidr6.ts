@@ -10,6 +10,9 @@ export interface Cidr6 {
   text: string;
 }
 
+/** The agent's IPv6 pool unless its config says otherwise (agent/config.ts `pool6`). */
+export const DEFAULT_POOL6 = "fd7a:5353:5d8b::/48";
+
 /** ::/0 as two routes more specific than any default route, like 0.0.0.0/1 + 128.0.0.0/1. */
 export const HALF_DEFAULTS6 = ["::/1", "8000::/1"] as const;
 
