@@ -61,17 +61,25 @@ function forwardChain(tun: string, mss: number): string[] {
  * table left by a crashed run (and not fail when there is none), atomically.
  */
 export function nftRuleset(p: NatParams): string {
-  const pool = formatCidr(p.pool);
-  const mss = mssFor(p.mtu);
+  return natTable(
+    "ip",
+    `ip saddr ${formatCidr(p.pool)}`,
+    p.uplink,
+    forwardChain(p.tun, mssFor(p.mtu)),
+  );
+}
+
+/** Our table of one family: masquerade `saddr` out of the uplink, then the forward chain. */
+function natTable(family: "ip" | "ip6", saddr: string, uplink: string, forward: string[]): string {
   return [
-    `table ip ${NFT_TABLE}`,
-    `delete table ip ${NFT_TABLE}`,
-    `table ip ${NFT_TABLE} {`,
+    `table ${family} ${NFT_TABLE}`,
+    `delete table ${family} ${NFT_TABLE}`,
+    `table ${family} ${NFT_TABLE} {`,
     `  chain postrouting {`,
     `    type nat hook postrouting priority srcnat; policy accept;`,
-    `    ip saddr ${pool} oifname "${p.uplink}" masquerade`,
+    `    ${saddr} oifname "${uplink}" masquerade`,
     `  }`,
-    ...forwardChain(p.tun, mss),
+    ...forward,
     `}`,
     ``,
   ].join("\n");
@@ -84,18 +92,12 @@ export function nftTeardown(): string {
 
 /** NAT66 from pool6 out of the uplink: nftRuleset's IPv6 twin, replacing a stale table too. */
 export function nftRuleset6(p: Nat6Params): string {
-  return [
-    `table ip6 ${NFT_TABLE}`,
-    `delete table ip6 ${NFT_TABLE}`,
-    `table ip6 ${NFT_TABLE} {`,
-    `  chain postrouting {`,
-    `    type nat hook postrouting priority srcnat; policy accept;`,
-    `    ip6 saddr ${formatCidr6(p.pool6)} oifname "${p.uplink}" masquerade`,
-    `  }`,
-    ...forwardChain(p.tun, mss6For(p.mtu)),
-    `}`,
-    ``,
-  ].join("\n");
+  return natTable(
+    "ip6",
+    `ip6 saddr ${formatCidr6(p.pool6)}`,
+    p.uplink,
+    forwardChain(p.tun, mss6For(p.mtu)),
+  );
 }
 
 export function nftTeardown6(): string {
