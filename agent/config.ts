@@ -27,6 +27,9 @@
  *                              # systemd's $RUNTIME_DIRECTORY, else /run/ssm-proxy-agent)
  *   idleStopAfter: 30m         # idle stop, off by default (absent or 0): see below
  *   idleStopCommand: systemctl poweroff  # split on whitespace, run without a shell
+ *   stsEndpoint, policyParameterPath, policyRefresh, audit, auditMaxMB, auditKeep:
+ *                              # identity proofs, rules from Parameter Store, the audit trail
+ *                              # (config_identity.ts)
  *
  * Idle stop: when no tunnel has been connected for `idleStopAfter` (a duration: 90s, 30m, 2h,
  * 1h30m; a bare number is seconds), counted from the agent's start and restarted whenever a
@@ -52,11 +55,18 @@ import { type Cidr, parseCidr, parseIpv4 } from "./cidr.ts";
 import { type Cidr6, DEFAULT_POOL6, formatCidr6, parseCidr6, pool6Misfit } from "./cidr6.ts";
 import { parseDuration } from "./duration.ts";
 import { legacyLists, parsePolicy, type PolicyConfig, rulesOf } from "./rules.ts";
+import {
+  defaultIdentityConfig,
+  IDENTITY_KEYS,
+  type IdentityConfig,
+  parseIdentityKeys,
+} from "./config_identity.ts";
 
 export type NatMode = "auto" | "nft" | "iptables" | "off";
 export type Ipv6Mode = "auto" | "on" | "off";
 
-export interface AgentConfig {
+/** Identity, Parameter Store policy and audit keys: config_identity.ts. */
+export interface AgentConfig extends IdentityConfig {
   listen: { hostname: string; port: number };
   pool: Cidr;
   /** Tunnels' IPv6 addresses, same host index as in `pool`. */
@@ -99,6 +109,7 @@ export function defaultConfig(): AgentConfig {
     leaseGraceSeconds: 120,
     idleStopAfterMs: 0,
     idleStopCommand: ["systemctl", "poweroff"],
+    ...defaultIdentityConfig(),
   };
 }
 
@@ -121,6 +132,7 @@ const KEYS = [
   "runtimeDir",
   "idleStopAfter",
   "idleStopCommand",
+  ...IDENTITY_KEYS,
 ];
 
 export class ConfigError extends UserError {
@@ -301,6 +313,7 @@ export function parseConfig(text: string, file = "<config>"): AgentConfig {
     if (!argv.length) v.fail(command.node, "idleStopCommand", "expected a command, got nothing");
     cfg.idleStopCommand = argv;
   }
+  Object.assign(cfg, parseIdentityKeys(v, top));
   return cfg;
 }
 

@@ -11,6 +11,11 @@
  *     agent's side of this stripe was lately. Body: busy (u16 BE, per mille of the interval a
  *     write to the stripe was waiting) | drops (u32 BE, packets dropped in the interval).
  *     The client cannot see the agent's queues, yet downloads back up there (striping.ts).
+ *   CHALLENGE (8), agent → client, only when the HELLO lists the feature "identity": the answer
+ *     to that HELLO instead of WELCOME. Body: JSON { nonce }. The client answers with a PROOF
+ *     bound to the nonce; the agent then sends WELCOME (or ERROR identity-refused).
+ *   PROOF (9), client → agent, answer to CHALLENGE. Body: the identity proof's JSON text
+ *     (src/aws/identity_proof_shape.ts encodeProof/decodeProof): a presigned GetCallerIdentity.
  *
  * JSON for the rare control frames keeps them extensible; PACKETS is binary because it is the
  * data path. A peer that does not know a frame type skips it (length is always present).
@@ -25,6 +30,8 @@ export const FrameType = {
   Pong: 5,
   Error: 6,
   Load: 7,
+  Challenge: 8,
+  Proof: 9,
 } as const;
 
 /** HELLO feature: the client wants LOAD frames. */
@@ -34,6 +41,18 @@ export const FEATURE_LOAD = "load";
  * ipv6Off saying why not; an agent without IPv6 support sends neither.
  */
 export const FEATURE_IPV6 = "ipv6";
+/**
+ * HELLO feature: the client can prove its IAM identity. An agent that checks identities answers
+ * the HELLO with CHALLENGE; one that does not (or an older agent) answers with WELCOME as before.
+ */
+export const FEATURE_IDENTITY = "identity";
+
+/** The identity an agent verified through STS, as the WELCOME reports it. */
+export interface VerifiedIdentity {
+  /** The caller ARN exactly as STS returned it. */
+  arn: string;
+  account: string;
+}
 
 /** How backed up the agent's side of a stripe was over its last interval. */
 export interface LoadReport {
@@ -83,6 +102,10 @@ export interface Welcome {
   peer6?: string;
   /** With FEATURE_IPV6, when the agent does not carry IPv6: why, in one line. */
   ipv6Off?: string;
+  /** After a PROOF: who STS says the client is; the policy above is this principal's. */
+  identity?: VerifiedIdentity;
+  /** After a PROOF the agent could not check (STS unreachable) and let pass: why, in one line. */
+  identityUnverified?: string;
 }
 
 export type WireErrorCode =
@@ -91,7 +114,11 @@ export type WireErrorCode =
   | "pool-exhausted"
   | "tunnel-mismatch"
   | "protocol"
-  | "shutdown";
+  | "shutdown"
+  /** The agent requires a verified identity and the HELLO offered none. */
+  | "identity-required"
+  /** The PROOF was malformed, stale, for another nonce, or STS rejected it. */
+  | "identity-refused";
 
 export interface WireErrorBody {
   code: WireErrorCode;
@@ -107,6 +134,9 @@ export type Frame =
   | { type: typeof FrameType.Ping | typeof FrameType.Pong; nonce: Uint8Array }
   | { type: typeof FrameType.Error; error: WireErrorBody }
   | { type: typeof FrameType.Load; load: LoadReport }
+  | { type: typeof FrameType.Challenge; nonce: string }
+  /** The proof's JSON text, not yet validated (decodeProof does that, with the agent's hosts). */
+  | { type: typeof FrameType.Proof; proof: string }
   | { type: "unknown"; code: number };
 
 export class WireError extends Error {
@@ -131,6 +161,10 @@ export const encodeWelcome = (w: Welcome) =>
   frame(FrameType.Welcome, enc.encode(JSON.stringify(w)));
 export const encodeError = (e: WireErrorBody) =>
   frame(FrameType.Error, enc.encode(JSON.stringify(e)));
+export const encodeChallenge = (nonce: string) =>
+  frame(FrameType.Challenge, enc.encode(JSON.stringify({ nonce })));
+export const encodeProofFrame = (proofText: string) =>
+  frame(FrameType.Proof, enc.encode(proofText));
 export const encodePing = (nonce: Uint8Array) => frame(FrameType.Ping, nonce);
 export const encodePong = (nonce: Uint8Array) => frame(FrameType.Pong, nonce);
 
@@ -250,6 +284,16 @@ export function validateWelcome(w: Welcome): Welcome {
   if (w.ipv6Off !== undefined && w.address6 !== undefined) {
     throw new WireError("welcome with both address6 and ipv6Off");
   }
+  if (
+    w.identity !== undefined &&
+    !(typeof w.identity === "object" && w.identity !== null && isStr(w.identity.arn) &&
+      isStr(w.identity.account))
+  ) {
+    throw new WireError("bad identity in welcome");
+  }
+  if (w.identityUnverified !== undefined && !isStr(w.identityUnverified)) {
+    throw new WireError("bad identityUnverified");
+  }
   return w;
 }
 
@@ -269,6 +313,16 @@ function decodeBody(type: number, body: Uint8Array): Frame {
       const v = new DataView(body.buffer, body.byteOffset, body.byteLength);
       return { type, load: { busy: Math.min(1000, v.getUint16(0)), drops: v.getUint32(2) } };
     }
+    case FrameType.Challenge: {
+      const c = json<{ nonce?: unknown }>(body, "challenge");
+      // The nonce goes into a signed header: only plain characters (identity_proof_shape.ts).
+      if (!isStr(c?.nonce) || !/^[A-Za-z0-9_-]{16,64}$/.test(c.nonce)) {
+        throw new WireError("challenge without a usable nonce");
+      }
+      return { type, nonce: c.nonce };
+    }
+    case FrameType.Proof:
+      return { type, proof: dec.decode(body) };
     case FrameType.Error: {
       const e = json<WireErrorBody>(body, "error frame");
       return {

@@ -100,7 +100,7 @@ function err(text: string): string {
 Deno.test("config: errors name file, line and key", () => {
   assert.deepEqual(
     err("mtu: 1400\npolcy: {}\n"),
-    "/etc/agent.yaml:2: polcy: unknown key (allowed: listen, pool, pool6, ipv6, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir, runtimeDir, idleStopAfter, idleStopCommand)",
+    "/etc/agent.yaml:2: polcy: unknown key (allowed: listen, pool, pool6, ipv6, mtu, tunName, uplink, resolver, nat, policy, leaseGraceSeconds, stateDir, runtimeDir, idleStopAfter, idleStopCommand, stsEndpoint, policyParameterPath, policyRefresh, audit, auditMaxMB, auditKeep)",
   );
   assert.deepEqual(
     err("pool: 100.64.0.0/16\nmtu: big\n"),
