@@ -60,6 +60,11 @@ export interface NetStackOptions {
   wake?: () => void;
   /** Which sources to serve: this host's addresses (§9). Absent: any unicast source. */
   allowSource?: (address: Uint8Array) => boolean;
+  /**
+   * The team's policy for this laptop (issue 15, agentless: src/policy/): false refuses the
+   * packet with ICMP administratively prohibited, as the agent would. Absent: everything passes.
+   */
+  allowPacket?: (packet: Uint8Array) => boolean;
   /** VPC resolver addresses: UDP to their port 53 is relayed as DNS over TCP (§10.3). */
   resolvers?: Uint8Array[];
   /** Carries the DNS relay's streams (default: `transport`), e.g. to try fallback upstreams. */
@@ -143,6 +148,10 @@ export class NetStack {
       }
       if (this.#o.allowSource && !this.#o.allowSource(p.src)) {
         this.#count("drop-source-not-ours");
+        return;
+      }
+      if (this.#o.allowPacket && !this.#o.allowPacket(pkt)) {
+        this.#unreachable(pkt, p, "policy");
         return;
       }
       if (p.proto === IPPROTO_TCP) this.#tcp(p, pkt);

@@ -18,6 +18,8 @@ export interface AgentlessOptions {
   openSession(dst: Destination): Promise<PortSession>;
   /** The VPC resolver addresses apps query (answered by the DNS relay). */
   resolvers: string[];
+  /** The team's policy for this laptop, judged per packet (NetStackOptions.allowPacket). */
+  allowPacket?: (packet: Uint8Array) => boolean;
   /** Resolvers to relay DNS to before the VPC resolver itself (`--dns-upstream`). */
   dnsUpstreams?: string[];
   /** Our own addresses: packets from anything else are not served (§9 allowed sources). */
@@ -37,6 +39,8 @@ export interface AgentlessState {
   refusedOther: number;
   /** TCP connections the destination (or policy) refused, and those that timed out opening. */
   refusedTcp: number;
+  /** Packets the team's policy refused here (ICMP administratively prohibited answered). */
+  refusedPolicy: number;
   dnsQueries: number;
   dnsUpstream?: string;
   sessions: number;
@@ -73,6 +77,7 @@ export class AgentlessTunnel {
       dnsTransport: this.#dns,
       resolvers: this.#o.resolvers.map(parseAddr).filter((a) => a !== undefined),
       allowSource: (a) => ours.some((o) => o.length === a.length && o.every((b, i) => b === a[i])),
+      ...(this.#o.allowPacket ? { allowPacket: this.#o.allowPacket } : {}),
     });
     if (this.#closed) this.#driver.close();
     await this.#driver.run();
@@ -121,6 +126,7 @@ export class AgentlessTunnel {
       refusedUdp: n("refused-udp") + n("refused-dns-rejected"),
       refusedOther: n("refused-other"),
       refusedTcp: n("open-refused") + n("open-unreachable") + n("open-timeout"),
+      refusedPolicy: n("refused-policy"),
       dnsQueries: n("dns-query"),
       ...(this.#dns.current ? { dnsUpstream: this.#dns.current } : {}),
       sessions: this.pool.sessions().length,

@@ -54,6 +54,8 @@ export interface HarnessOptions {
   limits?: Partial<TcpLimits & StackLimits>;
   /** The stack's emit reports a dropped write (queue full) while this returns true. */
   dropEmit?: (pkt: Uint8Array) => boolean;
+  /** NetStackOptions.allowPacket: the team's policy. */
+  allowPacket?: (pkt: Uint8Array) => boolean;
 }
 
 export class Harness {
@@ -80,6 +82,7 @@ export class Harness {
       now: () => this.now,
       iss: typeof iss === "number" ? () => iss : iss,
       limits: o.limits,
+      ...(o.allowPacket ? { allowPacket: o.allowPacket } : {}),
       emit: (pkt) => {
         const seg = parseOut(pkt, this.mtu);
         if (seg.proto === 6 && !(seg.flags & RST) && !this.conn(tupleOf(seg))) {
