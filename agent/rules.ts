@@ -183,8 +183,7 @@ export function parsePolicy(w: PolicyWalker, node: Node): PolicyConfig {
         );
       }
     }
-    if (!isSeq(rules)) w.fail(rules, "policy.rules", "expected a list of rules");
-    out.rules = rules.items.map((item, i) => parseRule(w, item as Node, `policy.rules[${i}]`));
+    out.rules = parseRuleList(w, rules, "policy.rules");
   } else {
     out.allow = w.cidrList(m.get("allow"), "policy.allow");
     out.deny = w.cidrList(m.get("deny"), "policy.deny");
@@ -201,6 +200,12 @@ export function parsePolicy(w: PolicyWalker, node: Node): PolicyConfig {
     out.requireIdentity = require.value;
   }
   return out;
+}
+
+/** A `rules:` list (agent.yaml's policy.rules, or a Parameter Store parameter's rules). */
+export function parseRuleList(w: YamlWalker, node: Node, path: string): PolicyRule[] {
+  if (!isSeq(node)) w.fail(node, path, "expected a list of rules");
+  return node.items.map((item, i) => parseRule(w, item as Node, `${path}[${i}]`));
 }
 
 function parseRule(w: YamlWalker, node: Node, path: string): PolicyRule {
