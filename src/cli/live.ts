@@ -1,4 +1,5 @@
 /** The foreground live line: rates and counters, redrawn in place on a terminal. */
+import { deniedText } from "../tunnel/denials.ts";
 import type { TunnelState } from "../tunnel/state.ts";
 
 export function fmtBytes(n: number): string {
@@ -50,6 +51,7 @@ export function liveText(s: TunnelState): string {
     stripesText(st),
     `up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
     healing,
+    deniedText(st),
     s.status !== "up" && s.lastError ? `last error: ${s.lastError}` : "",
   ].filter(Boolean).join("  ");
 }

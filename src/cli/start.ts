@@ -90,8 +90,11 @@ export async function runStart(
   console.log(
     `ssm-proxy: tunnel "${o.name}" up: ${s.cidrs.join(", ")} via ${up.tun.name} (${link.address}${
       link.address6 ? `, ${link.address6}` : ""
-    }) -> ${s.target.instanceId}, ${link.summary}`,
+    }) -> ${s.target.instanceId}, ${link.summary}${
+      link.identity ? `; identity: ${link.identity}` : ""
+    }`,
   );
+  if (link.identity) s.identity = link.identity;
   if (!s.domains?.length && link.resolver) console.log(`ssm-proxy: VPC resolver ${link.resolver}`);
   const { serve } = await import("../start/serve.ts");
   // Bring-up (AWS SDK, discovery) leaves malloc holding freed memory; give it back (issue 13).

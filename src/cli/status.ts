@@ -1,6 +1,7 @@
 /** `ssm-proxy status`: what runs, read from state files (no root needed to read). */
 import { ExitCode, UserError } from "../errors.ts";
 import { alive, listStates, type TunnelState } from "../tunnel/state.ts";
+import { deniedText } from "../tunnel/denials.ts";
 import { fmtBytes, fmtDuration, liveText } from "./live.ts";
 import { cleanupStale, recoverLeftovers } from "../tunnel/stale.ts";
 
@@ -67,7 +68,14 @@ function instanceLines(st: TunnelState["stats"]): string[] {
   );
 }
 
-function describe(s: TunnelState): string {
+/** The live line, without the denials its own line already shows. */
+function nowText(s: TunnelState): string {
+  if (!s.stats?.denied) return liveText(s);
+  const { denied: _, deniedLast: __, ...stats } = s.stats;
+  return liveText({ ...s, stats });
+}
+
+export function describe(s: TunnelState): string {
   const st = s.stats;
   return [
     `${s.name}: ${s.status}, pid ${s.pid}, up ${fmtDuration(Date.now() - Date.parse(s.startedAt))}`,
@@ -77,6 +85,8 @@ function describe(s: TunnelState): string {
     `  routes     ${s.cidrs.join(", ")}`,
     `  dns        ${dnsText(s)}`,
     `  sessions   ${s.sessions.join(", ")}`,
+    s.identity ? `  identity   ${s.identity}` : "",
+    deniedText(st) ? `  policy     ${deniedText(st)}` : "",
     st
       ? `  traffic    sent ${fmtBytes(st.bytesOut)} (${st.packetsOut} pkts), received ${
         fmtBytes(st.bytesIn)
@@ -99,7 +109,7 @@ function describe(s: TunnelState): string {
           : ""
       }`
       : "",
-    st ? `  now        ${liveText(s)}` : "",
+    st ? `  now        ${nowText(s)}` : "",
     s.lastError ? `  last error ${s.lastError}` : "",
   ].filter(Boolean).join("\n");
 }

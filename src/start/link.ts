@@ -19,6 +19,7 @@ import {
   openAgentless,
 } from "./agentless.ts";
 import type { StartMode } from "./options.ts";
+import { identityProver } from "./prover.ts";
 
 /** What either mode brings to the interface, routes and DNS. */
 export interface Link {
@@ -37,6 +38,8 @@ export interface Link {
   noResolver: string;
   /** For the "up" line: stripes, or what agentless carries. */
   summary: string;
+  /** Agent mode: what the agent made of this client's IAM identity (tunnel/identity.ts). */
+  identity?: string;
   /** Session ids and stream URLs of the first sessions (for the state file, endpoint checks). */
   sessionIds: string[];
   streamUrls: string[];
@@ -83,6 +86,9 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
     maxSessionMs: o.heal.maxSessionMs,
     log: o.progress,
     ...(o.spread ? { instances: o.spread.map((t) => t.instanceId) } : {}),
+    target: o.target.instanceId,
+    // Agents that check identities challenge the HELLO; the proof is signed here, per nonce.
+    prover: identityProver(o.aws),
     openSession: async (_stripe, instance) => {
       const grant = await ssm.startSession(o.aws, {
         target: targets[instance].instanceId,
@@ -120,6 +126,7 @@ export async function connectAgent(o: AgentConnect): Promise<Link> {
       (o.stripes === "auto"
         ? `stripes auto (1 to ${max}${each})`
         : `${o.stripes} stripe${o.stripes > 1 ? "s" : ""}${each}`) + spreadSummary(tunnel),
+    identity: tunnel.identity(),
     sessionIds,
     streamUrls,
   };

@@ -68,6 +68,7 @@ export async function serve(
       ...(h.maxSessionMs !== undefined ? { maxSessionMs: h.maxSessionMs } : {}),
     };
     if ("agentless" in tunnel) state.agentless = tunnel.agentless();
+    else state.identity = tunnel.identity();
     state.updatedAt = new Date().toISOString();
     live.show(state);
     await writeState(state).catch(() => {});
@@ -92,6 +93,7 @@ export async function serve(
   }
   throw new UserError(
     `tunnel "${name}" went down: ${outcome.reason}; routes and interface removed`,
-    ExitCode.Remote,
+    // An identity refusal is the credentials' problem, not the path's (tunnel/identity.ts).
+    ("failure" in tunnel ? tunnel.failure?.exitCode : undefined) ?? ExitCode.Remote,
   );
 }

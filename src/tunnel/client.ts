@@ -7,6 +7,7 @@
  * number of stripes follows the load (striping.ts). Spread over several instances, each has its
  * own stripes and address, and a flow keeps its instance (spread.ts, nat.ts).
  */
+import type { UserError } from "../errors.ts";
 import type { Tun } from "../net/types.ts";
 import { parseIPv6 } from "../../ffi/struct.ts";
 import type { PortSession } from "../ssm/session.ts";
@@ -26,7 +27,9 @@ import {
 import { Stripe } from "./stripe.ts";
 import { backedUp, StripePlanner, type StripeSample } from "./striping.ts";
 import { StripeSupervisor, type SupervisorOptions } from "./supervisor.ts";
-import { type Opened, openMembers } from "./connect.ts";
+import { handshakeFor, type Opened, openMembers } from "./connect.ts";
+import { Denials } from "./denials.ts";
+import { IdentityRefused, identityText, type Prover } from "./identity.ts";
 import {
   healthOf,
   instanceStats,
@@ -63,6 +66,13 @@ export interface TunnelOptions {
   giveUpMs?: number;
   /** A known maximum session duration: sessions are replaced ahead of it. */
   maxSessionMs?: number;
+  /** The one instance's id, for messages (spread: `instances` name them). */
+  target?: string;
+  /**
+   * Signs a proof of the client's IAM identity per agent nonce (identity.ts). Absent: the HELLO
+   * offers none, and an agent that requires one refuses the tunnel.
+   */
+  prover?: Prover;
   log?: (line: string) => void;
 }
 
@@ -80,9 +90,13 @@ export class Tunnel {
   #sups = new Map<number, StripeSupervisor>();
   #opening = new Set<number>();
   #closed = false;
+  #closing?: Promise<void>;
   #pinger?: ReturnType<typeof setInterval>;
   #ticker?: ReturnType<typeof setInterval>;
   #dropsIn = 0;
+  #denials = new Denials();
+  /** Why the tunnel ended, when that carries its own exit code (an identity refusal). */
+  #failure?: UserError;
   #ended = Promise.withResolvers<string>();
   #onPackets: (pkts: Uint8Array[]) => void = () => {};
   #maxMs?: number;
@@ -149,6 +163,17 @@ export class Tunnel {
     return this.#ended.promise;
   }
 
+  /** Why the tunnel stopped whole, when it has its own exit code: an IdentityRefused. */
+  get failure(): UserError | undefined {
+    return this.#failure;
+  }
+
+  /** What the agent made of this client's identity, from the newest handshake (identity.ts). */
+  identity(): string {
+    const w = this.#ordered().find((s) => s.stripe.welcome)?.stripe.welcome ?? this.welcome;
+    return identityText(w);
+  }
+
   /** The current stripe of each index, by index (they are replaced as sessions come and go). */
   get stripes(): readonly Stripe[] {
     return this.#ordered().map((s) => s.stripe);
@@ -174,6 +199,7 @@ export class Tunnel {
       flowMoves: this.#moves,
       stripeBytesIn: Object.fromEntries([...this.#sups].map(([i, s]) => [i, s.stats().bytesIn])),
       ...(this.#affinity ? { instances: instanceStats(this.#members.values(), this.#sups) } : {}),
+      ...this.#denials.stats(),
     };
   }
 
@@ -183,8 +209,12 @@ export class Tunnel {
 
   /** Pump packets between `tun` and the stripes until close(). */
   async run(tun: Tun): Promise<void> {
+    const denials = this.#denials;
     this.#onPackets = (pkts) => {
-      for (const p of pkts) if (!tun.write(p)) this.#dropsIn++;
+      for (const p of pkts) {
+        denials.note(p);
+        if (!tun.write(p)) this.#dropsIn++;
+      }
     };
     const pingMs = this.o.pingMs ?? 10_000;
     if (pingMs > 0) {
@@ -258,13 +288,23 @@ export class Tunnel {
   }
 
   /** Stop pumping and end every session on AWS. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    // Every caller waits for the same sessions to end (the tunnel may have begun on its own).
+    return this.#closing ??= (async () => {
+      this.#closed = true;
+      clearInterval(this.#pinger);
+      clearInterval(this.#ticker);
+      await Promise.all([...this.#sups.values()].map((s) => s.close()));
+      this.#ended.resolve("closed");
+    })();
+  }
+
+  /** The agent refuses this identity now: every stripe would be refused too, so stop whole. */
+  #refuse(e: IdentityRefused): void {
     if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#pinger);
-    clearInterval(this.#ticker);
-    await Promise.all([...this.#sups.values()].map((s) => s.close()));
-    this.#ended.resolve("closed");
+    this.#failure = e;
+    this.#ended.resolve(e.message);
+    void this.close();
   }
 
   #gone(reason: string): void {
@@ -305,9 +345,11 @@ export class Tunnel {
       hello: m.hello,
       address: m.welcome.address,
       agentPort: o.agentPort,
+      handshake: handshakeFor(o, m.label),
       openSession: (i) => o.openSession(i, m.slot),
       packets: (p) => this.#inbound(m, p),
       gone: (reason) => this.#gone(m.label ? `${m.label}: ${reason}` : reason),
+      refused: (e) => this.#refuse(e),
       learnedMaxDuration: (ms) => this.#learned(ms),
       giveUpMs: o.giveUpMs ?? DEFAULT_GIVE_UP_MS,
       maxSessionMs: this.#maxMs,
@@ -385,6 +427,7 @@ export class Tunnel {
         this.#planner.reset();
       }, (e) => {
         this.#opening.delete(i);
+        if (e instanceof IdentityRefused) return this.#refuse(e);
         this.#noGrowUntil = performance.now() + GROW_RETRY_MS;
         this.o.log?.(`could not add ${this.#name(i)}: ${(e as Error).message}`);
       });

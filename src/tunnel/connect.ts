@@ -7,9 +7,11 @@ import { ExitCode, UserError } from "../errors.ts";
 import type { PortSession } from "../ssm/session.ts";
 import { VERSION } from "../version.ts";
 import { ipv4Number } from "./nat.ts";
+import type { Prover } from "./identity.ts";
 import type { Member } from "./spread.ts";
-import { Stripe } from "./stripe.ts";
+import { type HandshakeOptions, Stripe } from "./stripe.ts";
 import {
+  FEATURE_IDENTITY,
   FEATURE_IPV6,
   FEATURE_LOAD,
   type Hello,
@@ -18,8 +20,11 @@ import {
   type Welcome,
 } from "./wire.ts";
 
-/** A HELLO for a new tunnel (random id) of at most `stripes` stripes. */
-export function newHello(stripes: number, mtu: number): Omit<Hello, "stripe"> {
+/**
+ * A HELLO for a new tunnel (random id) of at most `stripes` stripes; `identity`: the client can
+ * prove its IAM identity (it has a prover), so an agent that checks identities may challenge it.
+ */
+export function newHello(stripes: number, mtu: number, identity = false): Omit<Hello, "stripe"> {
   const id = Array.from(
     crypto.getRandomValues(new Uint8Array(16)),
     (b) => b.toString(16).padStart(2, "0"),
@@ -30,7 +35,9 @@ export function newHello(stripes: number, mtu: number): Omit<Hello, "stripe"> {
     tunnelId: id,
     stripes,
     mtu,
-    features: [FEATURE_LOAD, FEATURE_IPV6],
+    features: identity
+      ? [FEATURE_LOAD, FEATURE_IPV6, FEATURE_IDENTITY]
+      : [FEATURE_LOAD, FEATURE_IPV6],
     client: `ssm-proxy/${VERSION}`,
   };
 }
@@ -38,6 +45,8 @@ export function newHello(stripes: number, mtu: number): Omit<Hello, "stripe"> {
 export interface StripeOpener {
   openSession(stripe: number): Promise<PortSession>;
   agentPort: number;
+  /** Proof of identity when the agent challenges, and the instance's name for messages. */
+  handshake?: HandshakeOptions;
 }
 
 /** Stripes 0..count-1, all with the same address; any failure ends every session opened. */
@@ -49,7 +58,7 @@ export async function openStripes(
   const first = new Stripe(0, await o.openSession(0), o.agentPort);
   let welcome: Welcome;
   try {
-    welcome = await first.handshake(hello);
+    welcome = await first.handshake(hello, o.handshake);
   } catch (e) {
     await first.session.terminate().catch(() => {});
     throw e;
@@ -59,7 +68,7 @@ export async function openStripes(
     Array.from({ length: count - 1 }, async (_, i) => {
       const s = new Stripe(i + 1, await o.openSession(i + 1), o.agentPort);
       stripes.push(s);
-      const w = await s.handshake(hello);
+      const w = await s.handshake(hello, o.handshake);
       if (w.address !== welcome.address) {
         throw new UserError(
           `stripe ${i + 1} got address ${w.address}, not ${welcome.address}`,
@@ -91,6 +100,10 @@ export interface MembersOpener {
   maxStripes?: number;
   /** Instance ids to spread over; absent: one instance. */
   instances?: string[];
+  /** The one instance's id, for messages (spread: `instances` name them). */
+  target?: string;
+  /** Signs identity proofs when an agent challenges; absent, the HELLO offers none. */
+  prover?: Prover;
   log?: (line: string) => void;
 }
 
@@ -106,8 +119,12 @@ export async function openMembers(o: MembersOpener, defaultMax: number): Promise
   const labels = o.instances ?? [""];
   const results = await Promise.allSettled(labels.map(async (label, slot): Promise<Opened> => {
     // Its own tunnel id per instance: two instances may even share an agent.
-    const hello = newHello(max, o.mtu);
-    const opener = { agentPort: o.agentPort, openSession: (i: number) => o.openSession(i, slot) };
+    const hello = newHello(max, o.mtu, o.prover !== undefined);
+    const opener = {
+      agentPort: o.agentPort,
+      openSession: (i: number) => o.openSession(i, slot),
+      handshake: handshakeFor(o, label),
+    };
     const { welcome, stripes } = await openStripes(opener, hello, initial);
     const address = ipv4Number(welcome.address);
     return { member: { slot, label, hello, welcome, address, max }, stripes };
@@ -125,4 +142,13 @@ export async function openMembers(o: MembersOpener, defaultMax: number): Promise
     }
   }
   return opened;
+}
+
+/** How a stripe of the instance labelled `label` ("" when not spread) proves its identity. */
+export function handshakeFor(
+  o: { prover?: Prover; target?: string },
+  label: string,
+): HandshakeOptions {
+  const where = label || o.target;
+  return { ...(o.prover ? { prover: o.prover } : {}), ...(where ? { where } : {}) };
 }

@@ -32,6 +32,11 @@ export interface TunnelState {
   sessions: string[];
   stats?: TunnelStats & { upBps: number; downBps: number };
   lastError?: string;
+  /**
+   * Agent mode: what the agent made of this client's IAM identity: the ARN it verified, "not
+   * verified: <why>", or "agent does not check identities" (tunnel/identity.ts).
+   */
+  identity?: string;
   /** Agentless mode: connections and what was refused locally (UDP, ICMP). */
   agentless?: AgentlessState;
   /** Healing so far (DESIGN §4): resumes + new sessions, time spent healing. */

@@ -15,12 +15,15 @@ export class AgentUnavailable extends UserError {
 }
 import type { PortSession } from "../ssm/session.ts";
 import type { SmuxStream } from "../ssm/smux.ts";
+import { identityRefusal, isIdentityCode, type Prover } from "./identity.ts";
 import type { Liveness } from "./liveness.ts";
 import {
   encodeHello,
   encodePackets,
   encodePing,
   encodePong,
+  encodeProofFrame,
+  FEATURE_IDENTITY,
   FrameReader,
   FrameType,
   type Hello,
@@ -48,6 +51,14 @@ export interface StripeStats {
   rttMs: number;
 }
 
+/** How the handshake proves the client's identity when the agent asks (identity.ts). */
+export interface HandshakeOptions {
+  /** Signs a proof per nonce; absent, a CHALLENGE is a protocol error. */
+  prover?: Prover;
+  /** The instance, for messages ("i-0abc…"); default "the instance". */
+  where?: string;
+}
+
 const HELLO_TIMEOUT_MS = 15_000;
 
 export class Stripe {
@@ -58,7 +69,13 @@ export class Stripe {
   #up = false;
   #pingSent = new Map<string, number>();
   #downReason?: string;
+  #failure?: UserError;
   #fatal = false;
+  #timer?: ReturnType<typeof setTimeout>;
+  #handshake: HandshakeOptions & { offered: boolean } = { offered: false };
+  /** A CHALLENGE was answered, or the WELCOME came: another CHALLENGE breaks the protocol. */
+  #challenged = false;
+  #welcomed = false;
   readonly stats: StripeStats = {
     packetsOut: 0,
     bytesOut: 0,
@@ -76,6 +93,8 @@ export class Stripe {
   minRttMs = Infinity;
   /** When a packet last went either way (performance.now()). */
   lastPacketAt = performance.now();
+  /** The agent's WELCOME, once the handshake is done (its verified identity, for status). */
+  welcome?: Welcome;
 
   constructor(
     readonly index: number,
@@ -89,8 +108,17 @@ export class Stripe {
     return this.#up;
   }
 
-  /** Open the stream, say hello, and wait for the agent's welcome. */
-  async handshake(hello: Omit<Hello, "stripe">): Promise<Welcome> {
+  /** Why the stripe went down, once it has (an IdentityRefused ends the tunnel). */
+  get failure(): UserError | undefined {
+    return this.#failure;
+  }
+
+  /**
+   * Open the stream, say hello, and wait for the agent's welcome; with FEATURE_IDENTITY in the
+   * hello, answer the agent's CHALLENGE with a proof from `o.prover` first.
+   */
+  async handshake(hello: Omit<Hello, "stripe">, o: HandshakeOptions = {}): Promise<Welcome> {
+    this.#handshake = { ...o, offered: hello.features.includes(FEATURE_IDENTITY) };
     this.#stream = this.session.openStream({
       data: (chunk) => this.#onData(chunk),
       end: (refused) =>
@@ -105,17 +133,10 @@ export class Stripe {
     });
     this.session.ended.then((e) => this.#fail(new UserError(e.message, ExitCode.Remote)));
     this.#stream.write(encodeHello({ ...hello, stripe: this.index }));
-    const timer = setTimeout(
-      () =>
-        this.#fail(
-          new UserError(
-            `ssm-proxy-agent did not answer within ${
-              HELLO_TIMEOUT_MS / 1000
-            } s: is the agent on port ${this.agentPort} an ssm-proxy-agent?`,
-            ExitCode.Remote,
-          ),
-        ),
-      HELLO_TIMEOUT_MS,
+    this.#arm(
+      `ssm-proxy-agent did not answer within ${
+        HELLO_TIMEOUT_MS / 1000
+      } s: is the agent on port ${this.agentPort} an ssm-proxy-agent?`,
     );
     try {
       const w = await this.#welcome.promise;
@@ -125,11 +146,52 @@ export class Stripe {
           ExitCode.Remote,
         );
       }
+      this.welcome = w;
       this.#up = true;
       return w;
     } finally {
-      clearTimeout(timer);
+      clearTimeout(this.#timer);
     }
+  }
+
+  /** (Re)starts the handshake's deadline: the agent checking a proof with STS takes its time. */
+  #arm(message: string): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(
+      () => this.#fail(new UserError(message, ExitCode.Remote)),
+      HELLO_TIMEOUT_MS,
+    );
+  }
+
+  /** The agent's CHALLENGE: sign a proof bound to its nonce and send it, once per handshake. */
+  #challenge(nonce: string): void {
+    const { prover, offered } = this.#handshake;
+    if (this.#welcomed || this.#challenged || !prover || !offered) {
+      const why = this.#welcomed || this.#challenged
+        ? "an identity CHALLENGE after the handshake"
+        : "an identity CHALLENGE though this client offered no proof";
+      this.#fail(new UserError(`protocol error from the agent: ${why}`, ExitCode.Remote), true);
+      return;
+    }
+    this.#challenged = true;
+    prover(nonce).then((text) => {
+      if (this.#downReason) return;
+      this.#stream?.write(encodeProofFrame(text));
+      this.#arm(
+        `ssm-proxy-agent did not answer this client's identity proof within ${
+          HELLO_TIMEOUT_MS / 1000
+        } s (it checks proofs with STS: can it reach STS?)`,
+      );
+    }, (e) => {
+      this.#fail(
+        e instanceof UserError ? e : new UserError(
+          `could not sign the identity proof ssm-proxy-agent asked for: ${
+            (e as Error).message ?? e
+          }`,
+          ExitCode.Auth,
+        ),
+      );
+    });
   }
 
   /** Start delivering packets to `h` (after the handshake). */
@@ -191,7 +253,11 @@ export class Stripe {
     for (const f of frames) {
       switch (f.type) {
         case FrameType.Welcome:
+          this.#welcomed = true;
           this.#welcome.resolve(f.welcome);
+          break;
+        case FrameType.Challenge:
+          this.#challenge(f.nonce);
           break;
         case FrameType.Packets:
           this.stats.packetsIn += f.packets.length;
@@ -218,6 +284,14 @@ export class Stripe {
           this.load = { ...f.load, at: performance.now() };
           break;
         case FrameType.Error:
+          if (isIdentityCode(f.error.code)) {
+            const h = this.#handshake;
+            this.#fail(
+              identityRefusal(f.error.code, f.error.message, h.where ?? "the instance", h.offered),
+              true,
+            );
+            break;
+          }
           this.#fail(
             f.error.code === "unsupported-version"
               ? new AgentUnavailable(
@@ -242,7 +316,9 @@ export class Stripe {
   #fail(e: UserError, fatal = false): void {
     if (this.#downReason) return;
     this.#downReason = e.message;
+    this.#failure = e;
     this.#fatal = fatal;
+    clearTimeout(this.#timer);
     this.#up = false;
     this.#welcome.reject(e);
     this.#stream?.close();

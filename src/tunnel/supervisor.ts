@@ -10,8 +10,9 @@ import { ExitCode, UserError } from "../errors.ts";
 import type { PortSession } from "../ssm/session.ts";
 import { backoffDelays } from "../ssm/backoff.ts";
 import { HealTracker, learnMaxDuration, rolloverAt } from "./heal.ts";
+import { IdentityRefused } from "./identity.ts";
 import { Liveness, type LivenessOptions } from "./liveness.ts";
-import { Stripe, type StripeStats } from "./stripe.ts";
+import { type HandshakeOptions, Stripe, type StripeStats } from "./stripe.ts";
 import type { Hello, Welcome } from "./wire.ts";
 
 export interface SupervisorOptions {
@@ -20,10 +21,17 @@ export interface SupervisorOptions {
   /** The address the tunnel was given first: every re-join must get it back. */
   address: string;
   agentPort: number;
+  /** How each new session's handshake proves the client's identity (identity.ts). */
+  handshake?: HandshakeOptions;
   openSession(stripe: number): Promise<PortSession>;
   packets(packets: Uint8Array[]): void;
   /** The stripe gave up for good (or was closed). */
   gone(reason: string): void;
+  /**
+   * The agent refused this client's identity, on a new session or a live one: no session can
+   * help, so the stripe stopped at once. Absent: reported through `gone`.
+   */
+  refused?(e: IdentityRefused): void;
   /** A session ended saying it hit the maximum duration after `ms`: tell every stripe. */
   learnedMaxDuration(ms: number): void;
   giveUpMs: number;
@@ -157,7 +165,9 @@ export class StripeSupervisor {
   }
 
   #down(s: Stripe, reason: string, fatal = false): void {
-    if (this.#closed || s !== this.#stripe) return; // a replaced stripe going away is expected
+    // A replaced stripe going away is expected; one that gave up stays down.
+    if (this.#closed || s !== this.#stripe || this.tracker.state === "down") return;
+    if (s.failure instanceof IdentityRefused) return this.#refuse(s.failure);
     if (fatal) {
       this.tracker.lost(this.#now(), reason);
       this.tracker.giveUp(this.#now());
@@ -203,6 +213,8 @@ export class StripeSupervisor {
         return;
       } catch (e) {
         const msg = (e as Error).message;
+        // The agent's policy no longer lets this identity in: no new session changes that.
+        if (e instanceof IdentityRefused) return this.#refuse(e);
         this.tracker.failed(msg);
         // The agent will not hand the old address back to this tunnel id: retrying cannot help.
         if (e instanceof AddressChanged) break;
@@ -237,6 +249,7 @@ export class StripeSupervisor {
         old.session.terminate().catch(() => {});
       }, DRAIN_MS);
     } catch (e) {
+      if (e instanceof IdentityRefused) return this.#refuse(e);
       this.tracker.failed((e as Error).message);
       this.#log(`stripe ${this.o.index}: rollover failed: ${(e as Error).message}`);
       // Try again soon; if the old session ends first, healing takes over.
@@ -252,6 +265,17 @@ export class StripeSupervisor {
 
   #join(): Promise<Stripe> {
     return joinStripe(this.o);
+  }
+
+  /** Stop for good: the agent refuses this identity, and would on every new session too. */
+  #refuse(e: IdentityRefused): void {
+    if (this.#closed) return;
+    const now = this.#now();
+    this.tracker.lost(now, e.message);
+    this.tracker.giveUp(now);
+    clearTimeout(this.#rollTimer);
+    if (this.o.refused) this.o.refused(e);
+    else this.o.gone(e.message);
   }
 
   #retire(s: Stripe): void {
@@ -283,7 +307,7 @@ async function joinStripe(o: SupervisorOptions): Promise<Stripe> {
   const s = new Stripe(o.index, session, o.agentPort);
   let w: Welcome;
   try {
-    w = await s.handshake(o.hello);
+    w = await s.handshake(o.hello, o.handshake);
     if (w.address !== o.address) {
       throw new AddressChanged(
         `the agent gave stripe ${o.index} address ${w.address}, not ${o.address}: it lost the tunnel's lease (restarted without stateDir?); start the tunnel again`,

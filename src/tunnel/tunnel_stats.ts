@@ -28,6 +28,10 @@ export interface TunnelStats {
   stripeBytesIn?: Record<number, number>;
   /** Spread: each instance's address and stripes. */
   instances?: InstanceStats[];
+  /** Packets the agent's policy refused (ICMP administratively prohibited back), when any… */
+  denied?: number;
+  /** …and where the last one was going: "10.0.9.5:5432/tcp" (denials.ts). */
+  deniedLast?: string;
 }
 
 /** How the tunnel is doing, for status and the live line. */
