@@ -6,6 +6,7 @@ import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { Check } from "./doctor.ts";
 import type { Welcome } from "../tunnel/wire.ts";
+import { identityText } from "../tunnel/identity.ts";
 
 const SSM_FIX = "start amazon-ssm-agent on the instance and give its instance role " +
   "AmazonSSMManagedInstanceCore";
@@ -143,7 +144,7 @@ export async function targetChecks(
       name: agentName,
       detail: `${w.agent || "unknown version"}, protocol ${w.version}, mtu ${w.mtu}${
         w.resolver ? `, VPC resolver ${w.resolver}` : ""
-      }`,
+      }; identity: ${identityText(w)}`,
     });
   } catch (e) {
     if (!(e instanceof UserError)) throw e;
@@ -187,7 +188,7 @@ async function discoveryCheck(aws: AwsOptions, instanceId: string): Promise<Chec
   }
 }
 
-/** Opens a Port session to the agent port, says HELLO, returns the WELCOME, ends the session. */
+/** Opens a Port session to the agent port, says HELLO (proving who we are if asked), returns the WELCOME, ends the session. */
 export async function helloAgent(
   aws: AwsOptions,
   instanceId: string,
@@ -196,7 +197,8 @@ export async function helloAgent(
   const ssm = await import("../aws/ssm.ts");
   const { PortSession } = await import("../ssm/session.ts");
   const { Stripe } = await import("../tunnel/stripe.ts");
-  const { MAGIC, PROTOCOL_VERSION } = await import("../tunnel/wire.ts");
+  const { FEATURE_IDENTITY, MAGIC, PROTOCOL_VERSION } = await import("../tunnel/wire.ts");
+  const { identityProver } = await import("../start/prover.ts");
   const { VERSION } = await import("../version.ts");
   const grant = await ssm.startSession(aws, {
     target: instanceId,
@@ -227,9 +229,10 @@ export async function helloAgent(
       tunnelId: id,
       stripes: 1,
       mtu: 1400,
-      features: [],
+      // Offered like start does, so an agent that requires an identity answers, and says whose.
+      features: [FEATURE_IDENTITY],
       client: `ssm-proxy/${VERSION} doctor`,
-    });
+    }, { prover: identityProver(aws), where: `ssm-proxy-agent on ${instanceId}` });
   } finally {
     stripe.close();
     await session.terminate().catch(() => {});

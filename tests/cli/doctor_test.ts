@@ -140,7 +140,7 @@ Deno.test("doctor: a healthy account, instance and agent are all ✓", async () 
       assert.match(lines[6], /^✓ ssm:StartSession: allowed on i-0123456789abcdef0 \(bastion\)/);
       assert.match(
         lines[7],
-        /: ssm-proxy-agent 9\.8\.7, protocol 1, mtu 1400, VPC resolver 10\.99\.0\.2$/,
+        /: ssm-proxy-agent 9\.8\.7, protocol 1, mtu 1400, VPC resolver 10\.99\.0\.2; identity: agent does not check identities$/,
       );
       assert.equal(agent.hellos.length, 1);
     });
