@@ -5,8 +5,8 @@
  * two byte-identical.
  *
  * ProtectSystem=strict makes every path read-only except the directories systemd creates for us:
- * StateDirectory (leases, kept across restarts) and RuntimeDirectory (status.json, gone when the
- * service stops). The runtime directory is ssm-proxy-agent, not ssm-proxy: /run/ssm-proxy belongs
+ * StateDirectory (leases, kept across restarts), RuntimeDirectory (status.json, gone when the
+ * service stops) and LogsDirectory (a file audit trail). The runtime directory is ssm-proxy-agent, not ssm-proxy: /run/ssm-proxy belongs
  * to the ssm-proxy client (its tunnel state files), which systemd would wipe on every agent stop
  * and whose `stop --all` would take status.json for a tunnel and signal the agent.
  */
@@ -52,6 +52,10 @@ StateDirectoryMode=0700
 # World-readable (it holds no secrets) so status works from a non-root Session Manager shell.
 RuntimeDirectory=ssm-proxy-agent
 RuntimeDirectoryMode=0755
+# /var/log/ssm-proxy: where "audit: /var/log/ssm-proxy/audit.jsonl" can write (the only
+# writable place for a file audit under ProtectSystem=strict).
+LogsDirectory=ssm-proxy
+LogsDirectoryMode=0750
 ProtectHome=yes
 PrivateTmp=yes
 ProtectKernelModules=yes
