@@ -54,7 +54,7 @@ import { UserError } from "../src/errors.ts";
 import { type Cidr, parseCidr, parseIpv4 } from "./cidr.ts";
 import { type Cidr6, DEFAULT_POOL6, formatCidr6, parseCidr6, pool6Misfit } from "./cidr6.ts";
 import { parseDuration } from "./duration.ts";
-import { legacyLists, parsePolicy, type PolicyConfig, rulesOf } from "./rules.ts";
+import { parsePolicy, type PolicyConfig } from "./rules.ts";
 import {
   defaultIdentityConfig,
   IDENTITY_KEYS,
@@ -266,9 +266,6 @@ export function parseConfig(text: string, file = "<config>"): AgentConfig {
   const policyNode = top.get("policy");
   if (policyNode && !(isScalar(policyNode) && policyNode.value === null)) {
     cfg.policy = parsePolicy(v, policyNode);
-    // Until the agent judges by principal, the rules form must not fall back to the old
-    // form's "empty allow = everywhere": the old lists get what an unverified tunnel may reach.
-    if (cfg.policy.rules) Object.assign(cfg.policy, legacyLists(rulesOf(cfg.policy)));
   }
   const grace = scalar("leaseGraceSeconds");
   if (grace) {

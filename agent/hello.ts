@@ -6,6 +6,7 @@ import {
   type Hello,
   type Policy as WirePolicy,
   PROTOCOL_VERSION,
+  type VerifiedIdentity,
   type Welcome,
   type WireErrorBody,
 } from "../src/tunnel/wire.ts";
@@ -43,6 +44,10 @@ export interface WelcomeParams {
    * none. Clients that did not ask never see either.
    */
   ipv6?: { address6: string; peer6: string } | { off: string };
+  /** The principal this stripe proved; the policy above is its. */
+  identity?: VerifiedIdentity;
+  /** Why this stripe's proof was let pass unchecked. */
+  identityUnverified?: string;
 }
 
 export function welcomeFor(h: Hello, p: WelcomeParams): Welcome {
@@ -59,5 +64,7 @@ export function welcomeFor(h: Hello, p: WelcomeParams): Welcome {
       : "off" in p.ipv6
       ? { ipv6Off: p.ipv6.off }
       : { address6: p.ipv6.address6, peer6: p.ipv6.peer6 }),
+    ...(p.identity ? { identity: p.identity } : {}),
+    ...(p.identityUnverified ? { identityUnverified: p.identityUnverified } : {}),
   };
 }

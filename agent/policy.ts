@@ -1,14 +1,14 @@
 /**
- * Destination policy: which addresses a tunnel may reach through the instance (DESIGN §3). Pure.
+ * What every tunnel's policy shares (DESIGN §3): the blocks denied whatever the config says, and
+ * the policy as the WELCOME tells it to a client. Pure. Judging packets is rules_compile.ts's.
  *
- * A destination is allowed when it is inside some `allow` block and inside no `deny` block.
- * Deny always wins. An empty allow list means "everywhere" (0.0.0.0/0 and ::/0); a list naming
- * only one family allows nothing of the other, so adding IPv6 never widens a narrowed policy.
- * Some blocks are denied whatever the config says: they reach the instance itself or things that
- * trust it by address.
+ * The always-denied blocks reach the instance itself or things that trust it by address; the
+ * agent's pools are added to them (tunnels cannot reach each other).
  */
-import { type Cidr, cidrContains, formatCidr, parseCidr } from "./cidr.ts";
-import { type Cidr6, contains6At, DEFAULT_POOL6, formatCidr6, parseCidr6 } from "./cidr6.ts";
+import { parseCidr } from "./cidr.ts";
+import { parseCidr6 } from "./cidr6.ts";
+import { type Dest, formatDest, type PolicyRule } from "./rules.ts";
+import type { PolicyScope } from "./rules_compile.ts";
 import type { Policy as WirePolicy } from "../src/tunnel/wire.ts";
 
 /** Always denied: metadata/link-local, loopback, "this network", multicast. The pool is added too. */
@@ -28,91 +28,36 @@ export const ALWAYS_DENIED6 = [
   "fd00:ec2::/32",
 ];
 
-/** NAT64's well-known prefix: the last 32 bits are an IPv4 destination, checked as one. */
-const NAT64 = parseCidr6("64:ff9b::/96")!;
-
-export class Policy {
-  readonly allow: Cidr[];
-  readonly deny: Cidr[];
-  readonly allow6: Cidr6[];
-  readonly deny6: Cidr6[];
-
-  /** `allow`/`deny` are CIDR texts of either family, already validated by the config loader. */
-  constructor(
-    allow: string[],
-    deny: string[],
-    pool: Cidr,
-    pool6: Cidr6 = parseCidr6(DEFAULT_POOL6)!,
-  ) {
-    const [allow4, allow6] = split(allow);
-    const [deny4, deny6] = split(deny);
-    this.allow = (allow.length ? allow4 : ["0.0.0.0/0"]).map(mustParse);
-    this.allow6 = (allow.length ? allow6 : ["::/0"]).map(mustParse6);
-    this.deny = unique(
-      [...ALWAYS_DENIED.map(mustParse), pool, ...deny4.map(mustParse)],
-      formatCidr,
-    );
-    this.deny6 = unique(
-      [...ALWAYS_DENIED6.map(mustParse6), pool6, ...deny6.map(mustParse6)],
-      formatCidr6,
-    );
-  }
-
-  allows(dst: number): boolean {
-    for (const c of this.deny) if (cidrContains(c, dst)) return false;
-    for (const c of this.allow) if (cidrContains(c, dst)) return true;
-    return false;
-  }
-
-  /** The IPv6 destination at `p[off..off+16]` (a packet's, read in place). */
-  allows6(p: Uint8Array, off: number): boolean {
-    for (const c of this.deny6) if (contains6At(c, p, off)) return false;
-    // Through a NAT64 gateway 64:ff9b::a9fe:a9fe is 169.254.169.254: the IPv4 rules apply too.
-    if (contains6At(NAT64, p, off)) {
-      const v4 = ((p[off + 12] << 24) | (p[off + 13] << 16) | (p[off + 14] << 8) | p[off + 15]) >>>
-        0;
-      if (!this.allows(v4)) return false;
-    }
-    for (const c of this.allow6) if (contains6At(c, p, off)) return true;
-    return false;
-  }
-
-  /**
-   * The policy as sent in WELCOME, so the client can explain refusals before sending. IPv6
-   * blocks only for a tunnel that has IPv6: older clients never see them.
-   */
-  toWire(ipv6 = false): WirePolicy {
-    const allow = this.allow.map(formatCidr);
-    const deny = this.deny.map(formatCidr);
-    if (!ipv6) return { allow, deny };
-    return {
-      allow: [...allow, ...this.allow6.map(formatCidr6)],
-      deny: [...deny, ...this.deny6.map(formatCidr6)],
-    };
-  }
+/**
+ * The policy a tunnel's rules (rules_compile.rulesFor) amount to, as sent in WELCOME so the
+ * client can explain refusals: destination texts (rules.ts formatDest), IPv4 first, then IPv6
+ * only for a tunnel that has IPv6 (older clients never see IPv6 blocks). The built-in denies
+ * come first. For the old `policy: {allow, deny}` form this is exactly the CIDR lists of old.
+ */
+export function wirePolicy(rules: PolicyRule[], scope: PolicyScope, ipv6 = false): WirePolicy {
+  const builtIn4: Dest[] = [...ALWAYS_DENIED.map((t) => ({ v4: parseCidr(t)! })), {
+    v4: scope.pool,
+  }];
+  const builtIn6: Dest[] = [...ALWAYS_DENIED6.map((t) => ({ v6: parseCidr6(t)! })), {
+    v6: scope.pool6,
+  }];
+  const allow = rules.flatMap((r) => r.allow);
+  const deny = rules.flatMap((r) => r.deny);
+  return {
+    allow: unique([...texts(allow, 4), ...(ipv6 ? texts(allow, 6) : [])]),
+    deny: unique([
+      ...texts([...builtIn4, ...deny], 4),
+      ...(ipv6 ? texts([...builtIn6, ...deny], 6) : []),
+    ]),
+  };
 }
 
-const isV6 = (text: string) => text.includes(":");
-
-function split(texts: string[]): [string[], string[]] {
-  return [texts.filter((t) => !isV6(t)), texts.filter(isV6)];
+/** One family's part of each destination (`any` is both), as text. */
+function texts(dests: Dest[], family: 4 | 6): string[] {
+  return dests
+    .filter((d) => (family === 4 ? d.v4 : d.v6))
+    .map((d) => formatDest(family === 4 ? { ...d, v6: undefined } : { ...d, v4: undefined }));
 }
 
-/** Drop duplicates so the welcome shows each block once. */
-function unique<T>(list: T[], key: (c: T) => string): T[] {
-  const byText = new Map<string, T>();
-  for (const c of list) byText.set(key(c), c);
-  return [...byText.values()];
-}
-
-function mustParse(text: string): Cidr {
-  const c = parseCidr(text, false);
-  if (!c) throw new Error(`invalid CIDR ${text}`);
-  return c;
-}
-
-function mustParse6(text: string): Cidr6 {
-  const c = parseCidr6(text, false);
-  if (!c) throw new Error(`invalid IPv6 CIDR ${text}`);
-  return c;
-}
+/** Each text once, where it first appears. */
+const unique = (list: string[]) => [...new Set(list)];

@@ -143,23 +143,6 @@ export function rulesOf(policy: PolicyConfig): RulesPolicy {
   return { rules: [{ allow, deny: policy.deny.map(cidr) }], requireIdentity };
 }
 
-/**
- * The new form squeezed into the old CIDR lists, for code that only knows those (agent/policy.ts)
- * until it judges by principal: what a tunnel without a verified principal may reach, erring
- * towards less. Allows with ports or a protocol are dropped, denies keep only their networks.
- * `0.0.0.0/32` stands for "nothing": it is always denied and, being IPv4 only, allows no IPv6.
- */
-export function legacyLists(policy: RulesPolicy): { allow: string[]; deny: string[] } {
-  const open = policy.requireIdentity ? [] : policy.rules.filter((r) => !r.principals);
-  const nets = (d: Dest) => [
-    ...(d.v4 ? [formatCidr(d.v4)] : []),
-    ...(d.v6 ? [formatCidr6(d.v6)] : []),
-  ];
-  const allow = open.flatMap((r) => r.allow.filter((d) => !d.ports && !d.protocol).flatMap(nets));
-  const deny = open.flatMap((r) => r.deny.flatMap(nets));
-  return { allow: allow.length ? [...new Set(allow)] : ["0.0.0.0/32"], deny: [...new Set(deny)] };
-}
-
 /** The walker config.ts reads agent.yaml with: YamlWalker plus its CIDR-list reader. */
 export type PolicyWalker = YamlWalker & {
   cidrList(node: Node | undefined, path: string): string[];

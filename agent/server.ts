@@ -9,12 +9,15 @@ import type { Tun, TunConfig } from "../src/net/types.ts";
 import { type AgentConfig, IFNAME } from "./config.ts";
 import { formatCidr, formatIpv4 } from "./cidr.ts";
 import { formatCidr6, formatIpv6 } from "./cidr6.ts";
-import { serveConnection } from "./connection.ts";
+import { type ConnContext, serveConnection } from "./connection.ts";
 import { fromTun } from "./dispatch.ts";
 import { enableForwarding } from "./forwarding.ts";
 import { type Ipv6Setup, startIpv6 } from "./ipv6.ts";
 import { installNat } from "./nat.ts";
-import { Policy } from "./policy.ts";
+import type { PacketAudit } from "./audit.ts";
+import { IdentityVerifier, type StsCall } from "./identity.ts";
+import { stsCall, stsRouting } from "./identity_sts.ts";
+import { rulesOf } from "./rules.ts";
 import { LeaseFile } from "./leases.ts";
 import { AddressPool } from "./pool.ts";
 import { DEFAULT_LIMITS, type QueueLimits } from "./sendqueue.ts";
@@ -38,6 +41,12 @@ export interface AgentOptions {
   now?: () => number;
   limits?: QueueLimits;
   helloTimeoutMs?: number;
+  /** Where STS's endpoint overrides come from (AWS_ENDPOINT_URL_STS…); default Deno.env. */
+  env?: Record<string, string | undefined>;
+  /** Checks identity proofs; default: executeProof as stsEndpoint and `env` say (tests wrap it). */
+  sts?: StsCall;
+  /** Told about every packet while the audit trail is on. */
+  audit?: PacketAudit;
 }
 
 export interface Agent {
@@ -102,11 +111,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       pool.onChange = () => leases.save(() => pool.snapshot());
       undo.push(() => leases.flushed());
     }
-    const policy = new Policy(cfg.policy.allow, cfg.policy.deny, cfg.pool, cfg.pool6);
+    const routing = stsRouting(cfg.stsEndpoint, opts.env ?? Deno.env.toObject());
     const stats = newStats();
     const registry = new Registry({
       pool,
-      policy,
+      pool6: cfg.pool6,
+      policy: rulesOf(cfg.policy),
       mtu: cfg.mtu,
       resolver,
       agentVersion: VERSION,
@@ -191,7 +201,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     undo.push(...v6.undo);
     registry.ipv6 = v6.state;
     const address6 = "pool6" in v6.state ? formatIpv6(v6.state.pool6.agentAddress) : undefined;
-    if (address6 && cfg.policy.allow.length && !cfg.policy.allow.some((c) => c.includes(":"))) {
+    const oldForm = !cfg.policy.rules;
+    if (
+      address6 && oldForm && cfg.policy.allow.length &&
+      !cfg.policy.allow.some((c) => c.includes(":"))
+    ) {
       log("policy.allow names no IPv6 network: tunnels' IPv6 traffic is denied everywhere");
     }
 
@@ -212,7 +226,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
           }
           return;
         }
-        if (packets.length) fromTun(packets, registry, stats);
+        if (packets.length) fromTun(packets, registry, stats, opts.audit);
       }
     })();
     undo.push(async () => {
@@ -223,13 +237,19 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const sweep = setInterval(() => registry.sweep(), Math.min(5000, Math.max(100, pool.graceMs)));
     undo.push(() => clearInterval(sweep));
 
+    const verifier = new IdentityVerifier({
+      allowedHosts: routing.allowedHosts,
+      sts: opts.sts ?? stsCall(routing),
+      log,
+    });
     const open = new Set<StripeConn>();
     const handlers = new Set<Promise<void>>();
-    const ctx = {
+    const ctx: ConnContext = {
       registry,
-      policy,
+      verifier,
       tun,
       stats,
+      audit: opts.audit,
       limits: opts.limits ?? DEFAULT_LIMITS,
       helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
       open,
@@ -261,7 +281,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       `listening on ${listen}; tun ${tun.name} ` +
         `${address}/${cfg.pool.prefix} (pool ${formatCidr(cfg.pool)}), NAT ${natBackend}` +
         (uplink && natBackend !== "off" ? ` via ${uplink}` : "") +
-        (resolver ? `, resolver ${resolver}` : "") + `; ${v6.summary}`,
+        (resolver ? `, resolver ${resolver}` : "") + `; ${v6.summary}` +
+        (registry.policy.requireIdentity ? "; a verified identity is required" : "") +
+        (routing.endpoint ? `; identities checked with STS at ${routing.endpoint.host}` : ""),
     );
 
     // Start-up (config, nft, module loading) leaves malloc holding freed memory; give it back.

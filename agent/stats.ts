@@ -6,8 +6,10 @@ export interface AgentStats {
   packetsOut: number;
   /** Client packets whose source was not the tunnel's address. */
   spoofed: number;
-  /** Client packets to a destination the policy refuses. */
+  /** Client packets to a destination their tunnel's policy refuses. */
   denied: number;
+  /** ICMP "administratively prohibited" answers sent for denied packets (rate-limited). */
+  prohibitedSent: number;
   /**
    * Client packets that are neither IPv4 nor IPv6 the tunnel may send: IPv6 counts here when the
    * tunnel did not ask for it or the agent has it off.
@@ -29,6 +31,7 @@ export function newStats(): AgentStats {
     packetsOut: 0,
     spoofed: 0,
     denied: 0,
+    prohibitedSent: 0,
     notIpv4: 0,
     noTunnel: 0,
     queueDrops: 0,

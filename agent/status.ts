@@ -5,18 +5,20 @@
  * daemon is busy or wedged; the pid in it tells a live agent from a crashed one.
  *
  * Written atomically (temp file + rename), at most once a second and only when something changed,
- * plus at once when a tunnel connects or disconnects; removed on a clean stop. World-readable:
- * it holds no secrets (tunnel ids are cut short: the full id would let anyone on the instance
- * join, and so take over, that tunnel).
+ * plus at once when a tunnel connects or disconnects; removed on a clean stop. World-readable
+ * (mode 0644, so `ssm-proxy-agent status` needs no root), as it holds no secrets: tunnel ids are
+ * cut short (a full id would let anyone on the instance join a tunnel whose client is not
+ * verified), and a principal's ARN names it without granting anything.
  */
 import { UserError } from "../src/errors.ts";
 import type { AgentStats } from "./stats.ts";
-import type { Tunnel } from "./tunnels.ts";
+import { shortId, type Tunnel } from "./tunnels.ts";
+
+export { SHOWN_ID_CHARS } from "./tunnels.ts";
 
 export const STATUS_FILE = "status.json";
 export const DEFAULT_RUNTIME_DIR = "/run/ssm-proxy-agent";
-/** Hex digits of a tunnel id shown: enough to tell tunnels apart, too few to join one. */
-export const SHOWN_ID_CHARS = 12;
+const FILE_MODE = 0o644;
 
 /** --runtime-dir, else the config's runtimeDir, else systemd's $RUNTIME_DIRECTORY, else /run. */
 export function resolveRuntimeDir(flag?: string, configured?: string): string {
@@ -38,6 +40,10 @@ export interface TunnelStatus {
   /** Client → VPC bytes written to the tun; VPC → client bytes queued to the client. */
   bytesIn: number;
   bytesOut: number;
+  /** The caller ARN STS vouched for; null: not verified (absent: an agent before identities). */
+  principal?: string | null;
+  /** Client packets its policy refused. */
+  denied?: number;
 }
 
 export interface IdleStopStatus {
@@ -76,7 +82,7 @@ const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).
 
 export function tunnelStatus(t: Tunnel): TunnelStatus {
   return {
-    id: t.id.slice(0, SHOWN_ID_CHARS),
+    id: shortId(t.id),
     address: t.addressText,
     ...(t.address6 ? { address6: t.address6Text } : {}),
     stripes: t.stripeCount,
@@ -85,6 +91,8 @@ export function tunnelStatus(t: Tunnel): TunnelStatus {
     disconnectedAt: iso(t.disconnectedAt),
     bytesIn: t.bytesIn,
     bytesOut: t.bytesOut,
+    principal: t.principal?.arn ?? null,
+    denied: t.denied,
   };
 }
 
@@ -195,7 +203,9 @@ export class StatusFile {
     try {
       await Deno.mkdir(this.dir, { recursive: true, mode: 0o755 });
       const text = JSON.stringify({ ...doc, updatedAt: new Date().toISOString() }, null, 2);
-      await Deno.writeTextFile(tmp, text + "\n", { mode: 0o644 });
+      await Deno.writeTextFile(tmp, text + "\n", { mode: FILE_MODE });
+      // The mode above only applies to a new file (a temp file left by a crash keeps its own).
+      await Deno.chmod(tmp, FILE_MODE);
       await Deno.rename(tmp, this.path);
       this.#last = key;
       if (this.#failing) this.#log(`status: writing ${this.path} works again`);

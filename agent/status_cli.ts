@@ -10,7 +10,7 @@
  *                  "pid"?: N (stale only) }
  */
 import { fmtBytes, fmtDuration } from "../src/cli/live.ts";
-import type { AgentStatus } from "./status.ts";
+import type { AgentStatus, TunnelStatus } from "./status.ts";
 import { readStatus } from "./status.ts";
 
 export const EXIT_NOT_RUNNING = 3;
@@ -55,6 +55,8 @@ export function summary(s: AgentStatus, now = Date.now()): string {
   lines.push(
     `tunnels: ${s.connectedTunnels} connected` + (grace ? `, ${grace} in lease grace` : ""),
   );
+  const principals = principalsOf(s.tunnels);
+  if (principals) lines.push(`principals: ${principals}`);
   for (const t of s.tunnels) {
     lines.push(
       `  ${t.id}  ${t.address}${t.address6 ? ` ${t.address6}` : ""}  ` +
@@ -62,7 +64,9 @@ export function summary(s: AgentStatus, now = Date.now()): string {
         (t.connectedAt
           ? `up ${since(t.connectedAt)}`
           : `disconnected ${since(t.disconnectedAt)} ago`) +
-        `  in ${fmtBytes(t.bytesIn)}  out ${fmtBytes(t.bytesOut)}`,
+        `  in ${fmtBytes(t.bytesIn)}  out ${fmtBytes(t.bytesOut)}` +
+        (t.denied ? `  denied ${t.denied}` : "") +
+        (t.principal === undefined ? "" : `  ${t.principal ?? "unverified"}`),
     );
   }
   const i = s.idleStop;
@@ -77,4 +81,26 @@ export function summary(s: AgentStatus, now = Date.now()): string {
     `counters: ${Object.entries(s.counters).map(([k, v]) => `${k}=${v}`).join(" ")}`,
   );
   return lines.join("\n");
+}
+
+/**
+ * Who the connected tunnels belong to, with how many each and their denied packets; undefined
+ * from an agent before identities.
+ */
+function principalsOf(tunnels: TunnelStatus[]): string | undefined {
+  const live = tunnels.filter((t) => t.stripesConnected > 0 && t.principal !== undefined);
+  if (!live.length) return undefined;
+  const count = new Map<string, { tunnels: number; denied: number }>();
+  // The unverified last, whatever the order they connected in.
+  const ordered = [...live.filter((t) => t.principal), ...live.filter((t) => !t.principal)];
+  for (const t of ordered) {
+    const c = count.get(t.principal ?? "unverified") ?? { tunnels: 0, denied: 0 };
+    c.tunnels++;
+    c.denied += t.denied ?? 0;
+    count.set(t.principal ?? "unverified", c);
+  }
+  return [...count].map(([who, c]) =>
+    `${who} (${c.tunnels} tunnel${c.tunnels === 1 ? "" : "s"}` +
+    (c.denied ? `, denied ${c.denied})` : ")")
+  ).join(", ");
 }

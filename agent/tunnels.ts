@@ -1,15 +1,41 @@
 /**
  * Tunnels and their stripes (DESIGN §3). No sockets here: a stripe is anything that can queue
  * packets and be closed, so the joining rules and routing are testable without TCP.
+ *
+ * A tunnel belongs to the principal its first verified stripe proved (issue 15): every later
+ * stripe must prove the same one, so knowing a tunnel id is not enough to join it. Each tunnel
+ * carries its principal's policy compiled for the data path; setPolicy recompiles them all.
  */
 import { FEATURE_IPV6, type Hello, type Welcome, type WireErrorBody } from "../src/tunnel/wire.ts";
 import { FlowTable } from "../src/tunnel/flows.ts";
 import { flowHash } from "../src/tunnel/packet.ts";
 import { formatIpv4 } from "./cidr.ts";
-import { formatIpv6, type Pool6 } from "./cidr6.ts";
+import { type Cidr6, formatIpv6, type Pool6 } from "./cidr6.ts";
 import type { AddressPool } from "./pool.ts";
 import { negotiate, welcomeFor } from "./hello.ts";
-import type { Policy } from "./policy.ts";
+import { RateLimit } from "./icmp_reject.ts";
+import { wirePolicy } from "./policy.ts";
+import type { Principal } from "./principal.ts";
+import type { RulesPolicy } from "./rules.ts";
+import { admits, compile, type Decide, type PolicyScope, rulesFor } from "./rules_compile.ts";
+
+/** ICMP answers to denied packets, per tunnel: enough to fail programs fast, never a flood. */
+const PROHIBIT_PER_SECOND = 50;
+const PROHIBIT_BURST = 20;
+
+/** Hex digits of a tunnel id shown in logs and status: too few to join the tunnel with. */
+export const SHOWN_ID_CHARS = 8;
+
+/** A tunnel id as shown anywhere others may read it (logs, status.json). */
+export const shortId = (id: string): string => id.slice(0, SHOWN_ID_CHARS);
+
+/** Who a stripe proved to be. */
+export interface StripeIdentity {
+  /** The principal STS vouched for; undefined: not verified. */
+  principal?: Principal;
+  /** Why a proof was let pass unchecked (STS unreachable), for the WELCOME. */
+  unverified?: string;
+}
 
 /** One stripe's sending side, as the registry sees it. */
 export interface StripeLink {
@@ -39,11 +65,19 @@ export class Tunnel {
    * (derived from `address`, so it survives restarts with the lease); undefined: IPv4 only.
    */
   address6?: Uint8Array;
+  /** Set by the first verified stripe; every later stripe must prove the same ARN. */
+  principal?: Principal;
+  /** Client packets its policy refused. */
+  denied = 0;
+  /** Paces the ICMP answers to denied packets. */
+  readonly prohibitLimit = new RateLimit(PROHIBIT_PER_SECOND, PROHIBIT_BURST);
 
   constructor(
     readonly id: string,
     readonly address: number,
     public stripeCount: number,
+    /** The policy of `principal`, compiled (rules_compile.ts); replaced when either changes. */
+    public decide: Decide,
     readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -89,7 +123,10 @@ export interface RegistryParams {
   pool: AddressPool;
   /** Default: off until the server has set IPv6 up (it then assigns `Registry.ipv6`). */
   ipv6?: Ipv6State;
-  policy: Policy;
+  /** The rules in force; setPolicy replaces them. */
+  policy: RulesPolicy;
+  /** Denied to every tunnel with the pool, whether or not IPv6 is on. */
+  pool6: Cidr6;
   mtu: number;
   resolver?: string;
   agentVersion: string;
@@ -110,6 +147,8 @@ export class Registry {
   #byAddress = new Map<number, Tunnel>();
   #log: (line: string) => void;
   #now: () => number;
+  #policy: RulesPolicy;
+  readonly #scope: PolicyScope;
   /** A tunnel got its first stripe, lost its last one, or was forgotten after its grace. */
   onChange?: (e: RegistryEvent) => void;
   ipv6: Ipv6State;
@@ -118,6 +157,18 @@ export class Registry {
     this.#log = p.log ?? (() => {});
     this.#now = p.now ?? Date.now;
     this.ipv6 = p.ipv6 ?? { off: "IPv6 is not set up on the agent" };
+    this.#policy = p.policy;
+    this.#scope = { pool: p.pool.cidr, pool6: p.pool6 };
+  }
+
+  get policy(): RulesPolicy {
+    return this.#policy;
+  }
+
+  /** New rules (a config or Parameter Store reload): every tunnel is judged by them at once. */
+  setPolicy(policy: RulesPolicy): void {
+    this.#policy = policy;
+    for (const t of this.#byId.values()) t.decide = compile(policy, t.principal, this.#scope);
   }
 
   /** Tunnels with at least one stripe connected (the rest are in their lease grace). */
@@ -146,21 +197,26 @@ export class Registry {
   }
 
   /**
-   * A validated HELLO on `link`: join (or create) its tunnel. A repeated stripe index replaces
-   * the old connection, which a healing client has already given up on.
+   * A validated HELLO on `link`, from a stripe that proved `who` (nothing: an unverified one):
+   * join (or create) its tunnel. A repeated stripe index replaces the old connection, which a
+   * healing client has already given up on.
    */
-  join(h: Hello, link: StripeLink): JoinResult {
+  join(h: Hello, link: StripeLink, who: StripeIdentity = {}): JoinResult {
     const v = negotiate(h);
     if ("error" in v) return v;
-    let tunnel = this.#byId.get(h.tunnelId);
-    if (tunnel && tunnel.stripes.size > 0 && tunnel.stripeCount !== h.stripes) {
+    const principal = who.principal;
+    if (!admits(this.#policy, principal)) {
       return {
         error: {
-          code: "tunnel-mismatch",
-          message: `tunnel ${h.tunnelId} has ${tunnel.stripeCount} stripes, not ${h.stripes}`,
+          code: "identity-required",
+          message:
+            "this agent requires a verified IAM identity: upgrade ssm-proxy on this computer",
         },
       };
     }
+    let tunnel = this.#byId.get(h.tunnelId);
+    const mismatch = tunnel && this.#mismatch(tunnel, h, principal);
+    if (mismatch) return { error: { code: "tunnel-mismatch", message: mismatch } };
     // The latest hello decides, so a client that reconnects without IPv6 loses its IPv6 routing.
     const wants6 = h.features.includes(FEATURE_IPV6);
     const ipv6 = this.ipv6;
@@ -175,14 +231,29 @@ export class Registry {
           },
         };
       }
-      tunnel = new Tunnel(h.tunnelId, address, h.stripes);
+      tunnel = new Tunnel(
+        h.tunnelId,
+        address,
+        h.stripes,
+        compile(this.#policy, principal, this.#scope),
+      );
+      tunnel.principal = principal;
       this.#byId.set(h.tunnelId, tunnel);
       this.#byAddress.set(address, tunnel);
       const also = pool6 ? ` and ${formatIpv6(pool6.addressOf(address))}` : "";
-      this.#log(`tunnel ${h.tunnelId} (${h.client}) gets ${tunnel.addressText}${also}`);
+      this.#log(
+        `tunnel ${shortId(h.tunnelId)} (${h.client}, ${principal?.arn ?? "unverified"}) ` +
+          `gets ${tunnel.addressText}${also}`,
+      );
     } else {
       this.p.pool.acquire(h.tunnelId); // cancels a pending release
       tunnel.stripeCount = h.stripes;
+      if (principal && !tunnel.principal) {
+        // Its earlier stripes could not be checked (STS was unreachable): this one binds it.
+        tunnel.principal = principal;
+        tunnel.decide = compile(this.#policy, principal, this.#scope);
+        this.#log(`tunnel ${shortId(h.tunnelId)} now belongs to ${principal.arn}`);
+      }
     }
     tunnel.address6 = pool6?.addressOf(tunnel.address);
     const old = tunnel.stripes.get(h.stripe);
@@ -202,8 +273,14 @@ export class Registry {
       agentAddress: formatIpv4(this.p.pool.agentAddress),
       agentMtu: this.p.mtu,
       resolver: this.p.resolver,
-      policy: this.p.policy.toWire(pool6 !== undefined),
+      policy: wirePolicy(
+        rulesFor(this.#policy, tunnel.principal),
+        this.#scope,
+        pool6 !== undefined,
+      ),
       agentVersion: this.p.agentVersion,
+      identity: principal && { arn: principal.arn, account: principal.account },
+      identityUnverified: who.unverified,
       ipv6: !wants6
         ? undefined
         : pool6
@@ -211,6 +288,22 @@ export class Registry {
         : { off: "off" in ipv6 ? ipv6.off : "" },
     });
     return { tunnel, welcome };
+  }
+
+  /** Why a stripe may not join `t`, or undefined. */
+  #mismatch(t: Tunnel, h: Hello, principal: Principal | undefined): string | undefined {
+    const id = shortId(t.id);
+    if (t.stripes.size > 0 && t.stripeCount !== h.stripes) {
+      return `tunnel ${id} has ${t.stripeCount} stripes, not ${h.stripes}`;
+    }
+    // Never name the owner: the asker may be someone else.
+    if (t.principal && !principal) {
+      return `tunnel ${id} belongs to a verified identity; this stripe's could not be verified`;
+    }
+    if (t.principal && principal && t.principal.arn !== principal.arn) {
+      return `tunnel ${id} belongs to another identity than ${principal.arn}`;
+    }
+    return undefined;
   }
 
   /** `link` is gone. Only the current holder of the index counts: a replaced link is a no-op. */
@@ -223,7 +316,8 @@ export class Registry {
       tunnel.disconnectedAt = this.#now();
       this.onChange?.("disconnected");
       this.#log(
-        `tunnel ${tunnel.id} has no stripes; ${tunnel.addressText} kept for the grace period`,
+        `tunnel ${shortId(tunnel.id)} has no stripes; ${tunnel.addressText} kept for the grace ` +
+          "period",
       );
       if (this.p.pool.graceMs <= 0) this.sweep();
     }
@@ -237,7 +331,7 @@ export class Registry {
       if (!t) continue;
       this.#byId.delete(id);
       this.#byAddress.delete(t.address);
-      this.#log(`tunnel ${id} released ${t.addressText}`);
+      this.#log(`tunnel ${shortId(id)} released ${t.addressText}`);
       released = true;
     }
     if (released) this.onChange?.("released");

@@ -10,7 +10,7 @@
 import { compile } from "../agent/rules_compile.ts";
 import { parseDest, type PolicyRule } from "../agent/rules.ts";
 import { parsePrincipalArn } from "../agent/principal.ts";
-import { Policy } from "../agent/policy.ts";
+import { Policy } from "../tests/agent/policy_oracle.ts";
 import { parseCidr } from "../agent/cidr.ts";
 import { DEFAULT_POOL6, parseCidr6 } from "../agent/cidr6.ts";
 import { ICMP, ICMP6, TCP, UDP, v4Packet, v6Packet } from "../tests/agent/policy_packets.ts";

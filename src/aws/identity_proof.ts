@@ -126,10 +126,25 @@ export function configuredStsHosts(env: Record<string, string | undefined>): str
 
 // ---- the agent side ----
 
+/** STS's answer to a proof: status and body. */
+export interface StsAnswer {
+  status: number;
+  text: string;
+}
+
+/**
+ * Sends a checked proof to STS. The default sends it to the proof's own URL with fetch; the agent
+ * passes one that reaches a configured endpoint (a VPC endpoint) under the Host the client
+ * signed, which fetch cannot do. It must not follow redirects.
+ */
+export type ProofSender = (p: IdentityProof, signal: AbortSignal) => Promise<StsAnswer>;
+
 export interface ExecuteOptions {
   /** The nonce this agent issued for this hello. */
   nonce: string;
   fetch?: typeof fetch;
+  /** Overrides `fetch`: how the proof reaches STS. */
+  send?: ProofSender;
   now?: Date;
   /** How old (or how far ahead, for a fast client clock) X-Amz-Date may be; default 300 s. */
   maxAgeSeconds?: number;
@@ -167,25 +182,31 @@ export async function executeProof(
   if (!overridden && !(url.protocol === "https:" && url.port === "" && isStsHost(url.hostname))) {
     throw refused(`${url.host} is not an STS endpoint`);
   }
-  let res: Response;
-  let text: string;
+  let answer: StsAnswer;
   try {
-    res = await (o.fetch ?? fetch)(proof.url, {
-      method: proof.method,
-      headers: proof.headers,
-      body: proof.body,
-      // STS never redirects; following one would send the proof somewhere unchecked.
-      redirect: "manual",
-      signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
-    });
-    text = await res.text();
+    const send = o.send ?? fetchSender(o.fetch ?? fetch);
+    answer = await send(proof, AbortSignal.timeout(o.timeoutMs ?? 10_000));
   } catch (e) {
     throw new UserError(
       `could not reach STS at ${url.host} to check an identity proof: ${oneLine(e)}`,
       ExitCode.Remote,
     );
   }
-  return parseAnswer(res.status, text, url.host);
+  return parseAnswer(answer.status, answer.text, url.host);
+}
+
+function fetchSender(f: typeof fetch): ProofSender {
+  return async (p, signal) => {
+    const res = await f(p.url, {
+      method: p.method,
+      headers: p.headers,
+      body: p.body,
+      // STS never redirects; following one would send the proof somewhere unchecked.
+      redirect: "manual",
+      signal,
+    });
+    return { status: res.status, text: await res.text() };
+  };
 }
 
 const REGION = String.raw`[a-z]{2}(?:-[a-z]+)+-\d{1,2}`;

@@ -13,6 +13,10 @@ export interface TestAgentOptions {
   log?: (line: string) => void;
   /** Default: recorded in FakeTun.addresses6 ("addr/len"). */
   addTunAddress6?: AgentOptions["addTunAddress6"];
+  /** The agent's environment for STS endpoints (default: none, whatever this process has). */
+  env?: AgentOptions["env"];
+  sts?: AgentOptions["sts"];
+  audit?: AgentOptions["audit"];
 }
 
 export async function withAgent(
@@ -38,6 +42,9 @@ export async function withAgent(
     log: opts.log ?? (() => {}),
     limits: opts.limits,
     helloTimeoutMs: opts.helloTimeoutMs,
+    env: opts.env ?? {},
+    sts: opts.sts,
+    audit: opts.audit,
   });
   try {
     await fn(agent, tun!);

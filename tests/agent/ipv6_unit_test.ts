@@ -7,7 +7,8 @@ import { enableIpv6Forwarding } from "../../agent/forwarding.ts";
 import { globalIpv6Addresses } from "../../agent/sysinfo.ts";
 import { encodeTunAddress6 } from "../../agent/tun6.ts";
 import { inboundVerdict } from "../../agent/dispatch.ts";
-import { Policy } from "../../agent/policy.ts";
+import { rulesOf } from "../../agent/rules.ts";
+import { compile } from "../../agent/rules_compile.ts";
 import { parseCidr } from "../../agent/cidr.ts";
 import { parseCidr6, Pool6 } from "../../agent/cidr6.ts";
 import { parseIPv6 } from "../../ffi/struct.ts";
@@ -161,19 +162,19 @@ const sources = (own: Uint8Array) =>
 Deno.test("anti-spoofing6: only the tunnel's own address6 may be a source", () => {
   const pool = parseCidr("100.64.0.0/16")!;
   const p6 = new Pool6(parseCidr6("fd7a:5353:5d8b::/48")!, pool);
-  const policy = new Policy([], [], pool);
-  const tunnel = { address: pool.base + 2, address6: p6.addressOf(pool.base + 2) };
+  const decide = compile(rulesOf({ allow: [], deny: [] }), undefined, { pool, pool6: p6.cidr });
+  const tunnel = { address: pool.base + 2, address6: p6.addressOf(pool.base + 2), decide };
   const mine = "fd7a:5353:5d8b::2";
-  assert.equal(inboundVerdict(udp6Packet(mine, "2600::1", 1, 2), tunnel, policy), "ok");
+  assert.equal(inboundVerdict(udp6Packet(mine, "2600::1", 1, 2), tunnel), "ok");
   assert.equal(
-    inboundVerdict(udp6Packet(mine, "2600::1", 1, 2), { ...tunnel, address6: undefined }, policy),
+    inboundVerdict(udp6Packet(mine, "2600::1", 1, 2), { ...tunnel, address6: undefined }),
     "unsupported",
   );
   fc.assert(
     fc.property(sources(tunnel.address6), fc.boolean(), (src, deny) => {
       const p = udp6Packet(mine, deny ? "fd00:ec2::254" : "2600::1", 1, 2);
       p.set(src, 8);
-      const v = inboundVerdict(p, tunnel, policy);
+      const v = inboundVerdict(p, tunnel);
       const own = src.every((b, i) => b === tunnel.address6[i]);
       assert.equal(v, !own ? "spoofed" : deny ? "denied" : "ok");
     }),

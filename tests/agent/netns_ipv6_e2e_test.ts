@@ -116,7 +116,18 @@ Deno.test({
         [VPC6, "fd7a:5353:5d8b::2", 7000, 40000, true],
       );
       assert.equal(r.udp.payload, `${UPLINK6}|hello-v6`, "the VPC saw the uplink's address");
-      assert.equal(r.late, 0, "nothing came back for the spoofed or the metadata packet");
+      assert.deepEqual(
+        r.late,
+        [{
+          src: "fd7a:5353:5d8b::1",
+          dst: "fd7a:5353:5d8b::2",
+          checksumOk: true,
+          type: 1,
+          code: 1,
+        }],
+        "the metadata packet is answered by the agent (administratively prohibited), " +
+          "the spoofed one not at all",
+      );
       assert.ok(
         echo.log.every((l) => l === "ready" || l === `got ${UPLINK6}`),
         echo.log.join("\n"),

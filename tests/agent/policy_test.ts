@@ -1,12 +1,49 @@
+/**
+ * The old `policy: {allow, deny}` form as the agent now judges it (rules.ts rulesOf, then
+ * rules_compile.ts), and as the WELCOME tells it (policy.ts wirePolicy).
+ */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ALWAYS_DENIED6, Policy } from "../../agent/policy.ts";
+import { ALWAYS_DENIED6, wirePolicy } from "../../agent/policy.ts";
 import { cidrContains, formatCidr, parseCidr, parseIpv4 } from "../../agent/cidr.ts";
-import { contains6, parseCidr6 } from "../../agent/cidr6.ts";
+import { type Cidr6, contains6, DEFAULT_POOL6, parseCidr6 } from "../../agent/cidr6.ts";
+import { parseDest, rulesOf } from "../../agent/rules.ts";
+import { compile } from "../../agent/rules_compile.ts";
 import { parseIPv6 } from "../../ffi/struct.ts";
+import { UDP, v4Packet, v6Packet } from "./policy_packets.ts";
 
 const ip = (s: string) => parseIpv4(s)!;
 const pool = parseCidr("100.64.0.0/16")!;
+const defaultPool6 = parseCidr6(DEFAULT_POOL6)!;
+
+/** The old form's judgement, asked the old way: by destination. */
+class Policy {
+  readonly #decide;
+  readonly #wire;
+
+  constructor(allow: string[], deny: string[], p: typeof pool, pool6: Cidr6 = defaultPool6) {
+    const rules = rulesOf({ allow, deny });
+    this.#decide = compile(rules, undefined, { pool: p, pool6 });
+    this.#wire = (ipv6: boolean) => wirePolicy(rules.rules, { pool: p, pool6 }, ipv6);
+  }
+
+  allows(dst: number): boolean {
+    const p = v4Packet("0.0.0.0", UDP, 53);
+    new DataView(p.buffer).setUint32(16, dst);
+    return this.#decide(p) === "allow";
+  }
+
+  /** The IPv6 destination at `b[off..off+16]`. */
+  allows6(b: Uint8Array, off: number): boolean {
+    const p = v6Packet("::", UDP, 53);
+    p.set(b.subarray(off, off + 16), 24);
+    return this.#decide(p) === "allow";
+  }
+
+  toWire(ipv6 = false) {
+    return this.#wire(ipv6);
+  }
+}
 
 Deno.test("cidr: parse, format, contains", () => {
   assert.deepEqual(formatCidr(parseCidr("10.0.0.0/8")!), "10.0.0.0/8");
@@ -165,4 +202,26 @@ Deno.test("policy6: nothing in an always-denied block is ever allowed, whatever 
       assert.ok(p.allows6(b, 24));
     }),
   );
+});
+
+Deno.test("wirePolicy: a rule's ports and protocols, each family on its own, IPv6 only with IPv6", () => {
+  const dest = (t: string) => parseDest(t) as Exclude<ReturnType<typeof parseDest>, string>;
+  const rules = [
+    { allow: [dest("10.0.5.0/24:443/tcp"), dest("any:22/tcp"), dest("fd00::/8/udp")], deny: [] },
+    { allow: [dest("10.0.5.0/24:443/tcp")], deny: [dest("10.0.9.0/24:22")] },
+  ];
+  const scope = { pool, pool6: defaultPool6 };
+  const v4 = wirePolicy(rules, scope);
+  assert.deepEqual(v4.allow, ["10.0.5.0/24:443/tcp", "0.0.0.0/0:22/tcp"], "each text once");
+  assert.deepEqual(v4.deny.slice(-2), ["100.64.0.0/16", "10.0.9.0/24:22"]);
+  const both = wirePolicy(rules, scope, true);
+  assert.deepEqual(both.allow, [
+    "10.0.5.0/24:443/tcp",
+    "0.0.0.0/0:22/tcp",
+    "[::/0]:22/tcp",
+    "fd00::/8/udp",
+  ]);
+  // Every text reads back as a destination.
+  for (const t of [...both.allow, ...both.deny]) assert.equal(typeof parseDest(t), "object", t);
+  assert.deepEqual(wirePolicy([], scope).allow, [], "no rule applies: nothing allowed");
 });

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { admits, compile, type Decide, rulesFor } from "../../agent/rules_compile.ts";
 import { type Dest, parseDest, type PolicyRule, rulesOf } from "../../agent/rules.ts";
 import { parsePrincipalArn, type Principal } from "../../agent/principal.ts";
-import { Policy } from "../../agent/policy.ts";
+import { Policy } from "./policy_oracle.ts";
 import { formatCidr, formatIpv4, maskOf, parseCidr } from "../../agent/cidr.ts";
 import { DEFAULT_POOL6, formatCidr6, formatIpv6, parseCidr6 } from "../../agent/cidr6.ts";
 import { masked6 } from "../../src/net/cidr6.ts";

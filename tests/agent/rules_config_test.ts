@@ -56,8 +56,8 @@ Deno.test("rules config: the full form", () => {
     [[], ["10.0.0.0/8/icmp"]],
   ]);
   assert.equal(p.rules[1].principals, undefined);
-  // The old lists, for code not yet judging by principal: nothing, as identity is required.
-  assert.deepEqual([c.policy.allow, c.policy.deny], [["0.0.0.0/32"], []]);
+  // The rules are all there is: no old lists made up beside them.
+  assert.deepEqual([c.policy.allow, c.policy.deny], [[], []]);
 });
 
 Deno.test("rules config: old form unchanged, requireIdentity beside it, empty rules", () => {
@@ -65,12 +65,10 @@ Deno.test("rules config: old form unchanged, requireIdentity beside it, empty ru
   assert.deepEqual(old.policy, { allow: ["10.0.0.0/8"], deny: ["10.0.9.0/24"] });
   const strict = parseConfig("policy:\n  allow: [10.0.0.0/8]\n  requireIdentity: true\n");
   assert.deepEqual(strict.policy, { allow: ["10.0.0.0/8"], deny: [], requireIdentity: true });
+  // No rules: nothing allowed (not the old form's "empty allow list = everywhere").
   const none = parseConfig("policy:\n  rules: []\n");
-  assert.deepEqual(none.policy, { allow: ["0.0.0.0/32"], deny: [], rules: [] });
-  const open = parseConfig(
-    "policy:\n  rules:\n    - allow: [10.0.0.0/8]\n      deny: [10.0.9.0/24:22]\n",
-  );
-  assert.deepEqual([open.policy.allow, open.policy.deny], [["10.0.0.0/8"], ["10.0.9.0/24"]]);
+  assert.deepEqual(none.policy, { allow: [], deny: [], rules: [] });
+  assert.deepEqual(rulesOf(none.policy), { rules: [], requireIdentity: false });
 });
 
 Deno.test("rules config: every error names its line and path", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type Dest, formatDest, legacyLists, parseDest, rulesOf } from "../../agent/rules.ts";
+import { type Dest, formatDest, parseDest, rulesOf } from "../../agent/rules.ts";
 import { formatCidr } from "../../agent/cidr.ts";
 import { formatCidr6 } from "../../agent/cidr6.ts";
 import { arbDest } from "./policy_arb.ts";
@@ -97,29 +97,4 @@ Deno.test("rulesOf: the old form is one rule for every tunnel, empty allow = eve
   assert.equal(narrow.requireIdentity, true);
   const rules = [{ allow: [], deny: [] }];
   assert.equal(rulesOf({ allow: [], deny: [], rules }).rules, rules, "the new form as is");
-});
-
-Deno.test("legacyLists: what an unverified tunnel may reach, erring towards less", () => {
-  const d = (t: string) => parseDest(t) as Dest;
-  const policy = {
-    requireIdentity: false,
-    rules: [
-      { principals: { roles: ["Admin"] }, allow: [d("any")], deny: [] },
-      {
-        allow: [d("10.0.0.0/8"), d("10.1.0.0/16:443/tcp"), d("fd00::/8"), d("10.0.0.0/8")],
-        deny: [d("10.9.0.0/16:22/tcp"), d("any/icmp")],
-      },
-    ],
-  };
-  assert.deepEqual(legacyLists(policy), {
-    allow: ["10.0.0.0/8", "fd00::/8"],
-    deny: ["10.9.0.0/16", "0.0.0.0/0", "::/0"],
-  });
-  assert.deepEqual(legacyLists({ ...policy, requireIdentity: true }), {
-    allow: ["0.0.0.0/32"],
-    deny: [],
-  });
-  assert.deepEqual(legacyLists({ requireIdentity: false, rules: [policy.rules[0]] }).allow, [
-    "0.0.0.0/32",
-  ]);
 });

@@ -120,10 +120,14 @@ Deno.test({
       const t = (connected.tunnels as Record<string, unknown>[])[0];
       assert.equal(t.address, welcome.address);
       assert.equal(t.stripesConnected, 1);
+      assert.equal(t.principal, null, "the old client proved no identity");
       assert.equal(typeof t.connectedAt, "string");
       assert.match(
         (await status()).out,
-        new RegExp(`tunnels: 1 connected\\n  \\w{12}  ${welcome.address}  1/1 stripes  up `),
+        new RegExp(
+          `tunnels: 1 connected\\nprincipals: unverified \\(1 tunnel\\)\\n` +
+            `  [0-9a-f]{8}  ${welcome.address}  1/1 stripes  up .*  unverified\\n`,
+        ),
       );
       await hold.stdin.close();
       assert.equal((await hold.status).code, 0);

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type AgentStatus, isAlive, readStatus, SHOWN_ID_CHARS } from "../../agent/status.ts";
+import { newStats } from "../../agent/stats.ts";
 import { summary } from "../../agent/status_cli.ts";
 import { FEATURE_IPV6, FrameType } from "../../src/tunnel/wire.ts";
 import { withAgent } from "./harness.ts";
@@ -160,6 +161,7 @@ Deno.test("status: the human summary", () => {
       packetsOut: 2,
       spoofed: 0,
       denied: 0,
+      prohibitedSent: 0,
       notIpv4: 0,
       noTunnel: 0,
       queueDrops: 0,
@@ -176,7 +178,8 @@ Deno.test("status: the human summary", () => {
       "  0123456789ab  100.64.0.2  2/2 stripes  up 1m05s  in 1.5 KB  out 2.5 MB",
       "  ba9876543210  100.64.0.3  0/1 stripes  disconnected 30s ago  in 0 B  out 0 B",
       "idle stop: after 30m00s (systemctl poweroff); not idle",
-      "counters: packetsIn=1 packetsOut=2 spoofed=0 denied=0 notIpv4=0 noTunnel=0 queueDrops=0 " +
+      "counters: packetsIn=1 packetsOut=2 spoofed=0 denied=0 prohibitedSent=0 notIpv4=0 noTunnel=0 " +
+      "queueDrops=0 " +
       "tunWriteDrops=0 protocolErrors=0",
     ].join("\n"),
   );
@@ -199,6 +202,59 @@ Deno.test("status: the human summary", () => {
     summary({ ...s, ipv6: { off: "the instance has no IPv6 address on ens5" } }, now),
     /^ipv6: off \(the instance has no IPv6 address on ens5\)$/m,
   );
+});
+
+Deno.test("status: the summary lists connected principals, and each tunnel's owner and denials", () => {
+  const now = Date.parse("2030-01-01T12:00:00Z");
+  const at = new Date(now - 5000).toISOString();
+  const alice = "arn:aws:sts::111122223333:assumed-role/Dev/alice";
+  const tunnel = (id: string, principal: string | null, denied: number, connected = true) => ({
+    id,
+    address: "100.64.0.2",
+    stripes: 1,
+    stripesConnected: connected ? 1 : 0,
+    connectedAt: connected ? at : null,
+    disconnectedAt: connected ? null : at,
+    bytesIn: 0,
+    bytesOut: 0,
+    principal,
+    denied,
+  });
+  const lines = summary({
+    schema: 1,
+    version: "1.2.3",
+    pid: 42,
+    pidStartTime: 7,
+    startedAt: at,
+    updatedAt: at,
+    listen: "127.0.0.1:7797",
+    tun: "ssmp0",
+    address: "100.64.0.1",
+    pool: "100.64.0.0/16",
+    nat: "nft",
+    stateDir: null,
+    tunnelCount: 4,
+    connectedTunnels: 3,
+    tunnels: [
+      tunnel("0123abcd", null, 0),
+      tunnel("1123abcd", alice, 3),
+      tunnel("2123abcd", alice, 0),
+      tunnel("3123abcd", "arn:aws:iam::111122223333:user/bob", 0, false),
+    ],
+    idleStop: null,
+    counters: newStats(),
+  }, now).split("\n");
+  assert.equal(
+    lines[3],
+    `principals: ${alice} (2 tunnels, denied 3), unverified (1 tunnel)`,
+    "bob is gone",
+  );
+  assert.equal(lines[4], "  0123abcd  100.64.0.2  1/1 stripes  up 5s  in 0 B  out 0 B  unverified");
+  assert.equal(
+    lines[5],
+    `  1123abcd  100.64.0.2  1/1 stripes  up 5s  in 0 B  out 0 B  denied 3  ${alice}`,
+  );
+  assert.match(lines.at(-1)!, / denied=0 prohibitedSent=0 /);
 });
 
 Deno.test("status file: IPv6 of the agent and of a tunnel that has it", async () => {

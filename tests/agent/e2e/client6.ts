@@ -31,7 +31,9 @@ try {
   const udp = await exchange(udp6Packet(me, vpc, 40000, Number(echoPort), "hello-v6"));
   await c.sendPackets(udp6Packet("fd7a:5353:5d8b::99", vpc, 40001, Number(echoPort), "spoof"));
   await c.sendPackets(udp6Packet(me, metadata, 40002, Number(echoPort), "metadata"));
-  const late = await c.packets(1, 1500);
+  // The metadata packet is answered with ICMPv6 administratively prohibited; the spoofed one
+  // with nothing. Wait for a second packet, which must not come.
+  const late = await c.packets(2, 1500);
   const ends = (p: Uint8Array) => ({
     src: formatIP(p.subarray(8, 24)),
     dst: formatIP(p.subarray(24, 40)),
@@ -47,7 +49,7 @@ try {
       dstPort: view.getUint16(42),
       payload: new TextDecoder().decode(udp.subarray(48)),
     },
-    late: late.length,
+    late: late.map((p) => ({ ...ends(p), type: p[40], code: p[41] })),
   }));
 } finally {
   await c.close();
