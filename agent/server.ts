@@ -15,9 +15,10 @@ import { enableForwarding } from "./forwarding.ts";
 import { type Ipv6Setup, startIpv6 } from "./ipv6.ts";
 import { installNat } from "./nat.ts";
 import type { PacketAudit } from "./audit.ts";
+import { filePolicy, startAccess } from "./access.ts";
+import type { LoadParameters } from "./policy_source.ts";
 import { IdentityVerifier, type StsCall } from "./identity.ts";
 import { stsCall, stsRouting } from "./identity_sts.ts";
-import { rulesOf } from "./rules.ts";
 import { LeaseFile } from "./leases.ts";
 import { AddressPool } from "./pool.ts";
 import { DEFAULT_LIMITS, type QueueLimits } from "./sendqueue.ts";
@@ -45,8 +46,10 @@ export interface AgentOptions {
   env?: Record<string, string | undefined>;
   /** Checks identity proofs; default: executeProof as stsEndpoint and `env` say (tests wrap it). */
   sts?: StsCall;
-  /** Told about every packet while the audit trail is on. */
+  /** Told about every packet (instead of cfg.audit's file or journal). */
   audit?: PacketAudit;
+  /** Parameter Store's read for policyParameterPath (default: the SDK, instance credentials). */
+  loadParameters?: LoadParameters;
 }
 
 export interface Agent {
@@ -116,7 +119,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const registry = new Registry({
       pool,
       pool6: cfg.pool6,
-      policy: rulesOf(cfg.policy),
+      policy: filePolicy(cfg, resolver),
       mtu: cfg.mtu,
       resolver,
       agentVersion: VERSION,
@@ -209,6 +212,22 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       log("policy.allow names no IPv6 network: tunnels' IPv6 traffic is denied everywhere");
     }
 
+    // Rules from Parameter Store and the audit trail; the first read happens before any tunnel.
+    let policyChanged = () => {};
+    const access = await startAccess({
+      cfg,
+      resolver,
+      apply: (p) => {
+        registry.setPolicy(p);
+        policyChanged();
+      },
+      log,
+      ...(opts.audit ? { audit: opts.audit } : {}),
+      ...(opts.loadParameters ? { load: opts.loadParameters } : {}),
+    });
+    undo.push(() => access.close());
+    const audit = access.audit;
+
     // The tun loop. close() stops it before closing the tun: a pending read must not see a
     // closed fd.
     let stopping = false;
@@ -226,7 +245,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
           }
           return;
         }
-        if (packets.length) fromTun(packets, registry, stats, opts.audit);
+        if (packets.length) fromTun(packets, registry, stats, audit);
       }
     })();
     undo.push(async () => {
@@ -249,7 +268,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       verifier,
       tun,
       stats,
-      audit: opts.audit,
+      audit,
       limits: opts.limits ?? DEFAULT_LIMITS,
       helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
       open,
@@ -318,6 +337,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         connectedTunnels: registry.connectedCount,
         tunnels: registry.tunnels.map(tunnelStatus),
         idleStop: idleStop?.status() ?? null,
+        access: access.status(),
         counters: stats,
       }), log)
       : undefined;
@@ -325,6 +345,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       idleStop?.update(registry.connectedCount);
       status?.changed();
     };
+    policyChanged = () => status?.changed();
     if (status) {
       status.start();
       // Runs first on close: a stopping agent no longer claims to serve.

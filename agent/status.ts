@@ -10,6 +10,7 @@
  * cut short (a full id would let anyone on the instance join a tunnel whose client is not
  * verified), and a principal's ARN names it without granting anything.
  */
+import type { AccessStatus } from "./access.ts";
 import { UserError } from "../src/errors.ts";
 import type { AgentStats } from "./stats.ts";
 import { shortId, type Tunnel } from "./tunnels.ts";
@@ -75,6 +76,8 @@ export interface AgentStatus {
   connectedTunnels: number;
   tunnels: TunnelStatus[];
   idleStop: IdleStopStatus | null;
+  /** Rules in force, Parameter Store's part, the audit trail (absent: an agent before them). */
+  access?: AccessStatus;
   counters: AgentStats;
 }
 

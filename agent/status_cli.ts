@@ -11,6 +11,7 @@
  */
 import { fmtBytes, fmtDuration } from "../src/cli/live.ts";
 import type { AgentStatus, TunnelStatus } from "./status.ts";
+import type { AccessStatus } from "./access.ts";
 import { readStatus } from "./status.ts";
 
 export const EXIT_NOT_RUNNING = 3;
@@ -69,6 +70,7 @@ export function summary(s: AgentStatus, now = Date.now()): string {
         (t.principal === undefined ? "" : `  ${t.principal ?? "unverified"}`),
     );
   }
+  if (s.access) lines.push(...accessLines(s.access, since));
   const i = s.idleStop;
   lines.push(
     !i
@@ -81,6 +83,34 @@ export function summary(s: AgentStatus, now = Date.now()): string {
     `counters: ${Object.entries(s.counters).map(([k, v]) => `${k}=${v}`).join(" ")}`,
   );
   return lines.join("\n");
+}
+
+/** The rules in force, Parameter Store's part (and its trouble), the audit trail. */
+function accessLines(a: AccessStatus, since: (iso: string | null) => string): string[] {
+  const out = [
+    `policy: ${a.rules} rule${a.rules === 1 ? "" : "s"}` +
+    (a.requireIdentity ? ", a verified identity required" : ""),
+  ];
+  const st = a.store;
+  if (st) {
+    const read = st.loadedAt ? `, read ${since(st.loadedAt)} ago` : "";
+    out.push(
+      st.error
+        ? `  Parameter Store ${st.path}: ${st.error}; keeping the last good rules (${st.rules})${read}`
+        : `  Parameter Store ${st.path}: ${st.rules} rule${st.rules === 1 ? "" : "s"} from ` +
+          `${st.parameters} parameter${st.parameters === 1 ? "" : "s"}${read}`,
+    );
+  }
+  const au = a.audit;
+  out.push(
+    au
+      ? `audit: ${
+        au.to === "file" ? au.path : "journal"
+      }, ${au.lines} lines, ${au.flows} open flows` +
+        (au.evicted ? `, ${au.evicted} ended early (table full)` : "")
+      : "audit: off",
+  );
+  return out;
 }
 
 /**

@@ -17,6 +17,7 @@ export interface TestAgentOptions {
   env?: AgentOptions["env"];
   sts?: AgentOptions["sts"];
   audit?: AgentOptions["audit"];
+  loadParameters?: AgentOptions["loadParameters"];
 }
 
 export async function withAgent(
@@ -45,6 +46,7 @@ export async function withAgent(
     env: opts.env ?? {},
     sts: opts.sts,
     audit: opts.audit,
+    loadParameters: opts.loadParameters,
   });
   try {
     await fn(agent, tun!);

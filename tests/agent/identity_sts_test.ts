@@ -92,7 +92,11 @@ Deno.test("identity: STS unreachable: unverified without requireIdentity; no str
               const w = r.answer.welcome;
               assert.equal(w.identity, undefined);
               assert.match(w.identityUnverified ?? "", /^could not reach STS at 127\.0\.0\.1:\d+/);
-              assert.deepEqual(w.policy.allow, ["10.0.9.0/24"], "an unverified tunnel's rules");
+              assert.deepEqual(
+                w.policy.allow,
+                ["10.0.0.2/32:53", "10.0.9.0/24"],
+                "an unverified tunnel's rules (and DNS)",
+              );
             }
             await r.c.close();
           }

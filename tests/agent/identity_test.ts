@@ -37,12 +37,19 @@ Deno.test("identity: a verified client gets WELCOME.identity and its principal's
       const w = alice.answer.welcome;
       assert.deepEqual(w.identity, { arn: ALICE_ARN, account: "111122223333" });
       assert.equal(w.identityUnverified, undefined);
-      assert.deepEqual(w.policy, { allow: ["10.0.1.0/24", "10.0.9.0/24"], deny: BUILT_IN_DENY });
+      assert.deepEqual(w.policy, {
+        allow: ["10.0.0.2/32:53", "10.0.1.0/24", "10.0.9.0/24"],
+        deny: BUILT_IN_DENY,
+      });
 
       const bob = await connectAs(agent.addr.port, signedAs(emu.url, BOB));
       assert.ok(bob.answer?.type === FrameType.Welcome, JSON.stringify(bob.answer));
       assert.deepEqual(bob.answer.welcome.identity, { arn: BOB_ARN, account: "111122223333" });
-      assert.deepEqual(bob.answer.welcome.policy.allow, ["10.0.2.0/24:443", "10.0.9.0/24"]);
+      assert.deepEqual(bob.answer.welcome.policy.allow, [
+        "10.0.0.2/32:53",
+        "10.0.2.0/24:443",
+        "10.0.9.0/24",
+      ]);
 
       const byArn = agent.registry.tunnels.map((t) => [t.id, t.principal?.arn]);
       assert.deepEqual(byArn, [[alice.hello.tunnelId, ALICE_ARN], [bob.hello.tunnelId, BOB_ARN]]);
