@@ -100,6 +100,10 @@ export function buildProgram() {
       [],
     )
     .option(
+      "--policy-path <path>",
+      "agentless: the team's rules in Parameter Store, applied on this laptop (default /ssm-proxy/policy)",
+    )
+    .option(
       "--session-idle-seconds <s>",
       "agentless: close a destination's session after this long unused (default 60)",
       Number,

@@ -41,7 +41,7 @@ function modeText(s: TunnelState): string {
     a.dnsUpstream ? ` via ${a.dnsUpstream}` : ""
   }; not carried: ${a.refusedUdp} UDP, ${a.refusedOther} ICMP/other${
     a.refusedTcp ? `; ${a.refusedTcp} TCP refused at the destination` : ""
-  }`;
+  }${a.refusedPolicy ? `; ${a.refusedPolicy} refused by the team's policy` : ""}`;
 }
 
 /** Which domains go where, and how: what a user asks when a name does not resolve. */

@@ -10,6 +10,12 @@ import { AgentlessTunnel } from "../netstack/tunnel.ts";
 import { localInterfaces } from "../tunnel/heal.ts";
 import { PortSession } from "../ssm/session.ts";
 import { messageSize } from "../ssm/message_size.ts";
+import {
+  agentlessPolicy,
+  awsInputs,
+  DEFAULT_POLICY_PATH,
+  type PolicyInputs,
+} from "../policy/agentless_policy.ts";
 
 /**
  * The laptop's end of an agentless tunnel. Nothing on the wire carries it (connections end on
@@ -35,6 +41,8 @@ export interface AgentlessStart {
   tunnel: AgentlessTunnel;
   /** The VPC resolver apps query, when known. */
   resolver?: string;
+  /** The team's rules this laptop applies, in one line; absent when none are. */
+  policy?: string;
 }
 
 export async function openAgentless(
@@ -47,11 +55,26 @@ export async function openAgentless(
     progress: (line: string) => void;
     idleSessionMs?: number;
     dnsUpstreams?: string[];
+    /** Parameter Store path of the team's rules (default DEFAULT_POLICY_PATH). */
+    policyPath?: string;
+    /** Tests: the rules and identity instead of Parameter Store and STS. */
+    policyInputs?: PolicyInputs;
   },
 ): Promise<AgentlessStart> {
   const ssm = await import("../aws/ssm.ts");
+  const path = o.policyPath ?? DEFAULT_POLICY_PATH;
+  const inputs = o.policyInputs ?? awsInputs(aws, path);
+  // The rules load while the resolver is found; only compiling them needs the resolver.
+  const rulesRead = inputs.rules();
+  rulesRead.catch(() => {}); // awaited below; not unhandled meanwhile
   const resolver = o.resolver ?? await findResolver(aws, target, o);
+  const policy = await agentlessPolicy(path, { ...inputs, rules: () => rulesRead }, {
+    addresses: `${AGENTLESS_ADDRESS.replace(/\.\d+$/, ".0")}/30`,
+    ...(resolver ? { resolver } : {}),
+    progress: o.progress,
+  });
   const tunnel = new AgentlessTunnel({
+    ...(policy ? { allowPacket: policy.allowPacket } : {}),
     resolvers: resolver ? [resolver] : [],
     localAddresses: localAddresses(),
     log: o.progress,
@@ -71,7 +94,11 @@ export async function openAgentless(
       });
     },
   });
-  return { tunnel, ...(resolver ? { resolver } : {}) };
+  return {
+    tunnel,
+    ...(resolver ? { resolver } : {}),
+    ...(policy ? { policy: policy.summary } : {}),
+  };
 }
 
 /** The VPC's base+2 through EC2; without it DNS is off, which only --dns-domain must have. */

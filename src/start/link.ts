@@ -163,6 +163,8 @@ export interface AgentlessOpen {
   resolver?: string;
   upstreams: string[];
   idleSessionMs?: number;
+  /** `--policy-path`: the team's rules in Parameter Store. */
+  policyPath?: string;
   progress: (line: string) => void;
 }
 
@@ -173,6 +175,7 @@ export async function openAgentlessLink(o: AgentlessOpen): Promise<Link> {
     progress: o.progress,
     idleSessionMs: o.idleSessionMs,
     dnsUpstreams: o.upstreams,
+    ...(o.policyPath ? { policyPath: o.policyPath } : {}),
   });
   return {
     tunnel: a.tunnel,
@@ -183,7 +186,7 @@ export async function openAgentlessLink(o: AgentlessOpen): Promise<Link> {
     mtu: AGENTLESS_MTU,
     ...(a.resolver ? { resolver: a.resolver } : {}),
     noResolver: "the VPC resolver is unknown",
-    summary: "agentless (TCP and DNS)",
+    summary: `agentless (TCP and DNS)${a.policy ? `; ${a.policy}` : ""}`,
     sessionIds: [],
     streamUrls: [],
   };

@@ -37,6 +37,8 @@ export interface StartOptions extends AwsOptions {
   sessionIdleSeconds?: number;
   /** Agentless: resolvers to relay DNS to before the VPC resolver itself. */
   dnsUpstream?: string[];
+  /** Agentless: the team's rules in Parameter Store (default /ssm-proxy/policy). */
+  policyPath?: string;
   /** A fixed number of Port sessions, or `auto` (grow with the load up to maxStripes). */
   stripes: number | "auto";
   /** With `auto`: the most stripes (default 8). */
@@ -82,6 +84,15 @@ export interface CheckedStart {
   heal: HealSettings;
   upstreams: string[];
   idleSessionMs?: number;
+  policyPath?: string;
+}
+
+/** `--policy-path`: a Parameter Store path. */
+export function parsePolicyPath(v: string): string {
+  if (/^(\/[A-Za-z0-9_.-]+)+\/?$/.test(v)) return v.replace(/\/$/, "");
+  throw new UserError(
+    `--policy-path ${JSON.stringify(v)} is not a Parameter Store path like /ssm-proxy/policy`,
+  );
 }
 
 export function parseMode(v: string): StartMode {
@@ -205,6 +216,7 @@ export function checkStart(o: StartOptions): CheckedStart {
     mode: all.all ? "agent" : o.mode ?? "auto",
     heal: healSettings(o),
     upstreams: parseUpstreams(o.dnsUpstream ?? []),
+    ...(o.policyPath ? { policyPath: parsePolicyPath(o.policyPath) } : {}),
     ...(idle !== undefined ? { idleSessionMs: idle * 1000 } : {}),
   };
 }

@@ -177,6 +177,7 @@ export async function bringUpStart(
       ...(plan.resolver ? { resolver: plan.resolver } : {}),
       upstreams: c.upstreams,
       idleSessionMs: c.idleSessionMs,
+      ...(c.policyPath ? { policyPath: c.policyPath } : {}),
       progress: hooks.progress,
     }));
     hooks.showPlan(target, plan, link);
