@@ -147,34 +147,3 @@ function put16(b: Uint8Array, o: number, v: number): void {
   b[o] = v >> 8;
   b[o + 1] = v;
 }
-
-/**
- * A token bucket: at most `perSecond` on average, `burst` at once. Starts full; refills
- * continuously; a clock that steps back mints nothing (time already counted is not counted
- * again). No allocation per call: it runs once per denied packet.
- */
-export class RateLimit {
-  #rate: number;
-  #cap: number;
-  #tokens: number;
-  #at = Number.NaN;
-
-  constructor(readonly perSecond: number, readonly burst: number) {
-    // NaN or negative settings allow nothing rather than everything.
-    this.#rate = perSecond > 0 ? perSecond : 0;
-    this.#cap = burst > 0 ? burst : 0;
-    this.#tokens = this.#cap;
-  }
-
-  take(nowMs: number): boolean {
-    if (Number.isNaN(this.#at)) this.#at = nowMs;
-    else if (nowMs > this.#at) {
-      const add = ((nowMs - this.#at) * this.#rate) / 1000;
-      if (add > 0) this.#tokens = Math.min(this.#cap, this.#tokens + add);
-      this.#at = nowMs;
-    }
-    if (this.#tokens < 1) return false;
-    this.#tokens--;
-    return true;
-  }
-}

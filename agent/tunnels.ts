@@ -13,7 +13,7 @@ import { formatIpv4 } from "./cidr.ts";
 import { type Cidr6, formatIpv6, type Pool6 } from "./cidr6.ts";
 import type { AddressPool } from "./pool.ts";
 import { negotiate, welcomeFor } from "./hello.ts";
-import { RateLimit } from "./icmp_reject.ts";
+import { TokenBucket } from "../src/netstack/limits.ts";
 import { wirePolicy } from "./policy.ts";
 import type { Principal } from "./principal.ts";
 import type { RulesPolicy } from "./rules.ts";
@@ -70,7 +70,7 @@ export class Tunnel {
   /** Client packets its policy refused. */
   denied = 0;
   /** Paces the ICMP answers to denied packets. */
-  readonly prohibitLimit = new RateLimit(PROHIBIT_PER_SECOND, PROHIBIT_BURST);
+  readonly prohibitLimit = new TokenBucket(PROHIBIT_PER_SECOND, PROHIBIT_BURST);
 
   constructor(
     readonly id: string,

@@ -5,15 +5,21 @@
  */
 
 export class TokenBucket {
+  #rate: number;
+  #cap: number;
   #tokens: number;
   #at: number;
 
-  constructor(private perSecond: number, private burst: number, now: number) {
-    this.#tokens = burst;
-    this.#at = now;
+  /** Full at first; `now` absent: the clock starts at the first take. */
+  constructor(perSecond: number, burst: number, now?: number) {
+    // NaN or negative settings allow nothing rather than everything.
+    this.#rate = perSecond > 0 ? perSecond : 0;
+    this.#cap = burst > 0 ? burst : 0;
+    this.#tokens = this.#cap;
+    this.#at = now ?? Number.NaN;
   }
 
-  /** Take one token if there is one. */
+  /** Take one token if there is one. Allocation-free (the agent calls it per denied packet). */
   take(now: number): boolean {
     this.#refill(now);
     if (this.#tokens < 1) return false;
@@ -24,15 +30,16 @@ export class TokenBucket {
   /** Milliseconds until a token is there (0: now). */
   waitMs(now: number): number {
     this.#refill(now);
-    return this.#tokens >= 1 ? 0 : Math.ceil((1 - this.#tokens) / (this.perSecond / 1000));
+    return this.#tokens >= 1 ? 0 : Math.ceil((1 - this.#tokens) / (this.#rate / 1000));
   }
 
+  /** A clock stepping back keeps the later time: no stretch of time is counted twice. */
   #refill(now: number): void {
-    this.#tokens = Math.min(
-      this.burst,
-      this.#tokens + (Math.max(0, now - this.#at) / 1000) * this.perSecond,
-    );
-    this.#at = now;
+    if (Number.isNaN(this.#at)) this.#at = now;
+    else if (now > this.#at) {
+      this.#tokens = Math.min(this.#cap, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
+      this.#at = now;
+    }
   }
 }
 

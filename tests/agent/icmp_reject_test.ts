@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { adminProhibited, RateLimit } from "../../agent/icmp_reject.ts";
+import { adminProhibited } from "../../agent/icmp_reject.ts";
 import { linuxPlatform } from "../../src/net/linux.ts";
 import type { Tun } from "../../src/net/types.ts";
 import { inNetns, ip, netnsAvailable, withNetns } from "../support/netns.ts";
@@ -232,59 +232,6 @@ Deno.test("icmp reject (property): IPv6 answered exactly when RFC 4443 allows it
       assert.ok(checksum6Ok(out));
     }),
     { numRuns: 2000 },
-  );
-});
-
-Deno.test("rate limit: starts full, refills continuously, never past the burst", () => {
-  const r = new RateLimit(10, 3);
-  assert.deepEqual([r.take(0), r.take(0), r.take(0), r.take(0)], [true, true, true, false]);
-  assert.equal(r.take(99), false);
-  assert.equal(r.take(100), true); // 0.1 s at 10/s is one token
-  assert.equal(r.take(150), false);
-  assert.equal(r.take(200), true);
-  const idle = [3_600_000, 3_600_000, 3_600_000, 3_600_000].map((t) => r.take(t));
-  assert.deepEqual(idle, [true, true, true, false]);
-  assert.equal(new RateLimit(0, 0).take(0), false);
-  assert.equal(new RateLimit(Number.NaN, Number.NaN).take(0), false);
-});
-
-Deno.test("rate limit: a clock stepping back mints nothing", () => {
-  const r = new RateLimit(10, 1);
-  assert.equal(r.take(10_000), true);
-  assert.equal(r.take(0), false);
-  assert.equal(r.take(10_000), false, "the time from 0 to 10 s was already counted");
-  assert.equal(r.take(10_099), false);
-  assert.equal(r.take(10_100), true);
-});
-
-Deno.test("rate limit (property): never more than burst + perSecond × elapsed", () => {
-  fc.assert(
-    fc.property(
-      fc.integer({ min: 0, max: 2000 }),
-      fc.integer({ min: 0, max: 50 }),
-      fc.integer({ min: 0, max: 1e9 }),
-      fc.array(fc.integer({ min: -500, max: 500 }), { maxLength: 300 }),
-      (perSecond, burst, t0, steps) => {
-        const r = new RateLimit(perSecond, burst);
-        let now = t0;
-        let latest = t0;
-        let allowed = 0;
-        for (const dt of [0, ...steps]) {
-          now += dt;
-          latest = Math.max(latest, now);
-          if (r.take(now)) allowed++;
-          assert.ok(allowed <= burst + (perSecond * (latest - t0)) / 1000 + 1e-9);
-        }
-      },
-    ),
-  );
-  // And it does refill: takes a token's time apart always pass.
-  fc.assert(
-    fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 20 }), (ps, b) => {
-      const r = new RateLimit(ps, b);
-      const gap = Math.ceil(1000 / ps);
-      for (let i = 0; i < 50; i++) assert.ok(r.take(i * gap), `take ${i} of ${ps}/s`);
-    }),
   );
 });
 
