@@ -80,11 +80,11 @@ export function fromClient(packets: Uint8Array[], tunnel: Tunnel, d: DataPath): 
 
 /** Answer a denied packet with ICMP administratively prohibited, within the tunnel's rate. */
 function prohibit(p: Uint8Array, tunnel: Tunnel, d: DataPath): void {
-  if (!tunnel.prohibitLimit.take(performance.now())) return;
   const ipv6 = d.registry.ipv6;
   const from6 = p[0] >> 4 === 6 && "pool6" in ipv6 ? ipv6.pool6.agentAddress : undefined;
   const reply = adminProhibited(p, d.registry.p.pool.agentAddress, from6);
-  if (!reply) return;
+  // Packets that get no answer (ICMP errors, later fragments) must not use up the allowance.
+  if (!reply || !tunnel.prohibitLimit.take(performance.now())) return;
   const link = tunnel.linkFor(reply);
   if (!link) return;
   if (link.enqueue(reply)) {
