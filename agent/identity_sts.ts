@@ -66,13 +66,13 @@ export function endpointSender(endpoint: URL): ProofSender {
   return (p, signal) =>
     new Promise<StsAnswer>((resolve, reject) => {
       const signed = new URL(p.url);
-      const body = new TextEncoder().encode(p.body);
       const options = {
         hostname,
         port,
         method: p.method,
         path: `${signed.pathname}${signed.search}`,
-        headers: { ...p.headers, host: signed.host, "content-length": String(body.length) },
+        // A GET with no body: nothing beside the signed headers, not even a Content-Length.
+        headers: { ...p.headers, host: signed.host },
         // A connection per proof: nothing lingers between the rare proofs.
         agent: false as const,
       };
@@ -99,6 +99,6 @@ export function endpointSender(endpoint: URL): ProofSender {
       if (signal.aborted) return abort();
       signal.addEventListener("abort", abort, { once: true });
       req.on("close", () => signal.removeEventListener("abort", abort));
-      req.end(body);
+      req.end();
     });
 }

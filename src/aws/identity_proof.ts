@@ -5,13 +5,14 @@
  * whoever captures it can only replay it, and only to STS, only with the same nonce, and only for
  * as long as the agent accepts its X-Amz-Date.
  *
- * Presigned (query-string auth), not header-signed: every piece of authentication lives in the
- * URL, so the request is the URL, two ordinary headers and a constant body, and the agent replays
- * it verbatim with fetch. Both headers are signed, so the rule "nothing but signed headers" holds
- * exactly (a header-signed request would need an unsigned Authorization header beside them). It
- * is a POST so that the body, which names the action, is hashed into the signature; STS accepts
- * presigned POSTs as it does presigned GETs. A session token travels as X-Amz-Security-Token in
- * the query, where the signature covers it as part of the canonical query string.
+ * A presigned GET (query-string auth), the very request an EKS token is (src/eks/token.ts, the
+ * `x-k8s-aws-id` header of aws-iam-authenticator): a path every EKS cluster proves against real
+ * STS, which a presigned POST with a hashed body is not (nothing in production relies on one).
+ * The action and version are query parameters, so the signature covers them as part of the
+ * canonical query string, as it covers a session token (X-Amz-Security-Token). The nonce
+ * travels as the one extra header, signed beside Host: the rule "nothing but signed headers"
+ * holds exactly (a header-signed request would need an unsigned Authorization header), and the
+ * agent replays the request verbatim with fetch: the URL, one header, no body.
  */
 
 import { type AwsOptions, endpointFor, missingRegion } from "./config.ts";
@@ -21,12 +22,11 @@ import type { StaticCredentials } from "../eks/token.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import {
   checkProof,
-  CONTENT_TYPE,
   type IdentityProof,
   isNonce,
   NONCE_HEADER,
   parseAmzDate,
-  PROOF_BODY,
+  PROOF_ACTION,
   refused,
 } from "./identity_proof_shape.ts";
 
@@ -38,7 +38,7 @@ export {
   isNonce,
   MAX_PROOF_BYTES,
   NONCE_HEADER,
-  PROOF_BODY,
+  PROOF_ACTION,
 } from "./identity_proof_shape.ts";
 
 /** STS's limit for a presigned request, whatever X-Amz-Expires says. */
@@ -74,26 +74,20 @@ export async function buildProof(o: BuildOptions): Promise<IdentityProof> {
     import("@aws-crypto/sha256-js"),
   ]);
   const signer = new SignatureV4({ service: "sts", region, credentials, sha256: Sha256 });
-  const headers = { "content-type": CONTENT_TYPE, [NONCE_HEADER]: o.nonce };
+  const headers = { [NONCE_HEADER]: o.nonce };
   const signed = await signer.presign({
-    method: "POST",
+    method: "GET",
     protocol: endpoint.protocol,
     hostname: endpoint.hostname,
     ...(endpoint.port ? { port: Number(endpoint.port) } : {}),
     path: endpoint.pathname,
-    query: {},
+    query: { ...PROOF_ACTION },
     headers: { ...headers, host: endpoint.host },
-    body: PROOF_BODY,
   }, { expiresIn, signingDate: o.now ?? new Date() });
   const query = Object.entries(signed.query ?? {})
     .map(([k, v]) => `${rfc3986(k)}=${rfc3986(String(v))}`)
     .join("&");
-  return {
-    method: "POST",
-    url: `${endpoint.origin}${endpoint.pathname}?${query}`,
-    headers,
-    body: PROOF_BODY,
-  };
+  return { method: "GET", url: `${endpoint.origin}${endpoint.pathname}?${query}`, headers };
 }
 
 /** Where the SDK would send an STS call: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or regional. */
@@ -200,7 +194,6 @@ function fetchSender(f: typeof fetch): ProofSender {
     const res = await f(p.url, {
       method: p.method,
       headers: p.headers,
-      body: p.body,
       // STS never redirects; following one would send the proof somewhere unchecked.
       redirect: "manual",
       signal,

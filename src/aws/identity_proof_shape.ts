@@ -1,25 +1,27 @@
 /**
  * What an identity proof must look like, and its form in the hello: pure checks, no I/O. Both
  * the agent's decoder and its executor hold a proof to this shape before anything is sent, so a
- * client can make the agent send nothing but a presigned GetCallerIdentity.
+ * client can make the agent send nothing but a presigned GET of GetCallerIdentity: the action in
+ * the query, which the signature covers, one signed header besides Host, and no body.
  */
 
 import { ExitCode, UserError } from "../errors.ts";
 
 export interface IdentityProof {
-  method: "POST";
+  method: "GET";
+  /** STS's URL: Action, Version and the X-Amz-* presigning parameters, nothing else. */
   url: string;
+  /** Exactly the nonce header; Host comes from the URL when the agent sends it. */
   headers: Record<string, string>;
-  body: string;
 }
 
 export const NONCE_HEADER = "x-ssm-proxy-nonce";
-export const PROOF_BODY = "Action=GetCallerIdentity&Version=2011-06-15";
+/** The query parameters that name the call, as `aws eks get-token` puts them in its URL. */
+export const PROOF_ACTION = { Action: "GetCallerIdentity", Version: "2011-06-15" } as const;
 /** The most an encoded proof may weigh; a long role session token still fits. */
 export const MAX_PROOF_BYTES = 4096;
-export const CONTENT_TYPE = "application/x-www-form-urlencoded";
-/** Sorted as SigV4 lists them; `host` comes from the URL when the agent sends it. */
-const SIGNED_HEADERS = `content-type;host;${NONCE_HEADER}`;
+/** Sorted as SigV4 lists them. */
+const SIGNED_HEADERS = `host;${NONCE_HEADER}`;
 const NONCE = /^[A-Za-z0-9_-]{16,64}$/;
 
 export function isNonce(s: string): boolean {
@@ -29,7 +31,7 @@ export function isNonce(s: string): boolean {
 // ---- the hello's form ----
 
 export function encodeProof(p: IdentityProof): string {
-  const text = JSON.stringify({ m: p.method, u: p.url, h: p.headers, b: p.body });
+  const text = JSON.stringify({ m: p.method, u: p.url, h: p.headers });
   const bytes = new TextEncoder().encode(text).length;
   if (bytes > MAX_PROOF_BYTES) {
     throw new UserError(
@@ -57,15 +59,17 @@ export function decodeProof(text: string, o: DecodeOptions = {}): IdentityProof 
   } catch {
     throw refused("it is not JSON");
   }
-  if (!isRecord(raw) || !sameKeys(raw, ["b", "h", "m", "u"])) {
-    throw refused("it is not an object of exactly m, u, h and b");
+  if (!isRecord(raw) || !sameKeys(raw, ["h", "m", "u"])) {
+    throw refused("it is not an object of exactly m, u and h");
   }
-  return checkProof({ method: raw.m, url: raw.u, headers: raw.h, body: raw.b }, o.allowedHosts);
+  return checkProof({ method: raw.m, url: raw.u, headers: raw.h }, o.allowedHosts);
 }
 
 // ---- the shape every proof must have ----
 
 const QUERY = [
+  "Action",
+  "Version",
   "X-Amz-Algorithm",
   "X-Amz-Credential",
   "X-Amz-Date",
@@ -74,6 +78,8 @@ const QUERY = [
   "X-Amz-Signature",
 ];
 const QUERY_SHAPE: Record<string, RegExp> = {
+  Action: new RegExp(`^${PROOF_ACTION.Action}$`),
+  Version: new RegExp(`^${PROOF_ACTION.Version}$`),
   "X-Amz-Algorithm": /^AWS4-HMAC-SHA256$/,
   "X-Amz-Credential": /^\w{1,128}\/\d{8}\/[a-z0-9-]{1,32}\/sts\/aws4_request$/,
   "X-Amz-Date": /^\d{8}T\d{6}Z$/,
@@ -84,21 +90,19 @@ const QUERY_SHAPE: Record<string, RegExp> = {
 };
 
 /**
- * The proof as the agent will send it: POST, the GetCallerIdentity body, exactly the signed
- * headers (host aside, which fetch takes from the URL), a presigned URL with nothing else in it,
- * https unless to an allowed host.
+ * The proof as the agent will send it: GET, exactly the nonce header (host aside, which fetch
+ * takes from the URL), a presigned GetCallerIdentity URL with nothing else in it, https unless
+ * to an allowed host.
  */
 export function checkProof(
   p: { [K in keyof IdentityProof]: unknown },
   allowedHosts: string[] = [],
 ): IdentityProof {
-  if (p.method !== "POST") throw refused("its method is not POST");
-  if (p.body !== PROOF_BODY) throw refused("its body is not a GetCallerIdentity request");
+  if (p.method !== "GET") throw refused("its method is not GET");
   const h = p.headers;
-  if (!isRecord(h) || !sameKeys(h, ["content-type", NONCE_HEADER])) {
-    throw refused(`its headers are not exactly content-type and ${NONCE_HEADER}`);
+  if (!isRecord(h) || !sameKeys(h, [NONCE_HEADER])) {
+    throw refused(`its headers are not exactly ${NONCE_HEADER}`);
   }
-  if (h["content-type"] !== CONTENT_TYPE) throw refused(`its content-type is not ${CONTENT_TYPE}`);
   if (typeof h[NONCE_HEADER] !== "string" || !isNonce(h[NONCE_HEADER])) {
     throw refused(`its ${NONCE_HEADER} header is not 16-64 of [A-Za-z0-9_-]`);
   }
@@ -117,12 +121,7 @@ export function checkProof(
     throw refused("its url has credentials, a fragment or an odd path");
   }
   checkQuery(url);
-  return {
-    method: "POST",
-    url: p.url,
-    headers: { "content-type": CONTENT_TYPE, [NONCE_HEADER]: h[NONCE_HEADER] as string },
-    body: PROOF_BODY,
-  };
+  return { method: "GET", url: p.url, headers: { [NONCE_HEADER]: h[NONCE_HEADER] as string } };
 }
 
 function checkQuery(url: URL): void {
@@ -131,11 +130,20 @@ function checkQuery(url: URL): void {
   const stray = names.find((k) => !Object.hasOwn(QUERY_SHAPE, k));
   if (stray !== undefined) throw refused(`its url has a parameter ${clip(stray)}`);
   const missing = QUERY.find((k) => !q.has(k));
-  if (missing !== undefined) throw refused(`its url has no ${missing}: it is not presigned`);
+  if (missing !== undefined) {
+    const what = Object.hasOwn(PROOF_ACTION, missing) ? "a GetCallerIdentity call" : "presigned";
+    throw refused(`its url has no ${missing}: it is not ${what}`);
+  }
   for (const k of names) {
     const all = q.getAll(k);
     if (all.length > 1) throw refused(`its url has ${k} twice`);
-    if (!QUERY_SHAPE[k].test(all[0])) throw refused(`its ${k} is malformed`);
+    if (!QUERY_SHAPE[k].test(all[0])) {
+      throw refused(
+        Object.hasOwn(PROOF_ACTION, k)
+          ? `its ${k} is ${clip(all[0])}, not ${PROOF_ACTION[k as keyof typeof PROOF_ACTION]}`
+          : `its ${k} is malformed`,
+      );
+    }
   }
   if (Number.isNaN(parseAmzDate(q.get("X-Amz-Date")!))) {
     throw refused("its X-Amz-Date is not a date");

@@ -38,6 +38,17 @@ Deno.test("identity: stsEndpoint and AWS_ENDPOINT_URL_STS get the proof under th
         await r.c.close();
       });
       assert.deepEqual(relay.hosts, ["sts.eu-west-1.amazonaws.com"]);
+      // A GET of the signed query with the nonce header and Host, and no body to frame or send.
+      const [line, ...headers] = relay.heads[0].replace(/\r\n\r\n$/, "").split("\r\n");
+      assert.match(
+        line,
+        /^GET \/\?Action=GetCallerIdentity&Version=2011-06-15&[^ ]*X-Amz-SignedHeaders=host%3Bx-ssm-proxy-nonce&[^ ]* HTTP\/1\.1$/,
+      );
+      assert.deepEqual(
+        headers.map((h) => h.slice(0, h.indexOf(":")).toLowerCase()).sort(),
+        ["connection", "host", "x-ssm-proxy-nonce"],
+      );
+      assert.ok(relay.heads[0].endsWith("\r\n\r\n"), "nothing after the head");
 
       const env = { AWS_ENDPOINT_URL_STS: relay.url };
       await withAgent({ config: { policy: policyOf(RULES) }, env }, async (agent) => {

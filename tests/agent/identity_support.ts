@@ -118,11 +118,14 @@ export async function connectAs(
 
 /**
  * A TCP relay in front of the emulator, as an STS endpoint: it records the Host header of each
- * request and passes the bytes on untouched, so the emulator checks the signature against the
- * Host the agent sent. In "hang" mode it accepts and never answers (an unreachable STS).
+ * request, and its head (request line and headers), and passes the bytes on untouched, so the
+ * emulator checks the signature against the Host the agent sent. In "hang" mode it accepts and
+ * never answers (an unreachable STS).
  */
 export class StsRelay {
   readonly hosts: string[] = [];
+  /** Each request's first bytes as received: its head, and any body that came with it. */
+  readonly heads: string[] = [];
   mode: "forward" | "hang" = "forward";
   readonly #listener: Deno.Listener;
   readonly #conns = new Set<Deno.Conn>();
@@ -168,8 +171,10 @@ export class StsRelay {
         if (n === null) return;
         head = new Uint8Array([...head, ...buf.subarray(0, n)]);
       }
-      const host = /\r\nhost: *([^\r\n]*)/i.exec(new TextDecoder().decode(head))?.[1];
+      const text = new TextDecoder().decode(head);
+      const host = /\r\nhost: *([^\r\n]*)/i.exec(text)?.[1];
       this.hosts.push(host ?? "(none)");
+      this.heads.push(text);
       up = await Deno.connect(this.upstream);
       this.#conns.add(up);
       await writeAll(up, head);

@@ -160,7 +160,7 @@ Deno.test("identity: a stripe must prove the tunnel's principal to join it", asy
   });
 });
 
-Deno.test("identity: requireIdentity refuses no proof, a forged one, another nonce's, garbage", async () => {
+Deno.test("identity: requireIdentity refuses no proof, a forged or altered one, another nonce's, garbage", async () => {
   await withSts(async (emu) => {
     const sts = counted(emu.url);
     const config = {
@@ -186,6 +186,15 @@ Deno.test("identity: requireIdentity refuses no proof, a forged one, another non
           "another nonce",
           (_nonce) => signedAs(emu.url, ALICE)("replayed-nonce-0000000000000000"),
           /^identity proof refused: it answers another nonce/,
+        ],
+        [
+          "another action",
+          async (nonce) => {
+            const p = JSON.parse(await signedAs(emu.url, ALICE)(nonce));
+            p.u = p.u.replace("Action=GetCallerIdentity&", "Action=GetSessionToken&");
+            return JSON.stringify(p);
+          },
+          /^identity proof refused: its Action is "GetSessionToken", not GetCallerIdentity$/,
         ],
         ["garbage", () => Promise.resolve("{not json"), /^identity proof refused: it is not JSON$/],
         [

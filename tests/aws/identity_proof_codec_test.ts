@@ -14,7 +14,6 @@ import {
   type IdentityProof,
   MAX_PROOF_BYTES,
   NONCE_HEADER,
-  PROOF_BODY,
 } from "../../src/aws/identity_proof.ts";
 import { ExitCode, UserError } from "../../src/errors.ts";
 import { awsEnv, withEnv } from "../support/aws_env.ts";
@@ -37,23 +36,35 @@ function sample(): Promise<IdentityProof> {
 
 Deno.test("identity proof: STS's own answers and failures each come back as one line", async () => {
   const p: IdentityProof = {
-    method: "POST",
+    method: "GET",
     url: "https://sts.eu-west-1.amazonaws.com/?" + new URLSearchParams({
+      Action: "GetCallerIdentity",
+      Version: "2011-06-15",
       "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
       "X-Amz-Credential": "AKIAJANE000000000001/20250102/eu-west-1/sts/aws4_request",
       "X-Amz-Date": "20250102T030405Z",
       "X-Amz-Expires": "60",
-      "X-Amz-SignedHeaders": "content-type;host;x-ssm-proxy-nonce",
+      "X-Amz-SignedHeaders": "host;x-ssm-proxy-nonce",
       "X-Amz-Signature": "0".repeat(64),
     }),
-    headers: { "content-type": "application/x-www-form-urlencoded", [NONCE_HEADER]: NONCE },
-    body: PROOF_BODY,
+    headers: { [NONCE_HEADER]: NONCE },
   };
   const now = new Date("2025-01-02T03:04:10Z");
   // What only a real STS endpoint could say; the emulator does not produce broken answers.
   const answering = (status: number, body: string): typeof fetch => () =>
     Promise.resolve(new Response(body, { status }));
   const run = (f: typeof fetch) => executeProof(p, { nonce: NONCE, now, fetch: f });
+  // What reaches fetch: a GET of the signed URL with its one header, no body, no redirects.
+  const sent: [string, RequestInit][] = [];
+  await run((input, init) => {
+    sent.push([String(input), init ?? {}]);
+    return answering(503, "")(input, init);
+  }).catch(() => {});
+  assert.equal(sent.length, 1);
+  const [url, { signal, ...init }] = sent[0];
+  assert.equal(url, p.url);
+  assert.deepEqual(init, { method: "GET", headers: p.headers, redirect: "manual" });
+  assert.ok(signal instanceof AbortSignal);
   await refusal(
     run(answering(503, "<html>Service Unavailable\n</html>")),
     /^STS at sts\.eu-west-1\.amazonaws\.com answered HTTP 503 to an identity proof, without an error document$/,
@@ -124,21 +135,18 @@ const arbProof: fc.Arbitrary<IdentityProof> = fc.record({
 }).map((r) => {
   const amz = r.date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
   const q = new URLSearchParams({
+    Action: "GetCallerIdentity",
+    Version: "2011-06-15",
     ...(r.token !== undefined ? { "X-Amz-Security-Token": r.token } : {}),
     "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
     "X-Amz-Credential": `${r.key}/${amz.slice(0, 8)}/${r.region}/sts/aws4_request`,
     "X-Amz-Date": amz,
     "X-Amz-Expires": String(r.expires),
-    "X-Amz-SignedHeaders": "content-type;host;x-ssm-proxy-nonce",
+    "X-Amz-SignedHeaders": "host;x-ssm-proxy-nonce",
     "X-Amz-Signature": r.signature,
   });
   const origin = r.https ? `https://sts.${r.region}.amazonaws.com` : "http://127.0.0.1:4566";
-  return {
-    method: "POST" as const,
-    url: `${origin}/?${q}`,
-    headers: { "content-type": "application/x-www-form-urlencoded", [NONCE_HEADER]: r.nonce },
-    body: PROOF_BODY,
-  };
+  return { method: "GET" as const, url: `${origin}/?${q}`, headers: { [NONCE_HEADER]: r.nonce } };
 });
 
 Deno.test("identity proof: encode then decode gives the proof back", () => {
@@ -182,24 +190,48 @@ Deno.test("identity proof: an oversized or malformed encoded proof is refused", 
       edit(u.searchParams);
       return enc({ u: u.toString() });
     };
+    // The form before proofs were GETs: a POST whose body named the action.
+    const oldPost = enc({
+      m: "POST",
+      h: { "content-type": "application/x-www-form-urlencoded", [NONCE_HEADER]: NONCE },
+      b: "Action=GetCallerIdentity&Version=2011-06-15",
+    });
     const cases: [string, RegExp][] = [
-      [enc({ b: "x".repeat(MAX_PROOF_BYTES) }), /it is over 4096 bytes$/],
+      [enc({ x: "x".repeat(MAX_PROOF_BYTES) }), /it is over 4096 bytes$/],
       ["{", /it is not JSON$/],
-      ["[]", /not an object of exactly m, u, h and b$/],
-      [enc({ x: 1 }), /not an object of exactly m, u, h and b$/],
-      [enc({ m: "GET" }), /its method is not POST$/],
-      [enc({ b: "Action=AssumeRole&Version=2011-06-15" }), /its body is not a GetCallerIdentity/],
+      ["[]", /not an object of exactly m, u and h$/],
+      [enc({ x: 1 }), /not an object of exactly m, u and h$/],
+      [enc({ b: "" }), /not an object of exactly m, u and h$/],
+      [oldPost, /not an object of exactly m, u and h$/],
+      [enc({ m: "POST" }), /its method is not GET$/],
+      [enc({ m: "get" }), /its method is not GET$/],
       [enc({ h: { ...good.h, authorization: "AWS4-HMAC-SHA256 x" } }), /headers are not exactly/],
       [enc({ h: { ...good.h, host: "evil" } }), /headers are not exactly/],
-      [enc({ h: { [NONCE_HEADER]: NONCE } }), /headers are not exactly/],
-      [enc({ h: { ...good.h, "content-type": "text/plain" } }), /content-type is not/],
+      [enc({ h: { ...good.h, "content-type": "text/plain" } }), /headers are not exactly/],
+      [enc({ h: {} }), /headers are not exactly x-ssm-proxy-nonce$/],
+      [enc({ h: [NONCE] }), /headers are not exactly/],
       [enc({ h: { ...good.h, [NONCE_HEADER]: "short" } }), /x-ssm-proxy-nonce header is not 16-64/],
       [enc({ u: 42 }), /its url is not a string$/],
       [enc({ u: "not a url" }), /its url is not a URL$/],
       [enc({ u: p.url.replace("http:", "ftp:") }), /its url is not https/],
       [enc({ u: p.url.replace("http://", "http://u:pw@") }), /has credentials/],
       [enc({ u: `${p.url}#x` }), /a fragment/],
-      [withQuery((q) => q.append("Action", "GetCallerIdentity")), /has a parameter "Action"$/],
+      [
+        withQuery((q) => q.delete("Action")),
+        /has no Action: it is not a GetCallerIdentity call$/,
+      ],
+      [
+        withQuery((q) => q.delete("Version")),
+        /has no Version: it is not a GetCallerIdentity call$/,
+      ],
+      [
+        withQuery((q) => q.set("Action", "AssumeRole")),
+        /its Action is "AssumeRole", not GetCallerIdentity$/,
+      ],
+      [withQuery((q) => q.append("Action", "GetCallerIdentity")), /has Action twice$/],
+      [withQuery((q) => q.append("Version", "2011-06-15")), /has Version twice$/],
+      [withQuery((q) => q.set("Version", "2011-06-16")), /its Version is "2011-06-16", not/],
+      [withQuery((q) => q.append("RoleArn", "x")), /has a parameter "RoleArn"$/],
       [withQuery((q) => q.append("toString", "")), /has a parameter "toString"$/],
       [
         withQuery((q) => q.delete("X-Amz-Signature")),
@@ -207,9 +239,10 @@ Deno.test("identity proof: an oversized or malformed encoded proof is refused", 
       ],
       [withQuery((q) => q.append("X-Amz-Date", q.get("X-Amz-Date")!)), /has X-Amz-Date twice$/],
       [
-        withQuery((q) => q.set("X-Amz-SignedHeaders", "host;x-ssm-proxy-nonce")),
+        withQuery((q) => q.set("X-Amz-SignedHeaders", "content-type;host;x-ssm-proxy-nonce")),
         /X-Amz-SignedHeaders is malformed$/,
       ],
+      [withQuery((q) => q.set("X-Amz-SignedHeaders", "host")), /X-Amz-SignedHeaders is malformed$/],
       [
         withQuery((q) => q.set("X-Amz-Credential", "AKIA/20250101/eu-west-1/ssm/aws4_request")),
         /X-Amz-Credential is malformed$/,
@@ -220,6 +253,8 @@ Deno.test("identity proof: an oversized or malformed encoded proof is refused", 
         /X-Amz-Security-Token is malformed$/,
       ],
     ];
+    // Unedited, it decodes: each case fails for its edit alone.
+    assert.deepEqual(decodeProof(encodeProof(p), o), p);
     for (const [text, re] of cases) {
       const e = await refusal(() => decodeProof(text, o), re);
       assert.match(e.message, /^identity proof refused: /);

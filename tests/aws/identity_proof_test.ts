@@ -14,7 +14,6 @@ import {
   type IdentityProof,
   isStsHost,
   NONCE_HEADER,
-  PROOF_BODY,
 } from "../../src/aws/identity_proof.ts";
 import { type Emulator, startEmulator } from "../../src/emulator/server.ts";
 import { parseFixtures } from "../../src/emulator/fixtures.ts";
@@ -65,8 +64,6 @@ async function withWorld(
   }
 }
 
-/** Expects one refusal: a UserError of one line matching `re`. */
-
 Deno.test("identity proof: a user's and an assumed role's proofs name them", async () => {
   await withWorld(async (_emu, host, as) => {
     const jane = await as(JANE);
@@ -90,28 +87,50 @@ Deno.test("identity proof: a user's and an assumed role's proofs name them", asy
   });
 });
 
-Deno.test("identity proof: its shape: presigned POST, signed headers, token inside, no secret", async () => {
+Deno.test("identity proof: its shape: presigned GET, the nonce header signed, token inside, no secret", async () => {
   await withWorld(async (emu, _host, as) => {
     const ops = await as(OPS);
-    assert.equal(ops.method, "POST");
-    assert.equal(ops.body, PROOF_BODY);
-    assert.deepEqual(ops.headers, {
-      "content-type": "application/x-www-form-urlencoded",
-      [NONCE_HEADER]: NONCE,
-    });
+    assert.equal(ops.method, "GET");
+    assert.deepEqual(Object.keys(ops).sort(), ["headers", "method", "url"], "no body");
+    assert.deepEqual(ops.headers, { [NONCE_HEADER]: NONCE });
+    assert.deepEqual(Object.keys(JSON.parse(encodeProof(ops))).sort(), ["h", "m", "u"]);
     const url = new URL(ops.url);
     assert.equal(url.origin, emu.url);
+    assert.equal(url.pathname, "/");
     const q = url.searchParams;
-    assert.equal(q.get("X-Amz-SignedHeaders"), "content-type;host;x-ssm-proxy-nonce");
+    assert.deepEqual(q.getAll("Action"), ["GetCallerIdentity"]);
+    assert.deepEqual(q.getAll("Version"), ["2011-06-15"]);
+    assert.equal(q.get("X-Amz-SignedHeaders"), "host;x-ssm-proxy-nonce");
     assert.equal(q.get("X-Amz-Security-Token"), "ops/session+token=");
     assert.equal(q.get("X-Amz-Expires"), "60");
     assert.match(
       q.get("X-Amz-Credential")!,
       /^ASIAOPS0000000000001\/\d{8}\/eu-west-1\/sts\/aws4_request$/,
     );
+    assert.deepEqual(
+      [...new Set(q.keys())].sort(),
+      [
+        "Action",
+        "Version",
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-Security-Token",
+        "X-Amz-Signature",
+        "X-Amz-SignedHeaders",
+      ],
+    );
     assert.ok(!encodeProof(ops).includes("ops-secret"));
     const jane = new URL((await as(JANE)).url).searchParams;
     assert.equal(jane.has("X-Amz-Security-Token"), false);
+    // Replayed as it is, by a plain GET with its one header, STS names the signer.
+    const res = await fetch(ops.url, { headers: ops.headers });
+    assert.equal(res.status, 200);
+    assert.match(
+      await res.text(),
+      /<Arn>arn:aws:sts::111122223333:assumed-role\/ops-admin\/deploy<\/Arn>/,
+    );
   });
 });
 
@@ -216,18 +235,57 @@ Deno.test("identity proof: a proof replayed with another nonce header fails STS'
   });
 });
 
-Deno.test("identity proof: a tampered body is refused, and STS would refuse it too", async () => {
+Deno.test("identity proof: an altered query is refused, and STS would refuse it too", async () => {
   await withWorld(async (_emu, host, as) => {
     const p = await as(OPS);
-    const body = `${PROOF_BODY}&DurationSeconds=900`;
-    await refusal(
-      executeProof({ ...p, body }, { nonce: NONCE, allowedHosts: [host], fetch: neverCalled }),
-      /^identity proof refused: its body is not a GetCallerIdentity request$/,
+    const altered = (edit: (q: URLSearchParams) => void): IdentityProof => {
+      const u = new URL(p.url);
+      edit(u.searchParams);
+      return { ...p, url: u.toString() };
+    };
+    // Through URLSearchParams but unaltered, it still verifies: each case below fails for its
+    // alteration alone.
+    const same = altered(() => {});
+    assert.equal(
+      (await executeProof(same, { nonce: NONCE, allowedHosts: [host] })).arn,
+      ROLE_ARN,
     );
-    // The body is inside the signature: sent anyway, the proof no longer verifies.
-    const res = await fetch(p.url, { method: "POST", headers: p.headers, body });
-    assert.equal(res.status, 403);
-    assert.match(await res.text(), /<Code>SignatureDoesNotMatch<\/Code>/);
+    // What the emulator's STS says to each, sent anyway: the query is inside the signature.
+    const cases: [string, IdentityProof, RegExp, string][] = [
+      [
+        "another action",
+        altered((q) => q.set("Action", "GetSessionToken")),
+        /^identity proof refused: its Action is "GetSessionToken", not GetCallerIdentity$/,
+        "SignatureDoesNotMatch",
+      ],
+      [
+        "a parameter added",
+        altered((q) => q.append("DurationSeconds", "900")),
+        /^identity proof refused: its url has a parameter "DurationSeconds"$/,
+        "SignatureDoesNotMatch",
+      ],
+      [
+        "the action twice",
+        altered((q) => q.append("Action", "GetCallerIdentity")),
+        /^identity proof refused: its url has Action twice$/,
+        "SignatureDoesNotMatch",
+      ],
+      [
+        "another version",
+        altered((q) => q.set("Version", "2011-06-16")),
+        /^identity proof refused: its Version is "2011-06-16", not 2011-06-15$/,
+        "NoSuchVersion",
+      ],
+    ];
+    for (const [what, bad, re, code] of cases) {
+      await refusal(
+        executeProof(bad, { nonce: NONCE, allowedHosts: [host], fetch: neverCalled }),
+        re,
+      );
+      const res = await fetch(bad.url, { headers: bad.headers });
+      assert.ok(res.status >= 400, what);
+      assert.match(await res.text(), new RegExp(`<Code>${code}</Code>`), what);
+    }
   });
 });
 

@@ -136,9 +136,10 @@ export async function verify(
   proofText: string,
   sent: string,
 ): Promise<{ arn: string; account: string } | { refused: string }> {
-  const p = JSON.parse(proofText) as { m: string; u: string; h: Record<string, string>; b: string };
+  const p = JSON.parse(proofText) as { m: string; u: string; h: Record<string, string> };
   if (p.h["x-ssm-proxy-nonce"] !== sent) return { refused: "it answers another nonce" };
-  const res = await fetch(p.u, { method: p.m, headers: p.h, body: p.b });
+  // Replayed as signed: a presigned GET, its one header, no body.
+  const res = await fetch(p.u, { method: p.m, headers: p.h });
   const text = await res.text();
   if (res.status !== 200) {
     return { refused: `STS says ${/<Code>(.*?)<\/Code>/.exec(text)?.[1] ?? res.status}` };
