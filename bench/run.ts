@@ -3,6 +3,7 @@ import { type AgentlessBench, agentlessRows, benchAgentless } from "./agentless.
 import { benchForward, benchForwardSessions, forwardSessionsRows } from "./forward.ts";
 import { benchInstall, installRows } from "./install.ts";
 import { benchIpv6, type Ipv6Bench, ipv6Rows } from "./ipv6.ts";
+import { benchPolicyCpu, type PolicyCpuBench, policyCpuRows } from "./policy_cpu.ts";
 import { benchSpread, type SpreadBench, spreadRows } from "./spread.ts";
 import { benchStartup } from "./startup.ts";
 import { benchStripes, type StripesBench, stripesRows } from "./stripes.ts";
@@ -23,11 +24,13 @@ let zeroConfig: ZeroConfigBench | undefined;
 let stripes: StripesBench | undefined;
 let spread: SpreadBench | undefined;
 let ipv6: Ipv6Bench | undefined;
+let policyCpu: PolicyCpuBench | undefined;
 if (Deno.uid() === 0) {
   tunnel.push(await benchTunnel(false, 100e6), await benchTunnel(true, 3e6));
   stripes = await benchStripes();
   spread = await benchSpread();
   ipv6 = await benchIpv6();
+  policyCpu = await benchPolicyCpu();
   agentless = await benchAgentless();
   zeroConfig = await benchZeroConfig();
 } else {
@@ -62,6 +65,7 @@ const rows: [string, string, string][] = [
   ...(stripes ? stripesRows(stripes) : []),
   ...(spread ? spreadRows(spread) : []),
   ...(ipv6 ? ipv6Rows(ipv6) : []),
+  ...(policyCpu ? policyCpuRows(policyCpu) : []),
   ...(agentless ? agentlessRows(agentless) : []),
   ...(zeroConfig ? zeroConfigRows(zeroConfig) : []),
 ];
@@ -78,6 +82,7 @@ console.log(
     ...(stripes ? { stripes } : {}),
     ...(spread ? { spread } : {}),
     ...(ipv6 ? { ipv6 } : {}),
+    ...(policyCpu ? { policyCpu } : {}),
     ...(agentless ? { agentless } : {}),
     ...(zeroConfig ? { zeroConfig } : {}),
   }),

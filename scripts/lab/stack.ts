@@ -80,17 +80,32 @@ export function agentConfig(
   ].join("\n") + "\n";
 }
 
+/**
+ * The agent's view of AWS: the emulator, as an instance in a real VPC reaches STS. Clients sign
+ * their identity proofs for their own endpoint (the emulator), and an agent takes plain http only
+ * to an endpoint it was configured with.
+ */
+export function instanceAwsEnv(lab: Lab): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL: `http://${lab.instanceAddress}:${EMULATOR_PORT}`,
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+  };
+}
+
+/** `env`: over instanceAwsEnv, e.g. credentials for the agent's Parameter Store reads. */
 export async function startAgent(
   lab: Lab,
   extraConfig = "",
   role: "instance" | "instance2" = "instance",
+  env: Record<string, string> = {},
 ): Promise<LabProcess> {
   const file = `${lab.dir}/agent${role === "instance2" ? "2" : ""}.yaml`;
   await Deno.writeTextFile(file, agentConfig(lab, extraConfig, role));
   const p = lab.spawn(
     role,
     agentArgv(["serve", "--config", file]),
-    { NO_COLOR: "1" },
+    { NO_COLOR: "1", ...instanceAwsEnv(lab), ...env },
     role === "instance" ? "agent" : "agent2",
   );
   await waitForTcp(lab, role, AGENT_PORT, 30_000, p);
@@ -124,8 +139,13 @@ export async function spreadFixtures(lab: Lab): Promise<string> {
 }
 
 /** Run one `ssm-proxy` command in a laptop to completion. */
-export function ssmProxy(lab: Lab, role: Role, args: string[]): Promise<ExecResult> {
-  return lab.exec(role, ssmProxyArgv(args), clientEnv(lab, role));
+export function ssmProxy(
+  lab: Lab,
+  role: Role,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ExecResult> {
+  return lab.exec(role, ssmProxyArgv(args), { ...clientEnv(lab, role), ...env });
 }
 
 export interface TunnelStatus {
@@ -173,7 +193,15 @@ export interface StartedTunnel {
 export async function startTunnel(
   lab: Lab,
   role: Role,
-  o: { name: string; cidrs: string[]; target?: string; extra?: string[]; timeoutMs?: number },
+  o: {
+    name: string;
+    cidrs: string[];
+    target?: string;
+    extra?: string[];
+    timeoutMs?: number;
+    /** Over clientEnv: e.g. another identity's credentials. */
+    env?: Record<string, string>;
+  },
 ): Promise<StartedTunnel> {
   const t0 = performance.now();
   const args = ["start", "--target", o.target ?? "name:bastion", "--name", o.name];
@@ -181,7 +209,7 @@ export async function startTunnel(
   const proc = lab.spawn(
     role,
     ssmProxyArgv([...args, ...(o.extra ?? [])]),
-    clientEnv(lab, role),
+    { ...clientEnv(lab, role), ...o.env },
     `start ${o.name}`,
   );
   const deadline = Date.now() + (o.timeoutMs ?? 45_000);

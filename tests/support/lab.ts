@@ -44,7 +44,10 @@ export interface Stack {
 export async function withStack(
   o: {
     laptops?: number;
-    agentConfig?: string;
+    /** Extra agent.yaml lines; a function when they depend on the lab's addresses. */
+    agentConfig?: string | ((lab: Lab) => string);
+    /** More of the agent's environment (startAgent's `env`). */
+    agentEnv?: (lab: Lab) => Record<string, string>;
     fixtures?: (lab: Lab) => Promise<string>;
     /** false: nothing installed on the instance (agentless mode). */
     agent?: boolean;
@@ -63,7 +66,8 @@ export async function withStack(
     });
     s = { lab, emulator };
     if (o.agent !== false) {
-      const agent = await startAgent(lab, o.agentConfig);
+      const extra = typeof o.agentConfig === "function" ? o.agentConfig(lab) : o.agentConfig;
+      const agent = await startAgent(lab, extra, "instance", o.agentEnv?.(lab));
       s = { lab, emulator, agent };
     }
     await fn(s as Stack);
