@@ -3,8 +3,9 @@
  * amounts to, and what the agent then does with the stripe. The STS call is injected
  * (identity_sts.ts does it for real), so everything here runs without a network.
  *
- * STS being unreachable is the agent's trouble, not the client's: without requireIdentity the
- * stripe goes on unverified and the WELCOME says why; with it, the stripe is refused. Either way
+ * A proof that STS refuses, or that cannot be sent, and STS being unreachable: without
+ * requireIdentity the stripe goes on unverified and the WELCOME says why; with it, the stripe is
+ * refused. Either way
  * the agent remembers for a minute that STS was unreachable, so the next stripes (a healing
  * client opens several at once) are answered at once instead of each waiting for a timeout.
  */
@@ -118,7 +119,14 @@ export function admitProof(
   requireIdentity: boolean,
 ): { who: StripeIdentity } | { error: WireErrorBody } {
   if ("verified" in o) return { who: { principal: o.verified } };
-  if ("refused" in o) return { error: { code: "identity-refused", message: o.refused } };
+  // Without requireIdentity a proof that proves nothing leaves the stripe where one that was
+  // never offered is: unverified, with the reason in its WELCOME (a client's clock, a test
+  // endpoint the agent does not send to). Refusing it would gain nothing: the same client
+  // could simply offer none.
+  if ("refused" in o) {
+    if (!requireIdentity) return { who: { unverified: o.refused } };
+    return { error: { code: "identity-refused", message: o.refused } };
+  }
   if (requireIdentity) {
     return {
       error: {
