@@ -8,7 +8,8 @@
  *   probe.ts blob URL                 GET a /blob, SHA-256 of the body must equal x-sha256
  *   probe.ts dns SERVER NAME [AAAA]   A (or AAAA) query over UDP; detail lists addresses or rcode
  *   probe.ts udp HOST PORT [SRC]      a datagram must come back unchanged (SRC: bind address)
- *   probe.ts tcp HOST PORT            connect only: "connected", "refused" or "timeout"
+ *   probe.ts tcp HOST PORT            connect only: "connected", "refused", "unreachable"
+ *                                     (ICMP unreachable or prohibited: EHOSTUNREACH) or "timeout"
  */
 import dgram from "node:dgram";
 import { createHash } from "node:crypto";
@@ -125,7 +126,7 @@ async function udpEcho(host: string, port: number, src?: string): Promise<ProbeR
 
 async function tcp(host: string, port: number): Promise<ProbeResult> {
   const t0 = performance.now();
-  let outcome: "connected" | "refused" | "timeout" | string;
+  let outcome: "connected" | "refused" | "unreachable" | "timeout" | string;
   try {
     const conn = await Deno.connect({
       hostname: host,
@@ -136,6 +137,7 @@ async function tcp(host: string, port: number): Promise<ProbeResult> {
     outcome = "connected";
   } catch (e) {
     if (e instanceof Deno.errors.ConnectionRefused) outcome = "refused";
+    else if (/os error 113\b/.test((e as Error).message)) outcome = "unreachable";
     else if ((e as Error).name === "TimeoutError" || e instanceof Deno.errors.TimedOut) {
       outcome = "timeout";
     } else outcome = (e as Error).message;
