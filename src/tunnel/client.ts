@@ -210,6 +210,9 @@ export class Tunnel {
   /** Pump packets between `tun` and the stripes until close(). */
   async run(tun: Tun): Promise<void> {
     const denials = this.#denials;
+    denials.onlyFrom(
+      [...this.#members.values()].flatMap((m) => [m.welcome.peer, m.welcome.peer6 ?? ""]),
+    );
     this.#onPackets = (pkts) => {
       for (const p of pkts) {
         denials.note(p);

@@ -82,3 +82,20 @@ Deno.test("denials: counted on ICMPv6 too, and the last one kept apart from its 
   assert.equal(d.count, 1);
   assert.equal(d.last(), "[fd00::5]:53/udp");
 });
+
+Deno.test("denials: only the agents' own answers count, not a VPC firewall's", () => {
+  const d = new Denials();
+  d.onlyFrom(["100.64.0.1", "fd7a:5353:5d8b::1"]);
+  const quoted = [0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 100, 64, 0, 2, 10, 0, 9, 5];
+  const from = (src: number[]) =>
+    new Uint8Array([
+      ...[0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, ...src, 100, 64, 0, 2],
+      ...[3, 13, 0, 0, 0, 0, 0, 0],
+      ...quoted,
+      ...[0xc3, 0x50, 0x15, 0x38, 0, 0, 0, 1],
+    ]);
+  d.note(from([10, 0, 9, 1])); // a host's own REJECT with admin-prohibited
+  assert.equal(d.count, 0);
+  d.note(from([100, 64, 0, 1]));
+  assert.equal(d.count, 1);
+});
