@@ -202,6 +202,39 @@ Deno.test("status: the human summary", () => {
     summary({ ...s, ipv6: { off: "the instance has no IPv6 address on ens5" } }, now),
     /^ipv6: off \(the instance has no IPv6 address on ens5\)$/m,
   );
+
+  // The rules in force, Parameter Store's part and its trouble, the audit trail.
+  const store = {
+    path: "/ssm-proxy/policy",
+    parameters: 2,
+    rules: 3,
+    loadedAt: ago(120),
+    lastCheckedAt: ago(5),
+  };
+  const withAccess = (a: Partial<NonNullable<AgentStatus["access"]>>) =>
+    summary({
+      ...s,
+      access: { rules: 5, requireIdentity: true, store: null, audit: null, ...a },
+    }, now).split("\n").filter((l) => /^(policy|audit|  Parameter)/.test(l));
+  assert.deepEqual(withAccess({}), [
+    "policy: 5 rules, a verified identity required",
+    "audit: off",
+  ]);
+  assert.deepEqual(
+    withAccess({
+      store,
+      audit: { to: "file", path: "/var/log/ssm-proxy/a.jsonl", lines: 9, flows: 2, evicted: 0 },
+    }),
+    [
+      "policy: 5 rules, a verified identity required",
+      "  Parameter Store /ssm-proxy/policy: 3 rules from 2 parameters, read 2m00s ago",
+      "audit: /var/log/ssm-proxy/a.jsonl, 9 lines, 2 open flows",
+    ],
+  );
+  assert.deepEqual(
+    withAccess({ store: { ...store, error: "AccessDeniedException: no" } })[1],
+    "  Parameter Store /ssm-proxy/policy: AccessDeniedException: no; keeping the last good rules (3), read 2m00s ago",
+  );
 });
 
 Deno.test("status: the summary lists connected principals, and each tunnel's owner and denials", () => {
