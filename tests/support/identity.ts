@@ -5,6 +5,7 @@
 import type { Lab, Role } from "../../scripts/lab.ts";
 import { agentArgv } from "../../scripts/lab/stack.ts";
 import type { AgentStatus } from "../../agent/status.ts";
+import type { AuditRecord } from "../../agent/audit_flow.ts";
 
 /** `ssm-proxy-agent status --json` of a running agent (agent/status_cli.ts). */
 export type AgentStatusDoc = AgentStatus & { running: boolean; statusFile: string };
@@ -25,21 +26,8 @@ export async function agentStatus(lab: Lab): Promise<AgentStatusDoc> {
   }
 }
 
-/** One line of the audit trail (agent/audit.ts AuditRecord). */
-export interface AuditLine {
-  principal: string | null;
-  tunnel: string;
-  proto: string | number | null;
-  src: string | null;
-  sport: number | null;
-  dst: string | null;
-  dport: number | null;
-  bytesUp: number;
-  bytesDown: number;
-  packetsUp: number;
-  packetsDown: number;
-  verdict: "allow" | "deny";
-}
+/** One line of the audit trail. */
+export type AuditLine = AuditRecord;
 
 /** Every line of an audit file, parsed (a line that is not JSON throws). */
 export async function readAudit(file: string): Promise<AuditLine[]> {
