@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { blobSha256 } from "../../scripts/lab/blob.ts";
+import { putLabParameter } from "../../scripts/lab/parameter.ts";
 import { PAGE_MARKER } from "../../scripts/lab/services.ts";
 import { ssmProxy, startTunnel, tunnelStatus } from "../../scripts/lab/stack.ts";
 import type { Lab } from "../../scripts/lab.ts";
@@ -134,6 +135,41 @@ e2eTest("e2e: agentless at the real agent's pace (1 KiB/ms per session)", async 
  * The instance's own stub resolver is where agentless DNS ends up (the real agent refuses to
  * forward to the VPC resolver's reserved address); in the lab it is the vpc's server.
  */
+e2eTest("e2e: agentless applies the team's rules from Parameter Store to this laptop", async () => {
+  await withStack({ agent: false, fixtures: stubResolver }, async ({ lab }) => {
+    const svc = lab.serviceAddress;
+    // The emulator's caller is user/emulator-user: its rule lets it reach the web server only.
+    await putLabParameter(
+      lab,
+      "laptop",
+      "/ssm-proxy/policy/team",
+      `rules:\n  - principals: { users: [emulator-user] }\n    allow: [${svc}/32:80/tcp]\n`,
+    );
+    const tunnel = await startTunnel(lab, "laptop", {
+      name: "pol",
+      cidrs: [lab.vpcNetwork],
+      extra: ["--mode", "agentless"],
+    });
+    assert.match(
+      tunnel.proc.tail(),
+      /team policy \/ssm-proxy\/policy: 1 rule as arn:aws:iam::\d{12}:user\/emulator-user/,
+    );
+    const page = await lab.probe("laptop", ["http", `http://${svc}/`, PAGE_MARKER]);
+    assert.ok(page.ok, page.detail);
+    // Port 81 is closed on the server ("refused" without rules): the laptop refuses it first.
+    const denied = await lab.probe("laptop", ["tcp", svc, "81"], 5000);
+    assert.equal(denied.detail, "unreachable");
+    const dns = await lab.probe("laptop", ["dns", VPC_RESOLVER, "db.lab.internal"]);
+    assert.ok(dns.ok, `the resolver's DNS is allowed with any rules: ${dns.detail}`);
+    await new Promise((r) => setTimeout(r, 1200)); // the state file is written each second
+    const text = await ssmProxy(lab, "laptop", ["status", "pol"]);
+    assert.match(text.stdout, /; [1-9]\d* refused by the team's policy/);
+    tunnel.proc.kill("SIGINT");
+    await tunnel.proc.status;
+    await assertLaptopClean(lab);
+  });
+});
+
 async function stubResolver(lab: Lab): Promise<string> {
   const file = `${lab.dir}/fixtures.yaml`;
   await Deno.writeTextFile(file, `destinations:\n  "127.0.0.53:53": "${lab.resolver}:53"\n`);
