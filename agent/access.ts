@@ -56,6 +56,18 @@ export function filePolicy(cfg: Pick<AgentConfig, "policy">, resolver?: string):
   return { ...p, rules: [rule, ...p.rules] };
 }
 
+/**
+ * Does anything depend on who a tunnel is? Identities are only asked for then: checking one
+ * costs each new stripe an STS round trip, and an instance that cannot reach STS (private
+ * subnets with only Session Manager's endpoints) its timeout.
+ */
+export function identityMatters(
+  p: RulesPolicy,
+  o: { audit: boolean; store: boolean },
+): boolean {
+  return p.requireIdentity || p.rules.some((r) => r.principals) || o.audit || o.store;
+}
+
 export async function startAccess(o: AccessOptions): Promise<Access> {
   const { cfg, log } = o;
   const file = filePolicy(cfg, o.resolver);

@@ -23,6 +23,11 @@ import { shortId, type Tunnel } from "./tunnels.ts";
 export interface ConnContext extends DataPath {
   /** Checks the PROOF of a client that offers its identity. */
   verifier: IdentityVerifier;
+  /**
+   * Whether identities matter now (access.ts identityMatters): only then is a client that offers
+   * one challenged, so an agent whose rules name nobody never waits on STS.
+   */
+  wantsIdentity: () => boolean;
   limits: QueueLimits;
   /** How long a stripe may take to send its HELLO, and its PROOF when it offers one. */
   helloTimeoutMs: number;

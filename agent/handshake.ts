@@ -52,7 +52,7 @@ export async function handshake(s: Side): Promise<Joined | undefined> {
     if (first.type !== FrameType.Hello) return protocolError(s, "first frame is not HELLO");
     const hello = first.hello;
     let who: StripeIdentity = {};
-    if (hello.features.includes(FEATURE_IDENTITY)) {
+    if (hello.features.includes(FEATURE_IDENTITY) && ctx.wantsIdentity()) {
       const nonce = ctx.verifier.challenge();
       awaiting = "PROOF";
       link.send(encodeChallenge(nonce));

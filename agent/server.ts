@@ -15,7 +15,7 @@ import { enableForwarding } from "./forwarding.ts";
 import { type Ipv6Setup, startIpv6 } from "./ipv6.ts";
 import { installNat } from "./nat.ts";
 import type { PacketAudit } from "./audit.ts";
-import { filePolicy, startAccess } from "./access.ts";
+import { filePolicy, identityMatters, startAccess } from "./access.ts";
 import type { LoadParameters } from "./policy_source.ts";
 import { IdentityVerifier, type StsCall } from "./identity.ts";
 import { stsCall, stsRouting } from "./identity_sts.ts";
@@ -266,6 +266,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const ctx: ConnContext = {
       registry,
       verifier,
+      wantsIdentity: () =>
+        identityMatters(registry.policy, {
+          audit: audit !== undefined,
+          store: cfg.policyParameterPath !== undefined,
+        }),
       tun,
       stats,
       audit,

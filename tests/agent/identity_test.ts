@@ -237,13 +237,35 @@ Deno.test("identity: an old client still works with the default config", async (
 });
 
 Deno.test("identity: the hello timeout runs until the PROOF", async () => {
-  await withAgent({ helloTimeoutMs: 200 }, async (agent) => {
+  await withAgent({ helloTimeoutMs: 200, config: { policy: policyOf(RULES) } }, async (agent) => {
     const c = await WireClient.connect(agent.addr.port);
     await c.sendHello(hello({ features: ["identity"] }));
     assert.equal((await c.next())?.type, FrameType.Challenge);
     const e = await c.next(2000);
     assert.ok(e?.type === FrameType.Error, JSON.stringify(e));
     assert.deepEqual([e.error.code, e.error.message], ["protocol", "no PROOF received in time"]);
+    await c.close();
+  });
+});
+
+Deno.test("identity: an agent whose rules name nobody never challenges, so never waits on STS", async () => {
+  const sts = counted("http://127.0.0.1:9"); // would fail if ever asked
+  const none = policyOf("policy:\n  rules:\n    - allow: [10.0.9.0/24]\n");
+  await withAgent({ config: { policy: none }, sts }, async (agent) => {
+    const c = await WireClient.connect(agent.addr.port);
+    await c.sendHello(hello({ features: ["identity"] }));
+    const w = await c.next();
+    assert.ok(w?.type === FrameType.Welcome, JSON.stringify(w));
+    assert.equal(w.welcome.identity, undefined);
+    assert.equal(w.welcome.identityUnverified, undefined, "an old agent's answer: not checked");
+    assert.equal(sts.calls, 0);
+    await c.close();
+  });
+  // The same rules with an audit trail: who it was matters, so the client is challenged.
+  await withAgent({ config: { policy: none }, sts, audit: { packet() {} } }, async (agent) => {
+    const c = await WireClient.connect(agent.addr.port);
+    await c.sendHello(hello({ features: ["identity"] }));
+    assert.equal((await c.next())?.type, FrameType.Challenge);
     await c.close();
   });
 });
