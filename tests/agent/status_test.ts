@@ -215,7 +215,7 @@ Deno.test("status: the human summary", () => {
     summary({
       ...s,
       access: { rules: 5, requireIdentity: true, store: null, audit: null, ...a },
-    }, now).split("\n").filter((l) => /^(policy|audit|  Parameter)/.test(l));
+    }, now).split("\n").filter((l) => /^(policy|audit| {2}Parameter)/.test(l));
   assert.deepEqual(withAccess({}), [
     "policy: 5 rules, a verified identity required",
     "audit: off",
