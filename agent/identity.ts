@@ -10,6 +10,7 @@
  * client opens several at once) are answered at once instead of each waiting for a timeout.
  */
 import { decodeProof, type IdentityProof, NONCE_HEADER } from "../src/aws/identity_proof_shape.ts";
+import { checkLocally, proofKeyId } from "../src/aws/identity_proof.ts";
 import type { CallerIdentity } from "../src/aws/sts.ts";
 import { ExitCode, UserError } from "../src/errors.ts";
 import type { WireErrorBody } from "../src/tunnel/wire.ts";
@@ -23,11 +24,15 @@ import type { StripeIdentity } from "./tunnels.ts";
 export type StsCall = (proof: IdentityProof, nonce: string) => Promise<CallerIdentity>;
 
 export type ProofOutcome =
-  | { verified: Principal }
+  /** `keyId`: the access key it was signed with (a stripe of its tunnel may rejoin with it). */
+  | { verified: Principal; keyId: string }
   /** One line: why the proof is no good. */
   | { refused: string }
-  /** One line: why STS could not say. */
-  | { unreachable: string };
+  /**
+   * One line: why STS could not say. `keyId`: the key a proof that passed every check but the
+   * signature's claims to be signed with, which may rejoin a tunnel it verified (tunnels.ts).
+   */
+  | { unreachable: string; keyId?: string };
 
 /** How long STS counts as unreachable after it was. */
 export const STS_DOWN_MS = 60_000;
@@ -75,12 +80,16 @@ export class IdentityVerifier {
     if (proof.headers[NONCE_HEADER] !== nonce) {
       return { refused: "identity proof refused: it answers another nonce than this agent sent" };
     }
-    if (this.#now() < this.#downUntil) return { unreachable: this.#downReason };
+    if (this.#now() < this.#downUntil) {
+      return { unreachable: this.#downReason, ...this.#localKey(proof, nonce) };
+    }
     let caller: CallerIdentity;
     try {
       caller = await this.o.sts(proof, nonce);
     } catch (e) {
-      if (e instanceof UserError && e.exitCode === ExitCode.Remote) return this.#unreachable(e);
+      if (e instanceof UserError && e.exitCode === ExitCode.Remote) {
+        return { ...this.#unreachable(e), ...this.#localKey(proof, nonce) };
+      }
       return refusedBy(e);
     }
     if (this.#down) this.#log("STS answers identity proofs again");
@@ -93,10 +102,20 @@ export class IdentityVerifier {
           "which is not a caller this agent understands",
       };
     }
-    return { verified: principal };
+    return { verified: principal, keyId: proofKeyId(proof) };
   }
 
-  #unreachable(e: UserError): ProofOutcome {
+  /** The key a proof claims, when it passes everything the agent can check without STS. */
+  #localKey(proof: IdentityProof, nonce: string): { keyId?: string } {
+    try {
+      checkLocally(proof, { nonce, allowedHosts: this.o.allowedHosts });
+      return { keyId: proofKeyId(proof) };
+    } catch {
+      return {};
+    }
+  }
+
+  #unreachable(e: UserError): { unreachable: string } {
     const s = Math.round((this.o.downForMs ?? STS_DOWN_MS) / 1000);
     this.#downUntil = this.#now() + (this.o.downForMs ?? STS_DOWN_MS);
     this.#downReason = e.message;
@@ -113,12 +132,15 @@ function refusedBy(e: unknown): ProofOutcome {
   throw e;
 }
 
-/** What a stripe that sent a PROOF may do: go on as `who`, or be refused. */
+/**
+ * What a stripe that sent a PROOF may do: go on as `who`, or be refused. Whether an unchecked
+ * one may go on under requireIdentity is the registry's call: it may rejoin its own tunnel.
+ */
 export function admitProof(
   o: ProofOutcome,
   requireIdentity: boolean,
 ): { who: StripeIdentity } | { error: WireErrorBody } {
-  if ("verified" in o) return { who: { principal: o.verified } };
+  if ("verified" in o) return { who: { principal: o.verified, keyId: o.keyId } };
   // Without requireIdentity a proof that proves nothing leaves the stripe where one that was
   // never offered is: unverified, with the reason in its WELCOME (a client's clock, a test
   // endpoint the agent does not send to). Refusing it would gain nothing: the same client
@@ -127,14 +149,14 @@ export function admitProof(
     if (!requireIdentity) return { who: { unverified: o.refused } };
     return { error: { code: "identity-refused", message: o.refused } };
   }
-  if (requireIdentity) {
-    return {
-      error: {
-        code: "identity-refused",
-        message: `the agent could not reach STS to check this identity, and requires one ` +
-          `(${o.unreachable}): try again later`,
-      },
-    };
-  }
-  return { who: { unverified: o.unreachable } };
+  return { who: { unverified: o.unreachable, ...(o.keyId ? { keyId: o.keyId } : {}) } };
+}
+
+/** The refusal of a stripe that could not be checked, under requireIdentity. */
+export function uncheckedRefusal(reason: string): WireErrorBody {
+  return {
+    code: "identity-refused",
+    message: `the agent could not reach STS to check this identity, and requires one ` +
+      `(${reason}): try again later`,
+  };
 }

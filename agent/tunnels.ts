@@ -17,6 +17,7 @@ import { TokenBucket } from "../src/netstack/limits.ts";
 import { wirePolicy } from "./policy.ts";
 import type { Principal } from "./principal.ts";
 import type { RulesPolicy } from "./rules.ts";
+import { uncheckedRefusal } from "./identity.ts";
 import { admits, compile, type Decide, type PolicyScope, rulesFor } from "./rules_compile.ts";
 
 /** ICMP answers to denied packets, per tunnel: enough to fail programs fast, never a flood. */
@@ -35,6 +36,8 @@ export interface StripeIdentity {
   principal?: Principal;
   /** Why a proof was let pass unchecked (STS unreachable), for the WELCOME. */
   unverified?: string;
+  /** The access key the proof was signed with (verified, or claimed while STS is unreachable). */
+  keyId?: string;
 }
 
 /** One stripe's sending side, as the registry sees it. */
@@ -67,6 +70,8 @@ export class Tunnel {
   address6?: Uint8Array;
   /** Set by the first verified stripe; every later stripe must prove the same ARN. */
   principal?: Principal;
+  /** The access key of its latest verified stripe: while STS is unreachable, its key to rejoin. */
+  keyId?: string;
   /** Client packets its policy refused. */
   denied = 0;
   /** Paces the ICMP answers to denied packets. */
@@ -204,8 +209,18 @@ export class Registry {
   join(h: Hello, link: StripeLink, who: StripeIdentity = {}): JoinResult {
     const v = negotiate(h);
     if ("error" in v) return v;
-    const principal = who.principal;
+    let tunnel = this.#byId.get(h.tunnelId);
+    let principal = who.principal;
+    if (!principal && this.#rejoins(tunnel, who)) {
+      // STS cannot be asked, but this stripe signed a fresh proof for its nonce with the key
+      // that verified this tunnel's owner, and knows the tunnel's id: the owner, healing.
+      principal = tunnel!.principal;
+      this.#log(
+        `tunnel ${shortId(h.tunnelId)}: a stripe rejoins on its verified key (STS unreachable)`,
+      );
+    }
     if (!admits(this.#policy, principal)) {
+      if (who.unverified !== undefined) return { error: uncheckedRefusal(who.unverified) };
       return {
         error: {
           code: "identity-required",
@@ -214,7 +229,6 @@ export class Registry {
         },
       };
     }
-    let tunnel = this.#byId.get(h.tunnelId);
     const mismatch = tunnel && this.#mismatch(tunnel, h, principal);
     if (mismatch) return { error: { code: "tunnel-mismatch", message: mismatch } };
     // The latest hello decides, so a client that reconnects without IPv6 loses its IPv6 routing.
@@ -238,6 +252,7 @@ export class Registry {
         compile(this.#policy, principal, this.#scope),
       );
       tunnel.principal = principal;
+      if (who.principal) tunnel.keyId = who.keyId;
       this.#byId.set(h.tunnelId, tunnel);
       this.#byAddress.set(address, tunnel);
       const also = pool6 ? ` and ${formatIpv6(pool6.addressOf(address))}` : "";
@@ -254,6 +269,8 @@ export class Registry {
         tunnel.decide = compile(this.#policy, principal, this.#scope);
         this.#log(`tunnel ${shortId(h.tunnelId)} now belongs to ${principal.arn}`);
       }
+      // Temporary credentials rotate: the newest verified key is the one to rejoin with.
+      if (who.principal && who.keyId) tunnel.keyId = who.keyId;
     }
     tunnel.address6 = pool6?.addressOf(tunnel.address);
     const old = tunnel.stripes.get(h.stripe);
@@ -288,6 +305,11 @@ export class Registry {
         : { off: "off" in ipv6 ? ipv6.off : "" },
     });
     return { tunnel, welcome };
+  }
+
+  /** May an unchecked stripe rejoin `t` as its owner (the key that last verified it)? */
+  #rejoins(t: Tunnel | undefined, who: StripeIdentity): boolean {
+    return !!(t?.principal && t.keyId && who.unverified !== undefined && who.keyId === t.keyId);
   }
 
   /** Why a stripe may not join `t`, or undefined. */

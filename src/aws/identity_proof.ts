@@ -148,14 +148,14 @@ export interface ExecuteOptions {
 }
 
 /**
- * Checks what the agent can check itself (nonce, age, host), then lets STS check the signature
- * and say whose it is. Real STS accepts a presigned request for 15 minutes whatever X-Amz-Expires
- * says, so the age bound here is what limits a replay.
+ * What the agent can check without STS: the shape, the nonce, the age and the host. The proof,
+ * or a refusal (UserError). Its signature is STS's to check: a proof passing this proves nothing
+ * yet, beyond which access key id it claims (proofKeyId).
  */
-export async function executeProof(
+export function checkLocally(
   p: IdentityProof,
-  o: ExecuteOptions,
-): Promise<CallerIdentity> {
+  o: Pick<ExecuteOptions, "nonce" | "now" | "maxAgeSeconds" | "allowedHosts">,
+): IdentityProof {
   const allowed = o.allowedHosts ?? [];
   const proof = checkProof(p, allowed);
   if (proof.headers[NONCE_HEADER] !== o.nonce) {
@@ -176,6 +176,25 @@ export async function executeProof(
   if (!overridden && !(url.protocol === "https:" && url.port === "" && isStsHost(url.hostname))) {
     throw refused(`${url.host} is not an STS endpoint`);
   }
+  return proof;
+}
+
+/** The access key id a (shape-checked) proof says it was signed with: X-Amz-Credential's first part. */
+export function proofKeyId(p: IdentityProof): string {
+  return (new URL(p.url).searchParams.get("X-Amz-Credential") ?? "").split("/")[0];
+}
+
+/**
+ * Checks what the agent can check itself (checkLocally), then lets STS check the signature
+ * and say whose it is. Real STS accepts a presigned request for 15 minutes whatever X-Amz-Expires
+ * says, so the age bound here is what limits a replay.
+ */
+export async function executeProof(
+  p: IdentityProof,
+  o: ExecuteOptions,
+): Promise<CallerIdentity> {
+  const proof = checkLocally(p, o);
+  const url = new URL(proof.url);
   let answer: StsAnswer;
   try {
     const send = o.send ?? fetchSender(o.fetch ?? fetch);

@@ -9,10 +9,11 @@ import { rulesOf } from "../../agent/rules.ts";
 import { FrameType } from "../../src/tunnel/wire.ts";
 import { summary } from "../../agent/status_cli.ts";
 import { withAgent } from "./harness.ts";
-import { hello, udpPacket, waitFor, WireClient } from "./helpers.ts";
+import { hello, randomTunnelId, udpPacket, waitFor, WireClient } from "./helpers.ts";
 import {
   ALICE,
   ALICE_ARN,
+  BOB,
   connectAs,
   counted,
   policyOf,
@@ -116,6 +117,49 @@ Deno.test("identity: STS unreachable: unverified without requireIdentity; no str
           assert.equal(agent.registry.tunnels.length, requireIdentity ? 0 : 2);
         });
       }
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
+Deno.test("identity: STS down: a verified tunnel's own stripes rejoin on its key; nobody else gets in", async () => {
+  await withSts(async (emu) => {
+    const relay = new StsRelay({ hostname: "127.0.0.1", port: emu.port });
+    try {
+      const sts = counted(relay.url, 400);
+      const log: string[] = [];
+      const config = {
+        policy: { ...policyOf(RULES), requireIdentity: true },
+        stsEndpoint: relay.url,
+      };
+      await withAgent({ config, sts, log: (l) => log.push(l) }, async (agent) => {
+        const tunnelId = randomTunnelId();
+        const stripe = (i: number) => ({ tunnelId, stripe: i, stripes: 3 });
+        const first = await connectAs(agent.addr.port, signedAs(relay.url, ALICE), stripe(0));
+        assert.ok(first.answer?.type === FrameType.Welcome, JSON.stringify(first.answer));
+
+        relay.mode = "hang"; // STS stops answering
+        const healed = await connectAs(agent.addr.port, signedAs(relay.url, ALICE), stripe(1));
+        assert.ok(healed.answer?.type === FrameType.Welcome, JSON.stringify(healed.answer));
+        assert.deepEqual(healed.answer.welcome.identity, {
+          arn: ALICE_ARN,
+          account: "111122223333",
+        });
+        assert.equal(healed.answer.welcome.address, first.answer.welcome.address);
+        assert.ok(log.some((l) => l.includes("rejoins on its verified key")), log.join("\n"));
+
+        // Bob knows the tunnel id but signs with his own key: not the owner, not let in.
+        const bob = await connectAs(agent.addr.port, signedAs(relay.url, BOB), stripe(2));
+        assert.ok(bob.answer?.type === FrameType.Error, JSON.stringify(bob.answer));
+        assert.equal(bob.answer.error.code, "identity-refused");
+        // Alice's key opens no new tunnel while her identity cannot be checked.
+        const fresh = await connectAs(agent.addr.port, signedAs(relay.url, ALICE));
+        assert.ok(fresh.answer?.type === FrameType.Error, JSON.stringify(fresh.answer));
+        assert.match(fresh.answer.error.message, /could not reach STS .* try again later$/);
+        assert.equal(agent.registry.tunnels.length, 1);
+        for (const c of [first.c, healed.c, bob.c, fresh.c]) await c.close();
+      });
     } finally {
       await relay.close();
     }

@@ -3,7 +3,13 @@
  * minute STS counts as unreachable, and what each outcome means for a stripe.
  */
 import assert from "node:assert/strict";
-import { admitProof, IdentityVerifier, STS_DOWN_MS, type StsCall } from "../../agent/identity.ts";
+import {
+  admitProof,
+  IdentityVerifier,
+  STS_DOWN_MS,
+  type StsCall,
+  uncheckedRefusal,
+} from "../../agent/identity.ts";
 import { parsePrincipalArn } from "../../agent/principal.ts";
 import { ExitCode, UserError } from "../../src/errors.ts";
 import { ALICE, ALICE_ARN, signedAs } from "./identity_support.ts";
@@ -52,6 +58,7 @@ Deno.test("identity: a proof for another nonce, or no proof at all, never reache
   const nonce = v.challenge();
   assert.deepEqual(await v.check(await prove(nonce), nonce), {
     verified: parsePrincipalArn(ALICE_ID.arn, ALICE_ID.userId),
+    keyId: "ASIAALICE00000000001",
   });
   assert.equal(t.calls, 1);
   const other = await v.check(await prove(v.challenge()), nonce);
@@ -68,8 +75,10 @@ Deno.test("identity: STS unreachable is remembered for a minute and logged once 
     const nonce = v.challenge();
     return await v.check(await prove(nonce), nonce);
   };
+  // The key a proof claims comes along: it may rejoin a tunnel it verified (tunnels.ts).
   assert.deepEqual(await once(), {
     unreachable: "could not reach STS at sts.eu-west-1.amazonaws.com",
+    keyId: "ASIAALICE00000000001",
   });
   t.now += STS_DOWN_MS - 1;
   assert.ok("unreachable" in await once());
@@ -118,7 +127,13 @@ Deno.test("identity: what STS refuses, or names oddly, is refused", async () => 
 Deno.test("identity: what each outcome means for a stripe, with and without requireIdentity", () => {
   const alice = parsePrincipalArn(ALICE_ARN)!;
   for (const required of [false, true]) {
-    assert.deepEqual(admitProof({ verified: alice }, required), { who: { principal: alice } });
+    assert.deepEqual(admitProof({ verified: alice, keyId: "AKIDA" }, required), {
+      who: { principal: alice, keyId: "AKIDA" },
+    });
+    // Unchecked: the registry decides (it may rejoin its own tunnel; tunnels.ts).
+    assert.deepEqual(admitProof({ unreachable: "STS down", keyId: "AKIDA" }, required), {
+      who: { unverified: "STS down", keyId: "AKIDA" },
+    });
   }
   assert.deepEqual(admitProof({ refused: "no" }, true), {
     error: { code: "identity-refused", message: "no" },
@@ -127,7 +142,7 @@ Deno.test("identity: what each outcome means for a stripe, with and without requ
   assert.deepEqual(admitProof({ unreachable: "STS down" }, false), {
     who: { unverified: "STS down" },
   });
-  const refused = admitProof({ unreachable: "STS down" }, true);
-  assert.ok("error" in refused && refused.error.code === "identity-refused");
-  assert.match(refused.error.message, /could not reach STS .*\(STS down\): try again later$/);
+  const refused = uncheckedRefusal("STS down");
+  assert.equal(refused.code, "identity-refused");
+  assert.match(refused.message, /could not reach STS .*\(STS down\): try again later$/);
 });
