@@ -92,8 +92,8 @@ Deno.test("identity: STS unreachable: unverified without requireIdentity; no str
           const first = await timed(agent.addr.port, prove);
           const second = await timed(agent.addr.port, prove);
           assert.ok(first.ms >= 350, `the first stripe waited for STS (${first.ms} ms)`);
-          assert.ok(second.ms < 300, `the second did not (${second.ms} ms)`);
-          assert.equal(sts.calls, 1);
+          // The second is answered from the remembered outage: STS is not asked again.
+          assert.equal(sts.calls, 1, `the second stripe asked STS too (${second.ms} ms)`);
           for (const r of [first, second]) {
             if (requireIdentity) {
               assert.ok(r.answer?.type === FrameType.Error, JSON.stringify(r.answer));
