@@ -53,8 +53,9 @@ export function stsRouting(
 /** The real STS call: executeProof over `routing`. */
 export function stsCall(routing: StsRouting, timeoutMs?: number): StsCall {
   const send = routing.endpoint ? endpointSender(routing.endpoint) : undefined;
+  const sentTo = routing.endpoint?.host;
   return (proof, nonce) =>
-    executeProof(proof, { nonce, allowedHosts: routing.allowedHosts, send, timeoutMs });
+    executeProof(proof, { nonce, allowedHosts: routing.allowedHosts, send, sentTo, timeoutMs });
 }
 
 /** Sends a proof to `endpoint` under the Host it was signed for. Never follows redirects. */

@@ -139,6 +139,8 @@ export interface ExecuteOptions {
   fetch?: typeof fetch;
   /** Overrides `fetch`: how the proof reaches STS. */
   send?: ProofSender;
+  /** Where `send` really sends it (a configured endpoint), for messages; default the URL's host. */
+  sentTo?: string;
   now?: Date;
   /** How old (or how far ahead, for a fast client clock) X-Amz-Date may be; default 300 s. */
   maxAgeSeconds?: number;
@@ -201,11 +203,11 @@ export async function executeProof(
     answer = await send(proof, AbortSignal.timeout(o.timeoutMs ?? 10_000));
   } catch (e) {
     throw new UserError(
-      `could not reach STS at ${url.host} to check an identity proof: ${oneLine(e)}`,
+      `could not reach STS at ${o.sentTo ?? url.host} to check an identity proof: ${oneLine(e)}`,
       ExitCode.Remote,
     );
   }
-  return parseAnswer(answer.status, answer.text, url.host);
+  return parseAnswer(answer.status, answer.text, o.sentTo ?? url.host);
 }
 
 function fetchSender(f: typeof fetch): ProofSender {
