@@ -18,7 +18,7 @@
 import { type AwsOptions, endpointFor, missingRegion } from "./config.ts";
 import { resolvedRegion } from "./region.ts";
 import { type CallerIdentity, resolveCredentials } from "./sts.ts";
-import type { StaticCredentials } from "../eks/token.ts";
+import { presignCallerIdentity, type StaticCredentials } from "./sts_presign.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import {
   checkProof,
@@ -26,7 +26,6 @@ import {
   isNonce,
   NONCE_HEADER,
   parseAmzDate,
-  PROOF_ACTION,
   refused,
 } from "./identity_proof_shape.ts";
 
@@ -69,25 +68,16 @@ export async function buildProof(o: BuildOptions): Promise<IdentityProof> {
   if (!region) throw missingRegion(o.aws);
   const endpoint = stsEndpoint(region);
   const credentials = o.credentials ?? await resolveCredentials(o.aws);
-  const [{ SignatureV4 }, { Sha256 }] = await Promise.all([
-    import("@smithy/signature-v4"),
-    import("@aws-crypto/sha256-js"),
-  ]);
-  const signer = new SignatureV4({ service: "sts", region, credentials, sha256: Sha256 });
   const headers = { [NONCE_HEADER]: o.nonce };
-  const signed = await signer.presign({
-    method: "GET",
-    protocol: endpoint.protocol,
-    hostname: endpoint.hostname,
-    ...(endpoint.port ? { port: Number(endpoint.port) } : {}),
-    path: endpoint.pathname,
-    query: { ...PROOF_ACTION },
-    headers: { ...headers, host: endpoint.host },
-  }, { expiresIn, signingDate: o.now ?? new Date() });
-  const query = Object.entries(signed.query ?? {})
-    .map(([k, v]) => `${rfc3986(k)}=${rfc3986(String(v))}`)
-    .join("&");
-  return { method: "GET", url: `${endpoint.origin}${endpoint.pathname}?${query}`, headers };
+  const url = await presignCallerIdentity({
+    endpoint,
+    region,
+    credentials,
+    headers,
+    expiresIn,
+    now: o.now ?? new Date(),
+  });
+  return { method: "GET", url, headers };
 }
 
 /** Where the SDK would send an STS call: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or regional. */
@@ -285,10 +275,6 @@ function unescapeXml(s: string): string {
     const code = e[1] === "x" ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
     return code <= 0x10ffff ? String.fromCodePoint(code) : all;
   });
-}
-
-function rfc3986(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
 }
 
 function oneLine(e: unknown): string {

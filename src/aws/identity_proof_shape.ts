@@ -5,6 +5,7 @@
  * the query, which the signature covers, one signed header besides Host, and no body.
  */
 
+import { CALLER_IDENTITY, PRESIGNED_QUERY_ORDER } from "./sts_presign.ts";
 import { ExitCode, UserError } from "../errors.ts";
 
 export interface IdentityProof {
@@ -17,7 +18,7 @@ export interface IdentityProof {
 
 export const NONCE_HEADER = "x-ssm-proxy-nonce";
 /** The query parameters that name the call, as `aws eks get-token` puts them in its URL. */
-export const PROOF_ACTION = { Action: "GetCallerIdentity", Version: "2011-06-15" } as const;
+export const PROOF_ACTION = CALLER_IDENTITY;
 /** The most an encoded proof may weigh; a long role session token still fits. */
 export const MAX_PROOF_BYTES = 4096;
 /** Sorted as SigV4 lists them. */
@@ -67,16 +68,8 @@ export function decodeProof(text: string, o: DecodeOptions = {}): IdentityProof 
 
 // ---- the shape every proof must have ----
 
-const QUERY = [
-  "Action",
-  "Version",
-  "X-Amz-Algorithm",
-  "X-Amz-Credential",
-  "X-Amz-Date",
-  "X-Amz-Expires",
-  "X-Amz-SignedHeaders",
-  "X-Amz-Signature",
-];
+/** Every parameter a proof's URL must have: all of a presigned URL's but the session token. */
+const QUERY = PRESIGNED_QUERY_ORDER.filter((k) => k !== "X-Amz-Security-Token");
 const QUERY_SHAPE: Record<string, RegExp> = {
   Action: new RegExp(`^${PROOF_ACTION.Action}$`),
   Version: new RegExp(`^${PROOF_ACTION.Version}$`),

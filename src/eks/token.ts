@@ -4,14 +4,9 @@
  * base64url without padding behind `k8s-aws-v1.`. The API server replays the URL to STS to learn
  * who we are, so the signature must be exact; tests pin it to an independently computed vector.
  */
-import { Sha256 } from "@aws-crypto/sha256-js";
-import { SignatureV4 } from "@smithy/signature-v4";
+import { presignCallerIdentity, type StaticCredentials } from "../aws/sts_presign.ts";
 
-export interface StaticCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
+export type { StaticCredentials } from "../aws/sts_presign.ts";
 
 export const TOKEN_PREFIX = "k8s-aws-v1.";
 /** What aws-cli presigns for; the API server rejects longer-lived URLs. */
@@ -33,21 +28,14 @@ export async function presignedUrl(
   credentials: StaticCredentials,
   now: Date,
 ): Promise<string> {
-  const signer = new SignatureV4({ service: "sts", region, credentials, sha256: Sha256 });
-  const host = stsHost(region);
-  const signed = await signer.presign({
-    method: "GET",
-    protocol: "https:",
-    hostname: host,
-    path: "/",
-    query: { Action: "GetCallerIdentity", Version: "2011-06-15" },
-    headers: { host, "x-k8s-aws-id": cluster },
-  }, { expiresIn: URL_EXPIRES_S, signingDate: now });
-  const q = signed.query ?? {};
-  const query = [...Object.keys(q)].sort((a, b) => rank(a) - rank(b)).map((k) =>
-    `${rfc3986(k)}=${rfc3986(String(q[k]))}`
-  );
-  return `https://${host}/?${query.join("&")}`;
+  return await presignCallerIdentity({
+    endpoint: new URL(`https://${stsHost(region)}/`),
+    region,
+    credentials,
+    headers: { "x-k8s-aws-id": cluster },
+    expiresIn: URL_EXPIRES_S,
+    now,
+  });
 }
 
 export async function buildToken(
@@ -89,29 +77,8 @@ export function decodeToken(token: string): string | undefined {
   }
 }
 
-const BOTOCORE_ORDER = [
-  "Action",
-  "Version",
-  "X-Amz-Algorithm",
-  "X-Amz-Credential",
-  "X-Amz-Date",
-  "X-Amz-Expires",
-  "X-Amz-SignedHeaders",
-  "X-Amz-Security-Token",
-  "X-Amz-Signature",
-];
-
-function rank(key: string): number {
-  const i = BOTOCORE_ORDER.indexOf(key);
-  return i < 0 ? BOTOCORE_ORDER.length : i;
-}
-
 function base64url(bytes: Uint8Array): string {
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function rfc3986(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
 }
