@@ -8,7 +8,7 @@ import { FlowAudit, type PacketAudit } from "./audit.ts";
 import { openAuditSink } from "./audit_sink.ts";
 import { type LoadParameters, PolicySource, type PolicySourceStatus } from "./policy_source.ts";
 import { mergeRules, storeCanOnlyDeny } from "./rules_parameter.ts";
-import { type Dest, parseDest, type PolicyRule, rulesOf, type RulesPolicy } from "./rules.ts";
+import { resolverRule, rulesOf, type RulesPolicy } from "./rules.ts";
 
 export interface AccessStatus {
   rules: number;
@@ -50,10 +50,8 @@ export interface AccessOptions {
  */
 export function filePolicy(cfg: Pick<AgentConfig, "policy">, resolver?: string): RulesPolicy {
   const p = rulesOf(cfg.policy);
-  const dns = cfg.policy.rules && resolver ? parseDest(`${resolver}:53`) : undefined;
-  if (!dns || typeof dns === "string") return p;
-  const rule: PolicyRule = { allow: [dns as Dest], deny: [] };
-  return { ...p, rules: [rule, ...p.rules] };
+  const dns = cfg.policy.rules && resolver ? resolverRule(resolver) : undefined;
+  return dns ? { ...p, rules: [dns, ...p.rules] } : p;
 }
 
 /**

@@ -133,6 +133,15 @@ export function formatDest(d: Dest): string {
   return `${net}${ports}${d.protocol ? `/${d.protocol}` : ""}`;
 }
 
+/**
+ * The VPC resolver's DNS (TCP and UDP port 53) for every tunnel, put first: with rules, narrow
+ * ones would otherwise break name lookups through the tunnel. A deny naming it still wins.
+ */
+export function resolverRule(resolver: string): PolicyRule | undefined {
+  const dns = parseDest(`${resolver}:53`);
+  return typeof dns === "string" ? undefined : { allow: [dns], deny: [] };
+}
+
 /** The old form as rules: one rule for every tunnel; an empty allow list means everywhere. */
 export function rulesOf(policy: PolicyConfig): RulesPolicy {
   const requireIdentity = policy.requireIdentity ?? false;

@@ -14,7 +14,7 @@ import { parseCidr } from "../../agent/cidr.ts";
 import { DEFAULT_POOL6, parseCidr6 } from "../../agent/cidr6.ts";
 import { parsePrincipalArn } from "../../agent/principal.ts";
 import { compile } from "../../agent/rules_compile.ts";
-import { type Dest, parseDest, type PolicyRule } from "../../agent/rules.ts";
+import { type PolicyRule, resolverRule } from "../../agent/rules.ts";
 import { RulesParameterError } from "../../agent/rules_parameter.ts";
 
 /** Where `config publish` keeps the team's entries, plus /policy. */
@@ -68,10 +68,8 @@ export async function agentlessPolicy(
   if (rules.length === 0) return undefined;
   const who = await inputs.identity();
   const principal = parsePrincipalArn(who.arn, who.userId);
-  const dns = o.resolver ? parseDest(`${o.resolver}:53`) : undefined;
-  const all = dns && typeof dns !== "string"
-    ? [{ allow: [dns as Dest], deny: [] }, ...rules]
-    : rules;
+  const dns = o.resolver ? resolverRule(o.resolver) : undefined;
+  const all = dns ? [dns, ...rules] : rules;
   const decide = compile({ rules: all, requireIdentity: false }, principal, {
     pool: parseCidr(o.addresses)!,
     pool6: parseCidr6(DEFAULT_POOL6)!,
