@@ -1,6 +1,6 @@
 /**
  * Durations in the agent's config ("90s", "30m", "2h", "1h30m", "500ms", "1d"), as milliseconds.
- * Pure, so config validation is unit-tested. (Output uses src/cli/live.ts's fmtDuration.)
+ * Pure, so config validation is unit-tested. (Output uses src/format.ts's fmtDuration.)
  */
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;

@@ -8,7 +8,7 @@
  * machine, the agent keeps serving and does not retry until a tunnel has come and gone again.
  * It runs without a shell: the config's text is split on whitespace, so nothing is interpreted.
  */
-import { fmtDuration } from "../src/cli/live.ts";
+import { fmtDuration } from "../src/format.ts";
 import type { IdleStopStatus } from "./status.ts";
 
 /** setTimeout's limit (2^31-1 ms, about 24.8 days); longer waits are re-armed in steps. */

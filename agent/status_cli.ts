@@ -9,7 +9,7 @@
  *   not running: { "running": false, "statusFile": PATH, "reason": "absent" | "stale",
  *                  "pid"?: N (stale only) }
  */
-import { fmtBytes, fmtDuration } from "../src/cli/live.ts";
+import { fmtBytes, fmtDuration } from "../src/format.ts";
 import type { AgentStatus, TunnelStatus } from "./status.ts";
 import type { AccessStatus } from "./access.ts";
 import { readStatus } from "./status.ts";

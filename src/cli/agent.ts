@@ -6,7 +6,7 @@ import type { AwsOptions } from "../aws/config.ts";
 import type { ResolvedTarget } from "../aws/targets.ts";
 import type { Progress } from "../install/install.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { fmtBytes, fmtDuration } from "./live.ts";
+import { fmtBytes, fmtDuration } from "../format.ts";
 
 export interface AgentCliOptions extends AwsOptions {
   target: string;

@@ -1,27 +1,7 @@
 /** The foreground live line: rates and counters, redrawn in place on a terminal. */
 import { deniedText } from "../tunnel/denials.ts";
 import type { TunnelState } from "../tunnel/state.ts";
-
-export function fmtBytes(n: number): string {
-  const u = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1000 && i < u.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n < 10 && i > 0 ? n.toFixed(1) : Math.round(n)} ${u[i]}`;
-}
-
-export function fmtDuration(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h
-    ? `${h}h${String(m).padStart(2, "0")}m`
-    : m
-    ? `${m}m${String(s % 60).padStart(2, "0")}s`
-    : `${s}s`;
-}
+import { fmtBytes, fmtDuration } from "../format.ts";
 
 /** `stripes 4`, with `auto` and the last change of the count when it sizes itself. */
 export function stripesText(st: NonNullable<TunnelState["stats"]>): string {

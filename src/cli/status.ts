@@ -2,7 +2,8 @@
 import { ExitCode, UserError } from "../errors.ts";
 import { alive, listStates, type TunnelState } from "../tunnel/state.ts";
 import { deniedText } from "../tunnel/denials.ts";
-import { fmtBytes, fmtDuration, liveText } from "./live.ts";
+import { fmtBytes, fmtDuration } from "../format.ts";
+import { liveText } from "./live.ts";
 import { cleanupStale, recoverLeftovers } from "../tunnel/stale.ts";
 
 export async function runStatus(name: string | undefined, o: { json?: boolean }): Promise<void> {
