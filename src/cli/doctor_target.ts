@@ -5,7 +5,6 @@
 import type { AwsOptions } from "../aws/config.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import type { Check } from "./doctor.ts";
-import type { Welcome } from "../tunnel/wire.ts";
 import { identityText } from "../tunnel/identity.ts";
 
 const SSM_FIX = "start amazon-ssm-agent on the instance and give its instance role " +
@@ -138,6 +137,7 @@ export async function targetChecks(
     return;
   }
   try {
+    const { helloAgent } = await import("../start/agent_hello.ts");
     const w = await helloAgent(aws, instanceId, agentPort);
     add({
       ok: true,
@@ -185,56 +185,5 @@ async function discoveryCheck(aws: AwsOptions, instanceId: string): Promise<Chec
   } catch (e) {
     if (!(e instanceof UserError)) throw e;
     return { ok: false, name, detail: e.message, fix: "pass --cidr and --dns-domain to start" };
-  }
-}
-
-/** Opens a Port session to the agent port, says HELLO (proving who we are if asked), returns the WELCOME, ends the session. */
-export async function helloAgent(
-  aws: AwsOptions,
-  instanceId: string,
-  agentPort: number,
-): Promise<Welcome> {
-  const ssm = await import("../aws/ssm.ts");
-  const { PortSession } = await import("../ssm/session.ts");
-  const { Stripe } = await import("../tunnel/stripe.ts");
-  const { FEATURE_IDENTITY, MAGIC, PROTOCOL_VERSION } = await import("../tunnel/wire.ts");
-  const { identityProver } = await import("../start/prover.ts");
-  const { VERSION } = await import("../version.ts");
-  const grant = await ssm.startSession(aws, {
-    target: instanceId,
-    documentName: "AWS-StartPortForwardingSession",
-    parameters: { portNumber: [String(agentPort)] },
-    reason: "ssm-proxy doctor",
-  });
-  let session;
-  try {
-    session = await PortSession.open({
-      grant,
-      api: ssm.sessionApi(aws),
-      healForMs: 0,
-    });
-  } catch (e) {
-    await ssm.terminateSession(aws, grant.sessionId).catch(() => {});
-    throw e;
-  }
-  const stripe = new Stripe(0, session, agentPort);
-  try {
-    const id = Array.from(
-      crypto.getRandomValues(new Uint8Array(16)),
-      (b) => b.toString(16).padStart(2, "0"),
-    ).join("");
-    return await stripe.handshake({
-      magic: MAGIC,
-      versions: [PROTOCOL_VERSION],
-      tunnelId: id,
-      stripes: 1,
-      mtu: 1400,
-      // Offered like start does, so an agent that requires an identity answers, and says whose.
-      features: [FEATURE_IDENTITY],
-      client: `ssm-proxy/${VERSION} doctor`,
-    }, { prover: identityProver(aws), where: `ssm-proxy-agent on ${instanceId}` });
-  } finally {
-    stripe.close();
-    await session.terminate().catch(() => {});
   }
 }

@@ -67,7 +67,7 @@ const ASK_AT_ONCE = 4;
 
 /** Fills in agentVersion for the online instances by saying HELLO to each agent. */
 export async function askAgents(aws: AwsOptions, rows: InstanceRow[], port: number): Promise<void> {
-  const { helloAgent } = await import("./doctor_target.ts");
+  const { helloAgent } = await import("../start/agent_hello.ts");
   const { AgentUnavailable } = await import("../tunnel/stripe.ts");
   const online = rows.filter((r) =>
     r.ssm === "Online" && (r.kind === "managed" || r.state === "running") &&
