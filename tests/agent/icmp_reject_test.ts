@@ -9,7 +9,8 @@ import fc from "fast-check";
 import { adminProhibited } from "../../agent/icmp_reject.ts";
 import { linuxPlatform } from "../../src/net/linux.ts";
 import type { Tun } from "../../src/net/types.ts";
-import { inNetns, ip, netnsAvailable, withNetns } from "../support/netns.ts";
+import { ip } from "../support/netns.ts";
+import { kernelScenarioTest, openScenarioTun } from "../support/icmp_packets.ts";
 import {
   arbV4,
   arbV6,
@@ -277,14 +278,7 @@ async function capture(tun: Tun, dst: Uint8Array, proto: number): Promise<Uint8A
 
 async function kernel(): Promise<void> {
   const net = linuxPlatform();
-  const tun = await net.openTun({
-    name: "ssmpt0",
-    mtu: 1400,
-    address: "100.64.0.2",
-    peer: "100.64.0.1",
-    prefixLength: 32,
-    address6: "fd00:64::2",
-  });
+  const tun = await openScenarioTun();
   try {
     await net.routes.add("10.0.9.0/24", tun.name);
     await ip("-6", "route", "add", "fd00:9::/64", "dev", tun.name);
@@ -336,16 +330,8 @@ async function kernel(): Promise<void> {
 
 if (import.meta.main && Deno.args[0] === "kernel") await kernel();
 
-Deno.test({
-  name: "icmp reject: the Linux kernel reports the answers to the sockets that sent the packets",
-  ignore: Deno.build.os !== "linux",
-  async fn() {
-    const a = netnsAvailable();
-    if (!a.ok) throw new Error(`this test needs root and /dev/net/tun on Linux: ${a.why}`);
-    await withNetns(["icmp"], async (ns) => {
-      const o = await inNetns(ns, import.meta.url, ["kernel"]);
-      assert.equal(o.code, 0, `kernel scenario failed:\n${o.stdout}\n${o.stderr}`);
-      assert.match(o.stdout, /kernel ok/);
-    });
-  },
-});
+kernelScenarioTest(
+  "icmp reject: the Linux kernel reports the answers to the sockets that sent the packets",
+  "icmp",
+  import.meta.url,
+);

@@ -10,7 +10,8 @@ import { isAdminProhibited, prohibitedDestination } from "../../src/net/icmp_pro
 import { adminProhibited } from "../../agent/icmp_reject.ts";
 import { linuxPlatform } from "../../src/net/linux.ts";
 import { formatIP } from "../../ffi/struct.ts";
-import { inNetns, ip, netnsAvailable, withNetns } from "../support/netns.ts";
+import { ip } from "../support/netns.ts";
+import { kernelScenarioTest, openScenarioTun } from "../support/icmp_packets.ts";
 import { arbV4, arbV6, buildV4, buildV6, bytes6 } from "../support/icmp_packets.ts";
 import { udpPacket } from "../agent/helpers.ts";
 import { udp6Packet } from "../agent/helpers6.ts";
@@ -172,14 +173,7 @@ Deno.test("icmp prohibited (property): the agent's answers are recognised, any b
  */
 async function kernel(): Promise<void> {
   const net = linuxPlatform();
-  const tun = await net.openTun({
-    name: "ssmpt0",
-    mtu: 1400,
-    address: "100.64.0.2",
-    peer: "100.64.0.1",
-    prefixLength: 32,
-    address6: "fd00:64::2",
-  });
+  const tun = await openScenarioTun();
   try {
     // Per namespace: a routed packet that meets a prohibit route gets code 13 only when forwarding.
     await Deno.writeTextFile("/proc/sys/net/ipv4/conf/all/forwarding", "1\n");
@@ -221,16 +215,8 @@ async function kernel(): Promise<void> {
 
 if (import.meta.main && Deno.args[0] === "kernel") await kernel();
 
-Deno.test({
-  name: "icmp prohibited: the Linux kernel's own admin-prohibited errors are recognised",
-  ignore: Deno.build.os !== "linux",
-  async fn() {
-    const a = netnsAvailable();
-    if (!a.ok) throw new Error(`this test needs root and /dev/net/tun on Linux: ${a.why}`);
-    await withNetns(["icmpp"], async (ns) => {
-      const o = await inNetns(ns, import.meta.url, ["kernel"]);
-      assert.equal(o.code, 0, `kernel scenario failed:\n${o.stdout}\n${o.stderr}`);
-      assert.match(o.stdout, /kernel ok/);
-    });
-  },
-});
+kernelScenarioTest(
+  "icmp prohibited: the Linux kernel's own admin-prohibited errors are recognised",
+  "icmpp",
+  import.meta.url,
+);

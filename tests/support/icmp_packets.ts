@@ -6,6 +6,10 @@
  * shows what the kernel made of an ICMP error.
  */
 import fc from "fast-check";
+import assert from "node:assert/strict";
+import { linuxPlatform } from "../../src/net/linux.ts";
+import type { Tun } from "../../src/net/types.ts";
+import { inNetns, netnsAvailable, withNetns } from "./netns.ts";
 
 /**
  * The one's-complement sum of the 16-bit words of the chunks laid end to end, with the carry
@@ -285,4 +289,38 @@ export class ConnectedUdp {
     this.#lib.symbols.close(this.#fd);
     this.#lib.close();
   }
+}
+
+// ---- a kernel on the other side of a tun (the two kernel tests) ----------------------------
+
+/** The tun both kernel scenarios write their packets into (100.64.0.2 and fd00:64::2 on it). */
+export function openScenarioTun(): Promise<Tun> {
+  return linuxPlatform().openTun({
+    name: "ssmpt0",
+    mtu: 1400,
+    address: "100.64.0.2",
+    peer: "100.64.0.1",
+    prefixLength: 32,
+    address6: "fd00:64::2",
+  });
+}
+
+/**
+ * A Deno.test running `url` (a test file that is also a script) with the argument `kernel` in a
+ * fresh network namespace; the scenario prints "kernel ok" when every check held.
+ */
+export function kernelScenarioTest(name: string, ns: string, url: string): void {
+  Deno.test({
+    name,
+    ignore: Deno.build.os !== "linux",
+    async fn() {
+      const a = netnsAvailable();
+      if (!a.ok) throw new Error(`this test needs root and /dev/net/tun on Linux: ${a.why}`);
+      await withNetns([ns], async (n) => {
+        const o = await inNetns(n, url, ["kernel"]);
+        assert.equal(o.code, 0, `kernel scenario failed:\n${o.stdout}\n${o.stderr}`);
+        assert.match(o.stdout, /kernel ok/);
+      });
+    },
+  });
 }
