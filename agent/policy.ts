@@ -28,6 +28,16 @@ export const ALWAYS_DENIED6 = [
   "fd00:ec2::/32",
 ];
 
+/** The denies that always apply, the agent's own pools included (tunnels cannot reach each other). */
+export function builtInDenies(scope: PolicyScope): Dest[] {
+  return [
+    ...ALWAYS_DENIED.map((t) => ({ v4: parseCidr(t)! })),
+    { v4: scope.pool },
+    ...ALWAYS_DENIED6.map((t) => ({ v6: parseCidr6(t)! })),
+    { v6: scope.pool6 },
+  ];
+}
+
 /**
  * The policy a tunnel's rules (rules_compile.rulesFor) amount to, as sent in WELCOME so the
  * client can explain refusals: destination texts (rules.ts formatDest), IPv4 first, then IPv6
@@ -35,20 +45,11 @@ export const ALWAYS_DENIED6 = [
  * come first. For the old `policy: {allow, deny}` form this is exactly the CIDR lists of old.
  */
 export function wirePolicy(rules: PolicyRule[], scope: PolicyScope, ipv6 = false): WirePolicy {
-  const builtIn4: Dest[] = [...ALWAYS_DENIED.map((t) => ({ v4: parseCidr(t)! })), {
-    v4: scope.pool,
-  }];
-  const builtIn6: Dest[] = [...ALWAYS_DENIED6.map((t) => ({ v6: parseCidr6(t)! })), {
-    v6: scope.pool6,
-  }];
   const allow = rules.flatMap((r) => r.allow);
-  const deny = rules.flatMap((r) => r.deny);
+  const deny = [...builtInDenies(scope), ...rules.flatMap((r) => r.deny)];
   return {
     allow: unique([...texts(allow, 4), ...(ipv6 ? texts(allow, 6) : [])]),
-    deny: unique([
-      ...texts([...builtIn4, ...deny], 4),
-      ...(ipv6 ? texts([...builtIn6, ...deny], 6) : []),
-    ]),
+    deny: unique([...texts(deny, 4), ...(ipv6 ? texts(deny, 6) : [])]),
   };
 }
 

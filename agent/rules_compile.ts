@@ -14,9 +14,9 @@
  * denied. A NAT64 destination (64:ff9b::/96) must also pass the IPv4 rules for the address it
  * embeds, as in policy.ts.
  */
-import { type Cidr, maskOf, parseCidr } from "./cidr.ts";
-import { type Cidr6, parseCidr6 } from "./cidr6.ts";
-import { ALWAYS_DENIED, ALWAYS_DENIED6 } from "./policy.ts";
+import { type Cidr, maskOf } from "./cidr.ts";
+import type { Cidr6 } from "./cidr6.ts";
+import { builtInDenies } from "./policy.ts";
 import { type Principal, selects } from "./principal.ts";
 import type { Dest, PolicyRule, RulesPolicy } from "./rules.ts";
 
@@ -67,13 +67,7 @@ export function compile(
 ): Decide {
   if (!admits(policy, principal)) return () => "deny";
   const rules = rulesFor(policy, principal);
-  const builtIn: Dest[] = [
-    ...ALWAYS_DENIED.map((t) => ({ v4: parseCidr(t)! })),
-    { v4: scope.pool },
-    ...ALWAYS_DENIED6.map((t) => ({ v6: parseCidr6(t)! })),
-    { v6: scope.pool6 },
-  ];
-  const deny = [...builtIn, ...rules.flatMap((r) => r.deny)];
+  const deny = [...builtInDenies(scope), ...rules.flatMap((r) => r.deny)];
   const allow = rules.flatMap((r) => r.allow);
   const deny4 = table(deny, 4), allow4 = table(allow, 4);
   const deny6 = table(deny, 6), allow6 = table(allow, 6);
